@@ -1,0 +1,293 @@
+"""`intercom-sync`: run | backfill | check | demo.
+
+Expected failures print ONE line on stderr naming what to fix and return a non-zero exit code
+(see README "Exit codes"); `--debug` adds the traceback. The token is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+import pendulum
+
+from pipelines import intercom_pipeline as ip
+from pipelines.summary import format_summary
+
+logger = logging.getLogger("pipelines")
+
+EPILOG = (
+    "Token: INTERCOM_ACCESS_TOKEN or [sources.intercom] access_token in .dlt/secrets.toml. "
+    "Postgres: DESTINATION__POSTGRES__CREDENTIALS or [destination.postgres] credentials."
+)
+
+
+class _Redact(logging.Filter):
+    """Replace secrets in every log record that reaches our handlers."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+_redactor = _Redact([])
+
+
+def _redact(text: str) -> str:
+    for secret in _redactor.secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at emit time (so captured/redirected stderr works)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
+class _QuietDlt(logging.Filter):
+    """Drop dlt's per-load "columns did not receive any data" notices: normal for sparse Intercom
+    fields (they appear once data does) and noise in a scheduler's mail. Shown with --debug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "did not receive any data" not in record.getMessage()
+
+
+_quiet_dlt = _QuietDlt()
+
+
+def _setup_logging(debug: bool) -> None:
+    """WARNING and up by default (quiet cron mails); everything with --debug. Always redacted."""
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(_redactor)
+        root.addHandler(handler)
+    handler.setLevel(logging.DEBUG if debug else logging.WARNING)
+    dlt_logger = logging.getLogger("dlt")
+    if debug:
+        dlt_logger.removeFilter(_quiet_dlt)
+    else:
+        dlt_logger.addFilter(_quiet_dlt)
+    if debug:
+        root.setLevel(logging.DEBUG)
+        logging.getLogger("sources").setLevel(logging.DEBUG)
+        logging.getLogger("pipelines").setLevel(logging.DEBUG)
+
+
+def _add_source_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="verbose logs and tracebacks"
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--region", choices=ip.REGIONS, help="Intercom data region (default: us, or config)")
+    where.add_argument(
+        "--base-url", metavar="URL", help="API base URL (an emulator or proxy); overrides region"
+    )
+    p.add_argument("--intercom-version", metavar="V", help="Intercom-Version header (default 2.15)")
+
+
+def _add_target_options(p: argparse.ArgumentParser, *, streams: bool = True) -> None:
+    if streams:
+        p.add_argument("--streams", metavar="A,B", help="comma-separated streams to sync (default: all)")
+    p.add_argument(
+        "--destination",
+        default="duckdb",
+        help="duckdb (default), postgres, or any other dlt destination name configured the dlt way",
+    )
+    p.add_argument(
+        "--dataset", default=ip.DEFAULT_DATASET, help=f"dataset/schema name (default: {ip.DEFAULT_DATASET})"
+    )
+    p.add_argument(
+        "--pipeline-name", default=ip.DEFAULT_PIPELINE_NAME, help="dlt pipeline name; keys the saved cursors"
+    )
+    p.add_argument(
+        "--duckdb-path",
+        default=ip.DEFAULT_DUCKDB_PATH,
+        metavar="FILE",
+        help="DuckDB file (default: intercom.duckdb)",
+    )
+    p.add_argument(
+        "--pipelines-dir", metavar="DIR", help="where dlt keeps pipeline state (default: ~/.dlt/pipelines)"
+    )
+    prog = p.add_mutually_exclusive_group()
+    prog.add_argument("--progress", dest="progress", action="store_true", default=None, help="log progress")
+    prog.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="intercom-sync",
+        description="Sync an Intercom workspace into DuckDB, Postgres or another dlt destination.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser("run", help="incremental sync (the scheduled job)", epilog=EPILOG)
+    _add_source_options(run)
+    _add_target_options(run)
+    run.add_argument(
+        "--full-refresh", action="store_true", help="drop this source's tables and cursors, reload all"
+    )
+
+    backfill = sub.add_parser(
+        "backfill", help="reload a date range without moving the scheduled cursors", epilog=EPILOG
+    )
+    backfill.add_argument("--start", required=True, metavar="DATE", help="start date, e.g. 2023-01-01 (UTC)")
+    backfill.add_argument("--end", metavar="DATE", help="end date, exclusive (default: now)")
+    _add_source_options(backfill)
+    _add_target_options(backfill)
+
+    check = sub.add_parser(
+        "check", help="validate the token and show workspace and allowed streams", epilog=EPILOG
+    )
+    _add_source_options(check)
+
+    demo = sub.add_parser(
+        "demo", help="no token needed: sync the built-in emulator into intercom_demo.duckdb"
+    )
+    demo.add_argument("--duckdb-path", default="intercom_demo.duckdb", metavar="FILE")
+    demo.add_argument("--pipelines-dir", metavar="DIR", help="dlt state dir (default: a temporary directory)")
+    demo.add_argument("--seed", type=int, default=1, help="emulator data seed (default 1)")
+    demo.add_argument("--profile", default="demo", help="emulator profile (default demo)")
+    demo.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="verbose logs and tracebacks"
+    )
+    return parser
+
+
+def _progress(args: argparse.Namespace) -> str | None:
+    if args.progress is None:  # default: progress only when a human watches
+        return "log" if sys.stderr.isatty() else None
+    return "log" if args.progress else None
+
+
+def _target(args: argparse.Namespace) -> ip.Target:
+    return ip.Target(
+        destination=args.destination,
+        dataset_name=ip.validate_name(args.dataset, "--dataset"),
+        pipeline_name=ip.validate_name(args.pipeline_name, "--pipeline-name"),
+        duckdb_path=args.duckdb_path,
+        pipelines_dir=args.pipelines_dir,
+        progress=_progress(args),
+    )
+
+
+def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
+    target = _target(args)
+    settings = ip.resolve_source_settings(
+        region=args.region,
+        base_url=args.base_url,
+        streams=args.streams,
+        intercom_version=args.intercom_version,
+        start_date=args.start if backfill else None,
+        end_date=(args.end or pendulum.now("UTC").isoformat()) if backfill else None,
+    )
+    _redactor.secrets = [settings.access_token]
+    if backfill:
+        print(
+            f"Backfilling {settings.start_date.to_date_string()} .. {settings.end_date.to_iso8601_string()} "
+            "(scheduled cursors are left as they are)"
+        )
+    summary = ip.run_sync(settings, target, full_refresh=getattr(args, "full_refresh", False))
+    print(format_summary(summary))
+    return ip.EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    settings = ip.resolve_source_settings(
+        region=args.region, base_url=args.base_url, intercom_version=args.intercom_version
+    )
+    _redactor.secrets = [settings.access_token]
+    report = ip.check_workspace(settings)
+    app = report.app
+    admin = report.me
+    print(f"Token OK: admin {admin.get('name', '?')} <{admin.get('email', '?')}>")
+    print(f"Workspace: {app.get('name', '?')} (id_code {app.get('id_code', '?')})")
+    print(
+        f"Region: {app.get('region') or settings.region}   API: {settings.api_url}   Intercom-Version: {settings.intercom_version}"
+    )
+    print(f"Time zone: {app.get('timezone', '?')}")
+    allowed = [s for s, ok in report.allowed.items() if ok]
+    denied = [s for s, ok in report.allowed.items() if not ok]
+    print(f"Streams allowed ({len(allowed)}): {', '.join(allowed) or 'none'}")
+    for stream in denied:
+        need = report.missing.get(stream)
+        print(f"Stream not allowed: {stream}" + (f" (needs {need})" if need else ""))
+    if denied:
+        print(f"Sync what is allowed with: intercom-sync run --streams {','.join(allowed)}")
+    return ip.EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pipelines.demo import run_demo
+
+    return run_demo(
+        duckdb_path=args.duckdb_path, pipelines_dir=args.pipelines_dir, seed=args.seed, profile=args.profile
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script entry point; returns the process exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        return int(exc.code or 0)
+    _setup_logging(args.debug)
+    handlers = {
+        "run": _cmd_run,
+        "backfill": lambda a: _cmd_run(a, backfill=True),
+        "check": _cmd_check,
+        "demo": _cmd_demo,
+    }
+    try:
+        return handlers[args.command](args)
+    except ip.UserError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {_redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; the next run resumes from the last saved cursors", file=sys.stderr)
+        return 130
+    except Exception as exc:  # unexpected: one line, traceback with --debug
+        mapped = ip.explain(exc)
+        if args.debug:
+            traceback.print_exc()
+        if mapped is not None:
+            print(f"error: {_redact(str(mapped))}", file=sys.stderr)
+            return mapped.exit_code
+        print(
+            f"error: {_redact(ip.describe_failure(exc))} (rerun with --debug for details)",
+            file=sys.stderr,
+        )
+        return ip.EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

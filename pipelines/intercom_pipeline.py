@@ -1,0 +1,551 @@
+"""Wire settings, the Intercom source and a dlt destination together.
+
+Everything the CLI, the demo and an orchestrator need: resolve the token and settings the same
+way everywhere (flag > env > .dlt files > default), build the dlt pipeline, run it, and turn the
+errors a user can fix into one clear line (`UserError`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pendulum
+
+from pipelines.summary import RunSummary, rows_from_trace, stats_to_summary
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PIPELINE_NAME = "intercom"
+DEFAULT_DATASET = "intercom_data"  # not "intercom": DuckDB rejects a schema named like its file
+DEFAULT_DUCKDB_PATH = "intercom.duckdb"
+DEFAULT_VERSION = "2.15"
+REGIONS = ("us", "eu", "au")
+TOKEN_ENV = "INTERCOM_ACCESS_TOKEN"
+TOKEN_HELP = f"set {TOKEN_ENV} or [sources.intercom] access_token in .dlt/secrets.toml"
+
+# exit codes (documented in the README)
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_NETWORK = 4
+EXIT_DESTINATION = 5
+
+PREFLIGHT_RETRIES = 3
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class UserError(Exception):
+    """An expected failure the user can fix; its message is the single line the CLI prints."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class SourceSettings:
+    """Everything `intercom_source` needs, resolved once so preflight and sync agree."""
+
+    access_token: str = field(repr=False)
+    region: str = "us"
+    base_url: str | None = None
+    intercom_version: str = DEFAULT_VERSION
+    lookback_seconds: int = 900
+    max_workers: int = 8
+    start_date: pendulum.DateTime | None = None
+    end_date: pendulum.DateTime | None = None
+    streams: list[str] | None = None
+
+    @property
+    def api_url(self) -> str:
+        """The base URL requests go to (explicit base URL wins over region)."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return "https://api.intercom.io" if self.region == "us" else f"https://api.{self.region}.intercom.io"
+
+
+@dataclass
+class Target:
+    """Where the data goes and under which dlt pipeline (state lives with the pipeline)."""
+
+    destination: str = "duckdb"
+    dataset_name: str = DEFAULT_DATASET
+    pipeline_name: str = DEFAULT_PIPELINE_NAME
+    duckdb_path: str = DEFAULT_DUCKDB_PATH
+    pipelines_dir: str | None = None
+    progress: str | None = None
+
+    @property
+    def location(self) -> str | None:
+        return str(Path(self.duckdb_path).resolve()) if self.destination == "duckdb" else None
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _config(key: str) -> Any:
+    """A value from dlt's config providers (env SOURCES__INTERCOM__X, .dlt/config.toml), or None."""
+    try:
+        return dlt.config.get(f"sources.intercom.{key}")
+    except Exception:  # a malformed toml must not hide behind a lookup
+        logger.debug("config lookup failed for %s", key, exc_info=True)
+        return None
+
+
+def resolve_token(explicit: str | None = None) -> str:
+    """The access token: argument, then INTERCOM_ACCESS_TOKEN, then dlt secrets."""
+    token = explicit or os.environ.get(TOKEN_ENV)
+    if not token:
+        try:
+            token = dlt.secrets.get("sources.intercom.access_token")
+        except Exception:
+            logger.debug("secret lookup failed", exc_info=True)
+            token = None
+    token = (str(token).strip() if token else "") or ""
+    if not token or token == "your-private-app-access-token":
+        raise UserError(f"no Intercom access token: {TOKEN_HELP}", EXIT_AUTH)
+    return token
+
+
+def parse_date(value: Any, option: str) -> pendulum.DateTime | None:
+    """Accept YYYY-MM-DD, ISO 8601 or Unix seconds; always UTC-aware."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isdigit()):
+            return pendulum.from_timestamp(int(value), tz="UTC")
+        if hasattr(value, "isoformat"):
+            value = value.isoformat()
+        parsed = pendulum.parse(str(value).strip(), tz="UTC")
+    except Exception:
+        raise UserError(
+            f"invalid {option} '{value}': use a date like 2023-01-01 or an ISO 8601 timestamp", EXIT_USAGE
+        ) from None
+    if not isinstance(parsed, pendulum.DateTime):
+        raise UserError(f"invalid {option} '{value}': use a date like 2023-01-01", EXIT_USAGE)
+    return parsed
+
+
+def parse_streams(value: str | Sequence[str] | None) -> list[str] | None:
+    """`a,b` or a list -> unique names in order; None means every stream."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for item in items:
+        name = item.strip()
+        if name and name not in names:
+            names.append(name)
+    if not names:
+        raise UserError("--streams is empty: name at least one stream, e.g. --streams contacts", EXIT_USAGE)
+    return names
+
+
+def resolve_source_settings(
+    *,
+    access_token: str | None = None,
+    region: str | None = None,
+    base_url: str | None = None,
+    streams: str | Sequence[str] | None = None,
+    start_date: Any = None,
+    end_date: Any = None,
+    intercom_version: str | None = None,
+) -> SourceSettings:
+    """Merge CLI values with env/.dlt config and validate what can be validated offline."""
+    region = (region or _config("region") or "us").strip().lower()
+    if region not in REGIONS:
+        raise UserError(f"unknown region '{region}': use one of {', '.join(REGIONS)} (--region)", EXIT_USAGE)
+    base_url = base_url or _config("base_url") or None
+    if base_url and not re.match(r"^https?://[^/\s]+", base_url):
+        raise UserError(f"invalid base URL '{base_url}': expected http(s)://host[:port]", EXIT_USAGE)
+    start = parse_date(start_date if start_date is not None else _config("start_date"), "--start")
+    end = parse_date(end_date if end_date is not None else _config("end_date"), "--end")
+    if start is not None and end is not None and end <= start:
+        raise UserError(
+            f"--end {end.to_date_string()} is not after --start {start.to_date_string()}: "
+            "give an end date later than the start date",
+            EXIT_USAGE,
+        )
+    if start is not None and start > pendulum.now("UTC"):
+        raise UserError(f"--start {start.to_date_string()} is in the future", EXIT_USAGE)
+    selected = parse_streams(streams)
+    if selected:
+        known = known_streams()
+        unknown = [s for s in selected if s not in known]
+        if unknown and known:
+            raise UserError(
+                f"unknown stream{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
+                f"--streams takes a comma-separated list of {', '.join(known)}",
+                EXIT_USAGE,
+            )
+    lookback = _config("lookback_seconds")
+    workers = _config("max_workers")
+    return SourceSettings(
+        access_token=resolve_token(access_token),
+        region=region,
+        base_url=base_url,
+        intercom_version=str(intercom_version or _config("intercom_version") or DEFAULT_VERSION),
+        lookback_seconds=int(lookback) if lookback is not None else 900,
+        max_workers=int(workers) if workers is not None else 8,
+        start_date=start,
+        end_date=end,
+        streams=selected,
+    )
+
+
+def validate_name(value: str, option: str) -> str:
+    """Dataset and pipeline names become schema/directory names: keep them portable."""
+    if not _NAME_RE.match(value or ""):
+        raise UserError(
+            f"invalid {option} '{value}': use 1-63 letters, digits or underscores, not starting with a digit",
+            EXIT_USAGE,
+        )
+    return value
+
+
+# --------------------------------------------------------------------------- source glue
+
+
+def known_streams() -> list[str]:
+    """Stream names the source offers (empty if the source cannot tell)."""
+    try:
+        from sources.intercom import settings as source_settings
+    except ImportError:
+        return []
+    for name in ("STREAMS", "STREAM_NAMES", "ALL_STREAMS"):
+        streams = getattr(source_settings, name, None)
+        if streams:
+            return list(streams)
+    return []
+
+
+def make_client(settings: SourceSettings, max_retries: int | None = PREFLIGHT_RETRIES) -> Any:
+    """An IntercomClient for preflight and `check` (the source builds its own for the sync).
+
+    Preflight uses a small retry budget: a wrong host should fail in seconds, not minutes.
+    """
+    from sources.intercom.client import IntercomClient
+
+    kwargs: dict[str, Any] = {}
+    if max_retries is not None:
+        kwargs["max_retries"] = max_retries
+    return IntercomClient(
+        settings.access_token,
+        region=settings.region,
+        base_url=settings.base_url,
+        intercom_version=settings.intercom_version,
+        max_workers=settings.max_workers,
+        **kwargs,
+    )
+
+
+def build_source(settings: SourceSettings, client: Any = None) -> Any:
+    """The dlt source with every setting passed explicitly (no second config lookup).
+
+    Passing our own `client` lets the summary read exactly this run's request counters.
+    """
+    from sources.intercom import intercom_source
+
+    return intercom_source(
+        access_token=settings.access_token,
+        region=settings.region,
+        base_url=settings.base_url,
+        intercom_version=settings.intercom_version,
+        start_date=settings.start_date,
+        end_date=settings.end_date,
+        lookback_seconds=settings.lookback_seconds,
+        streams=settings.streams,
+        max_workers=settings.max_workers,
+        client=client,
+    )
+
+
+def _close(client: Any) -> None:
+    close = getattr(client, "close", None)
+    if callable(close):
+        close()
+
+
+@dataclass
+class CheckReport:
+    """What `intercom-sync check` shows."""
+
+    me: dict[str, Any]
+    allowed: dict[str, bool]
+    missing: dict[str, str]
+    settings: SourceSettings
+    stats: dict[str, Any] | None = None
+
+    @property
+    def app(self) -> dict[str, Any]:
+        return self.me.get("app") or {}
+
+
+def stream_permission(stream: str) -> str | None:
+    """The Intercom permission name a stream needs (from the source's endpoint table)."""
+    from sources.intercom import settings as source_settings
+
+    probe = source_settings.STREAM_PROBES.get(stream)
+    endpoint = source_settings.ENDPOINTS.get(probe) if probe else None
+    return endpoint.permission if endpoint else None
+
+
+def _scope_result(raw: dict[str, str | None]) -> tuple[dict[str, bool], dict[str, str]]:
+    """check_scopes() output ({stream: None | error}) -> (allowed per stream, permission missing)."""
+    allowed = {stream: error is None for stream, error in raw.items()}
+    missing = {
+        stream: stream_permission(stream) or str(error) for stream, error in raw.items() if error is not None
+    }
+    return allowed, missing
+
+
+def check_workspace(settings: SourceSettings) -> CheckReport:
+    """Call /me and probe permissions; raise UserError with the fix on failure."""
+    with translate_errors(settings):
+        client = make_client(settings)
+        try:
+            me = client.me()
+            allowed, missing = _scope_result(client.check_scopes())
+            stats = client.stats.as_dict()
+        finally:
+            _close(client)
+    return CheckReport(me=me, allowed=allowed, missing=missing, settings=settings, stats=stats)
+
+
+def require_permissions(report: CheckReport, streams: list[str] | None) -> None:
+    """Fail fast, before any load, when the token cannot read a requested stream."""
+    wanted = streams or list(report.allowed)
+    denied = [s for s in wanted if report.allowed.get(s) is False]
+    if not denied:
+        return
+    perms = sorted({f"'{report.missing.get(s) or 'read ' + s}'" for s in denied})
+    ok = [s for s in (streams or report.allowed) if report.allowed.get(s)]
+    hint = f"--streams {','.join(ok)}" if ok else "--streams"
+    raise UserError(
+        f"the access token lacks the permission{'s' if len(perms) > 1 else ''} {', '.join(perms)} "
+        f"needed by {', '.join(denied)}: grant it to the app in Intercom's Developer Hub, "
+        f"or sync only what is allowed with {hint}",
+        EXIT_AUTH,
+    )
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def make_destination(target: Target) -> Any:
+    """duckdb gets its file path; any other dlt destination passes through by name."""
+    if target.destination == "duckdb":
+        Path(target.duckdb_path).resolve().parent.mkdir(parents=True, exist_ok=True)
+        return dlt.destinations.duckdb(credentials=str(Path(target.duckdb_path).resolve()))
+    return target.destination
+
+
+def build_pipeline(target: Target) -> dlt.Pipeline:
+    """The dlt pipeline; its name keys the incremental state, so keep it stable per workspace."""
+    validate_name(target.pipeline_name, "--pipeline-name")
+    validate_name(target.dataset_name, "--dataset")
+    if (
+        target.destination == "duckdb"
+        and Path(target.duckdb_path).stem.lower() == target.dataset_name.lower()
+    ):
+        raise UserError(
+            f"--dataset '{target.dataset_name}' has the same name as the DuckDB file {target.duckdb_path}, "
+            "which DuckDB cannot tell apart: choose another --dataset or --duckdb-path",
+            EXIT_USAGE,
+        )
+    kwargs: dict[str, Any] = {
+        "pipeline_name": target.pipeline_name,
+        "destination": make_destination(target),
+        "dataset_name": target.dataset_name,
+    }
+    if target.pipelines_dir:
+        kwargs["pipelines_dir"] = target.pipelines_dir
+    if target.progress:
+        kwargs["progress"] = target.progress
+    try:
+        return dlt.pipeline(**kwargs)
+    except Exception as exc:
+        if "destination" in str(exc).lower() or type(exc).__name__.startswith("UnknownDestination"):
+            raise UserError(
+                f"unknown destination '{target.destination}': use duckdb, postgres or another dlt destination name",
+                EXIT_USAGE,
+            ) from exc
+        raise
+
+
+def run_sync(
+    settings: SourceSettings,
+    target: Target,
+    *,
+    full_refresh: bool = False,
+    preflight: bool = True,
+) -> RunSummary:
+    """Check the token, run the source into the destination and return the summary."""
+    started = time.monotonic()
+    report = check_workspace(settings) if preflight else None
+    if report is not None:
+        require_permissions(report, settings.streams)
+    pipeline = build_pipeline(target)
+    with translate_errors(settings, target):
+        client = make_client(settings, max_retries=None)
+        try:
+            pipeline.run(build_source(settings, client), refresh="drop_sources" if full_refresh else None)
+        finally:
+            _close(client)
+    summary = RunSummary(
+        pipeline_name=target.pipeline_name,
+        destination=target.destination,
+        dataset_name=target.dataset_name,
+        rows=rows_from_trace(pipeline),
+        location=target.location,
+    )
+    if report is not None:
+        stats_to_summary(summary, report.stats)
+    stats_to_summary(summary, client.stats.as_dict())
+    summary.duration_seconds = time.monotonic() - started
+    return summary
+
+
+def incremental_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    """The source's saved state (cursors); a backfill must leave it untouched."""
+    state = pipeline.state
+    return dict(state.get("sources", {}))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        cur = todo.pop(0)
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        yield cur
+        for nxt in (getattr(cur, "exception", None), cur.__cause__, cur.__context__):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for an unexpected failure: the failing dlt step and the innermost cause."""
+    step = getattr(exc, "step", None)
+    inner = getattr(exc, "exception", None) if step else None
+    if isinstance(inner, BaseException):
+        return f"the {step} step failed: {type(inner).__name__}: {_first_line(inner)}"
+    return f"{type(exc).__name__}: {_first_line(exc)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def explain(
+    exc: BaseException, settings: SourceSettings | None = None, target: Target | None = None
+) -> UserError | None:
+    """Map a known failure anywhere in the exception chain to a one-line UserError."""
+    from sources.intercom import errors
+
+    api = settings.api_url if settings else "the Intercom API"
+    for cur in _chain(exc):
+        if isinstance(cur, UserError):
+            return cur
+        name = type(cur).__name__
+        module = type(cur).__module__ or ""
+        if isinstance(cur, errors.IntercomAuthError):
+            return UserError(
+                f"Intercom rejected the access token (401 unauthorized): {TOKEN_HELP}", EXIT_AUTH
+            )
+        if isinstance(cur, errors.IntercomPermissionError):
+            perm = getattr(cur, "permission", None)
+            what = f"the permission '{perm}'" if perm else f"a permission ({_first_line(cur)})"
+            endpoint = getattr(cur, "endpoint", None)
+            return UserError(
+                f"the access token lacks {what}"
+                + (f" for {endpoint}" if endpoint else "")
+                + ": grant it to the app in Intercom's Developer Hub, or leave the affected streams out with --streams",
+                EXIT_AUTH,
+            )
+        if isinstance(cur, errors.IntercomRegionError):
+            others = [r for r in REGIONS if settings is None or r != settings.region]
+            return UserError(
+                f"{api} does not know this workspace (GET /me answered 404): it is probably in another region, "
+                f"try {' or '.join('--region ' + r for r in others)}",
+                EXIT_NETWORK,
+            )
+        if isinstance(cur, errors.IntercomConfigError):
+            return UserError(_first_line(cur), EXIT_USAGE)
+        if isinstance(cur, errors.IntercomTransientError) and getattr(cur, "status", None) is None:
+            return UserError(
+                f"cannot reach {api}: {_first_line(cur)}; check --base-url/--region and the network",
+                EXIT_NETWORK,
+            )
+        if module.startswith("httpx") and name in (
+            "ConnectError",
+            "ConnectTimeout",
+            "ReadTimeout",
+            "RemoteProtocolError",
+        ):
+            return UserError(
+                f"cannot reach {api}: {_first_line(cur)}; check --base-url/--region and the network",
+                EXIT_NETWORK,
+            )
+        if name == "ConfigFieldMissingException":
+            spec = getattr(cur, "spec_name", "")
+            if "Postgres" in spec:
+                return UserError(
+                    "no Postgres credentials: set DESTINATION__POSTGRES__CREDENTIALS=postgresql://user:password@host:5432/db "
+                    "or [destination.postgres] credentials in .dlt/secrets.toml",
+                    EXIT_DESTINATION,
+                )
+            if "intercom" in spec.lower() or "access_token" in getattr(cur, "fields", []):
+                return UserError(f"no Intercom access token: {TOKEN_HELP}", EXIT_AUTH)
+            dest = target.destination if target else "destination"
+            return UserError(
+                f"{dest} is not configured: missing {', '.join(getattr(cur, 'fields', []) or [spec])} "
+                f"(set them in .dlt/secrets.toml under [destination.{dest}] or as DESTINATION__{dest.upper()}__* env vars)",
+                EXIT_DESTINATION,
+            )
+        if module.startswith("psycopg2") and name == "OperationalError":
+            return UserError(
+                f"cannot connect to Postgres: {_first_line(cur)}; check DESTINATION__POSTGRES__CREDENTIALS "
+                "or [destination.postgres] credentials",
+                EXIT_DESTINATION,
+            )
+        if name in ("UnknownDestinationModule", "InvalidDestinationReference", "UnknownDestination"):
+            return UserError(
+                f"unknown destination '{target.destination if target else '?'}': use duckdb, postgres or another dlt destination name",
+                EXIT_USAGE,
+            )
+    return None
+
+
+class translate_errors:  # noqa: N801 - used as a context manager, reads like a statement
+    """Re-raise known failures as UserError (keeping the original as __cause__ for --debug)."""
+
+    def __init__(self, settings: SourceSettings | None = None, target: Target | None = None) -> None:
+        self.settings = settings
+        self.target = target
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, UserError) or not isinstance(exc, Exception):
+            return False
+        mapped = explain(exc, self.settings, self.target)
+        if mapped is None:
+            return False
+        raise mapped from exc

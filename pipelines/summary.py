@@ -1,0 +1,78 @@
+"""The end-of-run summary: what landed, what it cost, how long it took.
+
+Kept apart from the pipeline so the CLI, the demo and tests format it the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunSummary:
+    """Numbers a data team checks after a scheduled load."""
+
+    pipeline_name: str
+    destination: str
+    dataset_name: str
+    rows: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    requests_by_endpoint: dict[str, int] = field(default_factory=dict)
+    retries: int = 0
+    rate_limited: int = 0
+    rate_limit_wait_seconds: float = 0.0
+    duration_seconds: float = 0.0
+    location: str | None = None
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+def rows_from_trace(pipeline: Any) -> dict[str, int]:
+    """Rows normalized per table in the last run, without dlt's bookkeeping tables."""
+    trace = pipeline.last_trace
+    info = trace.last_normalize_info if trace is not None else None
+    counts: Mapping[str, int] = (info.row_counts if info is not None else None) or {}
+    return {t: int(n) for t, n in sorted(counts.items()) if not t.startswith("_dlt")}
+
+
+def stats_to_summary(summary: RunSummary, stats: Mapping[str, Any] | None) -> None:
+    """Add one HTTP client's counters (`ClientStats.as_dict()`) to the summary."""
+    if not stats:
+        return
+    for endpoint, count in (stats.get("requests") or {}).items():
+        summary.requests_by_endpoint[endpoint] = summary.requests_by_endpoint.get(endpoint, 0) + int(count)
+    summary.requests += int(stats.get("total_requests") or 0)
+    summary.retries += int(stats.get("total_retries") or 0)
+    summary.rate_limited += int(stats.get("rate_limited") or 0)
+    summary.rate_limit_wait_seconds += float(stats.get("rate_limit_wait_seconds") or 0.0)
+
+
+def format_summary(summary: RunSummary) -> str:
+    """Human-readable, stable text; one table per line so it greps well in scheduler logs."""
+    lines = [
+        f"Loaded into {summary.destination} dataset '{summary.dataset_name}'"
+        + (f" ({summary.location})" if summary.location else "")
+        + f" by pipeline '{summary.pipeline_name}'",
+    ]
+    if summary.rows:
+        width = max(len(t) for t in summary.rows)
+        lines.append("Rows loaded per table:")
+        for table, count in summary.rows.items():
+            lines.append(f"  {table:<{width}}  {count:>9,}")
+        lines.append(f"  {'total':<{width}}  {summary.total_rows:>9,}")
+    else:
+        lines.append("Rows loaded per table: none (nothing new since the last run)")
+    lines.append(
+        f"Requests: {summary.requests:,}   retries: {summary.retries:,}   "
+        f"rate limited (429): {summary.rate_limited:,}   "
+        f"rate-limit waits: {summary.rate_limit_wait_seconds:.1f}s   "
+        f"duration: {summary.duration_seconds:.1f}s"
+    )
+    if summary.requests_by_endpoint:
+        by = sorted(summary.requests_by_endpoint.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append("Requests by endpoint: " + ", ".join(f"{ep} {n:,}" for ep, n in by))
+    return "\n".join(lines)

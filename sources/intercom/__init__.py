@@ -1,0 +1,203 @@
+"""dlt source for Intercom: contacts, companies, conversations (+ parts), admins, tags, teams,
+segments, activity logs and data attributes.
+
+Usage::
+
+    source = intercom_source(streams=["contacts", "conversations", "conversation_parts"])
+    pipeline.run(source)
+
+Run statistics (requests per endpoint template, retries, 429s, wait seconds): build the client
+yourself and pass it, then read `client.stats.as_dict()` after the run::
+
+    client = IntercomClient(token, base_url=...)      # also offers me() and check_scopes()
+    pipeline.run(intercom_source(access_token=token, client=client))
+    client.stats.as_dict(); client.close()
+
+or, without passing a client, `last_client()` returns the one the latest source built.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
+from typing import Any
+
+import dlt
+import pendulum
+from dlt.sources import DltResource
+
+from . import schema, settings
+from . import streams as stream_fns
+from .client import ClientStats, IntercomClient, resolve_base_url
+from .errors import (
+    IntercomAPIError,
+    IntercomAuthError,
+    IntercomConfigError,
+    IntercomError,
+    IntercomPermissionError,
+    IntercomRegionError,
+)
+
+__all__ = [
+    "ClientStats",
+    "IntercomAPIError",
+    "IntercomAuthError",
+    "IntercomClient",
+    "IntercomConfigError",
+    "IntercomError",
+    "IntercomPermissionError",
+    "IntercomRegionError",
+    "intercom_source",
+    "last_client",
+]
+
+logger = logging.getLogger(__name__)
+
+_LAST: dict[str, IntercomClient] = {}
+
+
+def last_client() -> IntercomClient | None:
+    """The client of the most recently built source (convenience for the CLI's run summary)."""
+    return _LAST.get("client")
+
+
+def _to_datetime(value: str | date | datetime | None, name: str) -> pendulum.DateTime | None:
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, datetime):
+            dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            return pendulum.instance(dt).in_timezone("UTC")
+        if isinstance(value, date):
+            return pendulum.datetime(value.year, value.month, value.day, tz="UTC")
+        if isinstance(value, (int, float)):
+            return pendulum.from_timestamp(value, tz="UTC")
+        parsed = pendulum.parse(str(value), tz="UTC")
+    except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError) as exc:
+        raise IntercomConfigError(f"{name}={value!r} is not a date or datetime ({exc})") from None
+    if not isinstance(parsed, pendulum.DateTime):
+        if isinstance(parsed, pendulum.Date):
+            return pendulum.datetime(parsed.year, parsed.month, parsed.day, tz="UTC")
+        raise IntercomConfigError(f"{name}={value!r} is not a date or datetime")
+    return parsed.in_timezone("UTC")
+
+
+def _validate_streams(selected: Sequence[str] | None) -> list[str]:
+    if selected is None:
+        return list(settings.STREAMS)
+    if isinstance(selected, str):
+        selected = [s.strip() for s in selected.split(",") if s.strip()]
+    unknown = [s for s in selected if s not in settings.STREAMS]
+    if unknown:
+        raise IntercomConfigError(
+            f"unknown stream(s): {', '.join(unknown)}. Valid streams: {', '.join(settings.STREAMS)}"
+        )
+    if not selected:
+        raise IntercomConfigError(f"no stream selected. Valid streams: {', '.join(settings.STREAMS)}")
+    return list(dict.fromkeys(selected))
+
+
+@dlt.source(name="intercom", section="intercom", max_table_nesting=1)
+def intercom_source(
+    access_token: str = dlt.secrets.value,
+    region: str = settings.DEFAULT_REGION,
+    base_url: str | None = None,
+    intercom_version: str = settings.DEFAULT_VERSION,
+    start_date: Any = None,
+    end_date: Any = None,
+    lookback_seconds: int = settings.DEFAULT_LOOKBACK_SECONDS,
+    streams: Sequence[str] | None = None,
+    max_workers: int = settings.DEFAULT_MAX_WORKERS,
+    client: Any = None,
+) -> list[DltResource]:
+    """Intercom workspace as dlt resources.
+
+    Args:
+        access_token: Intercom access token (secrets: `[sources.intercom] access_token`).
+        region: us, eu or au; ignored when `base_url` is given.
+        base_url: explicit API root (https, or http on loopback for the emulator).
+        intercom_version: `Intercom-Version` header, a string such as "2.15".
+        start_date / end_date: initial cursor and, for backfills, the exclusive end. With an
+            end_date, no cursor state nor skip map is read or written.
+        lookback_seconds: how far before the cursor each run re-reads (search lag, day rule).
+        streams: stream names to load (default all); see `settings.STREAMS`.
+        max_workers: concurrent conversation-detail fetches (and HTTP pool size).
+        client: optional pre-built `IntercomClient` to use instead of building one.
+    """
+    selected = _validate_streams(streams)
+    if region is None or region.lower() not in settings.REGIONS:
+        raise IntercomConfigError(f"unknown region {region!r}: expected one of {', '.join(settings.REGIONS)}")
+    resolve_base_url(region, base_url)  # validates https / loopback
+    start = _to_datetime(start_date, "start_date")
+    end = _to_datetime(end_date, "end_date")
+    if end is not None and start is None:
+        raise IntercomConfigError("end_date needs a start_date (a backfill is a closed range)")
+    if start is not None and end is not None and end <= start:
+        raise IntercomConfigError(f"end_date {end.isoformat()} is not after start_date {start.isoformat()}")
+    if int(lookback_seconds) < 0:
+        raise IntercomConfigError("lookback_seconds must be >= 0")
+    if int(max_workers) < 1:
+        raise IntercomConfigError("max_workers must be >= 1")
+
+    if client is None:
+        client = IntercomClient(
+            access_token, region=region, base_url=base_url, intercom_version=str(intercom_version),
+            max_workers=int(max_workers),
+        )
+    elif not isinstance(client, IntercomClient):
+        raise IntercomConfigError("client must be an IntercomClient")
+    _LAST["client"] = client
+    ctx = stream_fns.StreamContext(
+        client=client,
+        lookback_seconds=int(lookback_seconds),
+        max_workers=int(max_workers),
+        fetch_parts="conversation_parts" in selected,
+    )
+    lag = float(lookback_seconds) if lookback_seconds else None
+
+    def cursor(path: str) -> dlt.sources.incremental[pendulum.DateTime]:
+        return dlt.sources.incremental(
+            path, initial_value=start, end_value=end, lag=lag, range_start="closed", range_end="open",
+        )
+
+    def merge_resource(fn: Any, name: str) -> DltResource:
+        return dlt.resource(
+            fn, name=name, primary_key="id", write_disposition="merge",
+            columns=schema.COLUMNS[name], selected=name in selected,
+        )
+
+    resources: list[DltResource] = []
+    if "contacts" in selected:
+        resources.append(merge_resource(stream_fns.contacts, "contacts")(ctx, updated_at=cursor("updated_at")))
+    if "companies" in selected:
+        resources.append(merge_resource(stream_fns.companies, "companies")(ctx, updated_at=cursor("updated_at")))
+    if "conversations" in selected or "conversation_parts" in selected:
+        conv = merge_resource(stream_fns.conversations, "conversations")(ctx, updated_at=cursor("updated_at"))
+        resources.append(conv)
+        if "conversation_parts" in selected:
+            parts = dlt.transformer(
+                stream_fns.conversation_parts, name="conversation_parts", data_from=conv, primary_key="id",
+                write_disposition="merge", columns=schema.COLUMNS["conversation_parts"],
+            )(ctx)
+            resources.append(parts)
+    if "activity_logs" in selected:
+        resources.append(
+            merge_resource(stream_fns.activity_logs, "activity_logs")(ctx, created_at=cursor("created_at"))
+        )
+    for name, params in (("admins", None), ("tags", None), ("teams", None), ("segments", {"include_count": "true"})):
+        if name in selected:
+            res = dlt.resource(
+                stream_fns.simple_list, name=name, primary_key="id", write_disposition="replace",
+                columns=schema.COLUMNS[name],
+            )
+            resources.append(res(ctx, name, params))
+    if "data_attributes" in selected:
+        resources.append(
+            dlt.resource(
+                stream_fns.data_attributes, name="data_attributes", primary_key=("model", "id"),
+                write_disposition="replace", columns=schema.COLUMNS["data_attributes"],
+            )(ctx)
+        )
+    return resources
+

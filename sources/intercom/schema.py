@@ -1,0 +1,352 @@
+"""Record shaping and column hints: what each Intercom object looks like as rows.
+
+Shaping functions are pure (dict in, dict out, no I/O, no dlt) so a later switch to Arrow tables
+can reuse them. They:
+* turn every Intercom timestamp (`*_at`, `waiting_since`, `snoozed_until`, date custom
+  attributes; ints or numeric strings; 0 / "" / None -> None) into an aware UTC `datetime`;
+* turn envelope lists (`{type: list, data: [...]}`, `{type: tag.list, tags: [...]}`, ...) into
+  plain lists whose elements carry the parent id, which dlt loads as child tables
+  (`contacts__tags` with `contact_id`, `companies__segments` with `company_id`, ...);
+* lift `custom_attributes` into `custom_<snake_name>` columns typed from GET /data_attributes.
+
+`admin_assignee_id` / `team_assignee_id` are kept as integers (bigint), as Intercom sends them;
+every other id is text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from dlt.common.schema.typing import TColumnSchema
+
+TIMESTAMP_KEYS = frozenset({"waiting_since", "snoozed_until"})
+ATTRIBUTE_TYPES: dict[str, str] = {
+    "string": "text",
+    "integer": "bigint",
+    "float": "double",
+    "boolean": "bool",
+    "date": "timestamp",
+}
+_SNAKE = re.compile(r"[^0-9a-zA-Z]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def is_timestamp_key(key: str) -> bool:
+    return key.endswith("_at") or key in TIMESTAMP_KEYS
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """Intercom timestamp (int, float or numeric string of Unix seconds) -> aware UTC datetime."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)):
+        if value == 0:
+            return None
+        if value > 1e11:  # milliseconds slipped in
+            value = value / 1000.0
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    return None
+
+
+def to_epoch(value: Any) -> int | None:
+    """Unix seconds of an Intercom timestamp (for state maps); None when absent."""
+    dt = to_datetime(value)
+    return int(dt.timestamp()) if dt is not None else None
+
+
+def convert_timestamps(obj: Any) -> Any:
+    """Recursively convert every timestamp-named key in dicts (and dicts inside lists)."""
+    if isinstance(obj, dict):
+        return {
+            k: to_datetime(v) if is_timestamp_key(k) and not isinstance(v, (dict, list)) else convert_timestamps(v)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [convert_timestamps(v) for v in obj]
+    return obj
+
+
+def snake_case(name: str) -> str:
+    return _SNAKE.sub("_", _CAMEL.sub("_", name)).strip("_").lower() or "unnamed"
+
+
+def custom_column_name(attribute_name: str) -> str:
+    return f"custom_{snake_case(attribute_name)}"
+
+
+def custom_attribute_types(attributes: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """{attribute name: Intercom data_type} for the custom attributes of one model."""
+    types: dict[str, str] = {}
+    for attr in attributes:
+        name = attr.get("name")
+        full_name = attr.get("full_name") or ""
+        is_custom = attr.get("custom") is True or str(full_name).startswith("custom_attributes.")
+        if isinstance(name, str) and is_custom:
+            types[name] = str(attr.get("data_type") or "string")
+    return types
+
+
+def custom_attribute_columns(types: Mapping[str, str]) -> dict[str, TColumnSchema]:
+    """dlt column hints for `custom_*` columns."""
+    return {
+        custom_column_name(name): {"name": custom_column_name(name), "data_type": ATTRIBUTE_TYPES.get(dt, "text"), "nullable": True}  # type: ignore[typeddict-item]
+        for name, dt in types.items()
+    }
+
+
+def _coerce_custom(value: Any, data_type: str | None) -> Any:
+    """Best-effort typing; a value that does not fit is kept as-is (dlt makes a variant column)."""
+    if value is None:
+        return None
+    if data_type == "date":
+        return to_datetime(value) if not isinstance(value, bool) else value
+    if data_type == "boolean" and isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if data_type == "integer" and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if data_type == "float" and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def lift_custom_attributes(row: dict[str, Any], types: Mapping[str, str]) -> None:
+    """Move `custom_attributes` into typed `custom_<name>` columns (in place)."""
+    custom = row.pop("custom_attributes", None)
+    if not isinstance(custom, dict):
+        return
+    for name, value in custom.items():
+        row[custom_column_name(str(name))] = _coerce_custom(value, types.get(str(name)))
+
+
+def _flat(element: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts of a child element into `a__b` keys (lists stay, dlt stores JSON)."""
+    out: dict[str, Any] = {}
+    for k, v in element.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "__"))
+        else:
+            out[key] = v
+    return out
+
+
+def envelope_items(value: Any, *keys: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(elements, envelope extras) of an Intercom list envelope, or of a bare list."""
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, dict)], {}
+    if not isinstance(value, dict):
+        return [], {}
+    for key in (*keys, "data"):
+        items = value.get(key)
+        if isinstance(items, list):
+            extras = {k: v for k, v in value.items() if k not in (key, "type", "url")}
+            return [v for v in items if isinstance(v, dict)], extras
+    return [], {}
+
+
+def _children(row: dict[str, Any], field: str, parent_key: str, parent_id: Any, *keys: str) -> None:
+    """Replace an envelope by child rows that carry the parent id; keep counts as parent columns."""
+    if field not in row:
+        return
+    items, extras = envelope_items(row.pop(field), *keys)
+    row[field] = [{parent_key: parent_id, **_flat(item)} for item in items]
+    for key in ("total_count", "has_more"):
+        if key in extras:
+            row[f"{field}_{key}"] = extras[key]
+
+
+def _ids_to_text(row: dict[str, Any], *fields: str) -> None:
+    for f in fields:
+        if row.get(f) is not None and not isinstance(row[f], str):
+            row[f] = str(row[f])
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def shape_contact(raw: Mapping[str, Any], custom_types: Mapping[str, str]) -> dict[str, Any]:
+    row = convert_timestamps(dict(raw))
+    _ids_to_text(row, "id", "owner_id")
+    cid = row.get("id")
+    lift_custom_attributes(row, custom_types)
+    for field in ("tags", "companies", "notes"):
+        _children(row, field, "contact_id", cid)
+    _children(row, "social_profiles", "contact_id", cid)
+    return row
+
+
+def shape_company(raw: Mapping[str, Any], custom_types: Mapping[str, str]) -> dict[str, Any]:
+    row = convert_timestamps(dict(raw))
+    _ids_to_text(row, "id")
+    cid = row.get("id")
+    lift_custom_attributes(row, custom_types)
+    _children(row, "tags", "company_id", cid, "tags")
+    _children(row, "segments", "company_id", cid, "segments")
+    return row
+
+
+def shape_conversation(
+    raw: Mapping[str, Any], custom_types: Mapping[str, str], detail: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Conversation row; with `detail` (GET /conversations/{id}) it records parts truncation."""
+    row = convert_timestamps(dict(raw))
+    _ids_to_text(row, "id")
+    cid = row.get("id")
+    row["admin_assignee_id"] = _int_or_none(row.get("admin_assignee_id"))
+    row["team_assignee_id"] = _int_or_none(row.get("team_assignee_id"))
+    lift_custom_attributes(row, custom_types)
+    _children(row, "tags", "conversation_id", cid, "tags")
+    _children(row, "contacts", "conversation_id", cid, "contacts")
+    _children(row, "teammates", "conversation_id", cid, "teammates", "admins")
+    _children(row, "linked_objects", "conversation_id", cid)
+    row.pop("conversation_parts", None)
+    stats = row.get("statistics") if isinstance(row.get("statistics"), dict) else {}
+    total = _int_or_none(stats.get("count_conversation_parts"))
+    returned: int | None = None
+    if detail is not None:
+        envelope = detail.get("conversation_parts")
+        parts, extras = envelope_items(envelope, "conversation_parts")
+        returned = len(parts)
+        detail_total = _int_or_none(extras.get("total_count"))
+        if detail_total is not None:
+            total = max(detail_total, total or 0)
+        if total is None:
+            total = returned
+    row["parts_total_count"] = total
+    row["parts_returned_count"] = returned
+    row["parts_truncated"] = None if returned is None or total is None else returned < total
+    return row
+
+
+def shape_parts(detail: Mapping[str, Any], conversation_id: str) -> list[dict[str, Any]]:
+    """Every part returned by GET /conversations/{id}, each carrying `conversation_id`."""
+    parts, _ = envelope_items(detail.get("conversation_parts"), "conversation_parts")
+    rows = []
+    for part in parts:
+        row = convert_timestamps(dict(part))
+        _ids_to_text(row, "id")
+        row["conversation_id"] = str(conversation_id)
+        rows.append(row)
+    return rows
+
+
+def shape_activity_log(raw: Mapping[str, Any]) -> dict[str, Any]:
+    row = convert_timestamps(dict(raw))
+    _ids_to_text(row, "id")
+    return row
+
+
+def shape_simple(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """admins, tags, teams, segments."""
+    row = convert_timestamps(dict(raw))
+    _ids_to_text(row, "id")
+    return row
+
+
+def shape_data_attribute(raw: Mapping[str, Any], model: str) -> dict[str, Any]:
+    row = convert_timestamps(dict(raw))
+    _ids_to_text(row, "id")
+    row["model"] = row.get("model") or model
+    return row
+
+
+# ---------------------------------------------------------------------------- column hints
+def _cols(**types: str) -> dict[str, TColumnSchema]:
+    return {name: {"name": name, "data_type": dt, "nullable": True} for name, dt in types.items()}  # type: ignore[typeddict-item,misc]
+
+
+def _ts(*names: str) -> dict[str, TColumnSchema]:
+    return _cols(**dict.fromkeys(names, "timestamp"))
+
+
+_ID = {"id": {"name": "id", "data_type": "text", "nullable": False}}
+
+COLUMNS: dict[str, dict[str, TColumnSchema]] = {
+    "contacts": {
+        **_ID,  # type: ignore[dict-item]
+        **_cols(owner_id="text", has_hard_bounced="bool", marked_email_as_spam="bool", unsubscribed_from_emails="bool"),
+        **_ts(
+            "created_at", "updated_at", "signed_up_at", "last_seen_at", "last_replied_at", "last_contacted_at",
+            "last_email_opened_at", "last_email_clicked_at", "android_last_seen_at", "ios_last_seen_at",
+        ),
+    },
+    "companies": {
+        **_ID,  # type: ignore[dict-item]
+        **_ts("created_at", "updated_at", "remote_created_at", "last_request_at"),
+        **_cols(user_count="bigint", session_count="bigint", monthly_spend="double"),
+    },
+    "conversations": {
+        **_ID,  # type: ignore[dict-item]
+        **_ts(
+            "created_at", "updated_at", "waiting_since", "snoozed_until",
+            "statistics__first_contact_reply_at", "statistics__first_assignment_at",
+            "statistics__first_admin_reply_at", "statistics__first_close_at", "statistics__last_assignment_at",
+            "statistics__last_assignment_admin_reply_at", "statistics__last_contact_reply_at",
+            "statistics__last_admin_reply_at", "statistics__last_close_at",
+            "conversation_rating__created_at", "first_contact_reply__created_at",
+        ),
+        **_cols(
+            open="bool", read="bool", admin_assignee_id="bigint", team_assignee_id="bigint",
+            parts_total_count="bigint", parts_returned_count="bigint", parts_truncated="bool",
+            statistics__count_conversation_parts="bigint",
+        ),
+    },
+    "conversation_parts": {
+        **_ID,  # type: ignore[dict-item]
+        **_cols(conversation_id="text", attachments="json", tags="json", redacted="bool"),
+        **_ts("created_at", "updated_at", "notified_at"),
+    },
+    "admins": {**_ID, **_cols(team_ids="json", away_mode_enabled="bool", away_mode_reassign="bool", has_inbox_seat="bool")},  # type: ignore[dict-item]
+    "teams": {**_ID, **_cols(admin_ids="json")},  # type: ignore[dict-item]
+    "tags": {**_ID},  # type: ignore[dict-item]
+    "segments": {**_ID, **_ts("created_at", "updated_at"), **_cols(count="bigint")},  # type: ignore[dict-item]
+    "activity_logs": {**_ID, **_ts("created_at"), **_cols(metadata="json")},  # type: ignore[dict-item]
+    "data_attributes": {
+        **_ID,  # type: ignore[dict-item]
+        **_ts("created_at", "updated_at"),
+        **_cols(model="text", options="json", custom="bool", archived="bool", api_writable="bool"),
+    },
+}
+
+# Child tables (dlt nested tables) created from envelope lists: table -> parent key column
+CHILD_TABLES: dict[str, str] = {
+    "contacts__tags": "contact_id",
+    "contacts__companies": "contact_id",
+    "contacts__notes": "contact_id",
+    "contacts__social_profiles": "contact_id",
+    "companies__tags": "company_id",
+    "companies__segments": "company_id",
+    "conversations__tags": "conversation_id",
+    "conversations__contacts": "conversation_id",
+    "conversations__teammates": "conversation_id",
+    "conversations__linked_objects": "conversation_id",
+}

@@ -1,0 +1,115 @@
+"""Static knowledge about the Intercom API: hosts, endpoints, permissions, page sizes, streams.
+
+Everything the client and streams need to know about Intercom that is not code lives here, so a
+new endpoint or a changed limit is a one-line edit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REGIONS: dict[str, str] = {
+    "us": "https://api.intercom.io",
+    "eu": "https://api.eu.intercom.io",
+    "au": "https://api.au.intercom.io",
+}
+DEFAULT_REGION = "us"
+DEFAULT_VERSION = "2.15"
+DEFAULT_LOOKBACK_SECONDS = 900
+DEFAULT_MAX_WORKERS = 8
+
+SEARCH_PAGE_SIZE = 150  # Intercom's maximum for search and cursor lists
+ACTIVITY_LOG_WINDOW_SECONDS = 5 * 24 * 3600  # 5-day windows: wider ones have caused 500s
+MAX_RETURNED_PARTS = 500  # GET /conversations/{id} returns at most the newest 500 parts
+
+# HTTP behaviour
+REQUEST_TIMEOUT_SECONDS = 60.0
+MAX_RETRIES = 6  # for 5xx, timeouts, connection errors, malformed bodies
+MAX_RATE_LIMIT_RETRIES = 20  # 429s get their own budget: waiting for the reset is cheap
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 30.0
+MAX_RATE_LIMIT_WAIT_SECONDS = 60.0  # Intercom windows are 10 s; never trust a reset further away
+SCROLL_BUSY_MAX_WAIT_SECONDS = 150.0  # an idle scroll expires after ~1 minute
+SCROLL_MAX_RESTARTS = 3
+
+# Intercom permission names, as shown in the Developer Hub "Authentication" settings
+PERM_USERS_COMPANIES = "Read and list users and companies"
+PERM_CONVERSATIONS = "Read conversations"
+PERM_ADMINS = "Read admins"
+PERM_TAGS = "Read tags"
+PERM_TICKETS = "Read tickets"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One Intercom route: method, path template (the key of request stats) and its permission."""
+
+    method: str
+    path: str
+    permission: str | None
+
+    @property
+    def template(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "me": Endpoint("GET", "/me", None),
+    "contacts_search": Endpoint("POST", "/contacts/search", PERM_USERS_COMPANIES),
+    "companies_scroll": Endpoint("GET", "/companies/scroll", PERM_USERS_COMPANIES),
+    "companies_list": Endpoint("GET", "/companies", PERM_USERS_COMPANIES),
+    "conversations_search": Endpoint("POST", "/conversations/search", PERM_CONVERSATIONS),
+    "conversation": Endpoint("GET", "/conversations/{id}", PERM_CONVERSATIONS),
+    "admins": Endpoint("GET", "/admins", PERM_ADMINS),
+    "activity_logs": Endpoint("GET", "/admins/activity_logs", PERM_ADMINS),
+    "teams": Endpoint("GET", "/teams", PERM_ADMINS),
+    "tags": Endpoint("GET", "/tags", PERM_TAGS),
+    "segments": Endpoint("GET", "/segments", PERM_USERS_COMPANIES),
+    "data_attributes": Endpoint("GET", "/data_attributes", PERM_USERS_COMPANIES),
+    "tickets_search": Endpoint("POST", "/tickets/search", PERM_TICKETS),
+}
+
+# key of the record list in single-page list answers
+LIST_KEYS: dict[str, str] = {
+    "admins": "admins",
+    "teams": "teams",
+    "tags": "data",
+    "segments": "segments",
+    "data_attributes": "data",
+}
+
+DATA_ATTRIBUTE_MODELS = ("contact", "company", "conversation")
+
+STREAMS: tuple[str, ...] = (
+    "contacts",
+    "companies",
+    "conversations",
+    "conversation_parts",
+    "admins",
+    "tags",
+    "teams",
+    "segments",
+    "activity_logs",
+    "data_attributes",
+)
+
+# endpoint used by `check_scopes` to probe each stream's permission cheaply (never opens a scroll)
+STREAM_PROBES: dict[str, str] = {
+    "contacts": "contacts_search",
+    "companies": "companies_list",
+    "conversations": "conversations_search",
+    "conversation_parts": "conversations_search",
+    "admins": "admins",
+    "tags": "tags",
+    "teams": "teams",
+    "segments": "segments",
+    "activity_logs": "activity_logs",
+    "data_attributes": "data_attributes",
+}
+
+# which custom-attribute model types each stream's `custom_*` columns
+STREAM_ATTRIBUTE_MODEL: dict[str, str] = {
+    "contacts": "contact",
+    "companies": "company",
+    "conversations": "conversation",
+}

@@ -1,0 +1,324 @@
+"""One generator per stream: which endpoint it reads and how its cursor moves.
+
+HTTP details live in `client.py`, row shapes in `schema.py`; `__init__.py` turns these functions
+into dlt resources. Cursor rules shared by the incremental streams:
+
+* dlt's `incremental` (with `lag = lookback_seconds`) owns the cursor; its lag-adjusted
+  `start_value` widens the SERVER query, and the search lower bound is moved to the previous
+  calendar day in the workspace time zone so day-granular date search cannot skip the rest of
+  the cursor's day. Never an upper bound of "now".
+* A bounded map `{id: updated_at}` of records inside the lookback window (resource state,
+  committed with the data, pruned every run) skips records that did not change since they were
+  loaded, so a rerun with no changes loads nothing and fetches no conversation details.
+* Backfills (`end_value` set) neither read nor write that map (and dlt keeps no cursor state).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import dlt
+import pendulum
+from dlt.common.typing import TDataItem
+from dlt.extract.incremental import Incremental
+
+from . import schema, settings
+from .client import IntercomClient
+
+logger = logging.getLogger(__name__)
+
+DAY = 24 * 3600
+_DAY_MARGIN = 3600  # one hour before local midnight: safely on the previous calendar day
+
+
+# ------------------------------------------------------------------------- query building
+def _zone(tz: str | None) -> ZoneInfo | None:
+    if not tz:
+        return None
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        logger.warning("unknown workspace time zone %r; widening search bounds by two days", tz)
+        return None
+
+
+def day_safe_lower_bound(start: datetime | None, tz: str | None) -> int:
+    """Value V for `updated_at > V` that includes the whole calendar day containing `start`.
+
+    Contacts search truncates V to its day in the workspace zone and matches from the next
+    day, so V is put on the previous day: `> V` then matches from the start of `start`'s day.
+    With second-precision comparison the same V only adds a day of overlap (merged on id).
+    """
+    if start is None:
+        return 0
+    zone = _zone(tz)
+    if zone is None:
+        return max(0, int(start.timestamp()) - 2 * DAY)
+    local = start.astimezone(zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(0, int(midnight.timestamp()) - _DAY_MARGIN)
+
+
+def day_safe_upper_bound(end: datetime, tz: str | None) -> int:
+    """Value U for `updated_at < U` that includes the whole calendar day containing `end`."""
+    zone = _zone(tz)
+    if zone is None:
+        return int(end.timestamp()) + 2 * DAY
+    local = end.astimezone(zone)
+    next_day = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int(next_day.timestamp()) + _DAY_MARGIN
+
+
+def build_search_query(
+    start: datetime | None, end: datetime | None, tz: str | None, field_name: str = "updated_at"
+) -> dict[str, Any]:
+    """Intercom search query covering [start, end) under day-granular date comparison."""
+    lower = {"field": field_name, "operator": ">", "value": str(day_safe_lower_bound(start, tz))}
+    if end is None:
+        return lower
+    upper = {"field": field_name, "operator": "<", "value": str(day_safe_upper_bound(end, tz))}
+    return {"operator": "AND", "value": [lower, upper]}
+
+
+# ------------------------------------------------------------------------- recent map
+class RecentWindow:
+    """`{id: epoch}` of records loaded inside the lookback window of the newest one."""
+
+    STATE_KEY = "recent"
+
+    def __init__(self, entries: Mapping[str, int] | None, lookback_seconds: int) -> None:
+        self._entries: dict[str, int] = {str(k): int(v) for k, v in (entries or {}).items()}
+        self._lookback = lookback_seconds
+
+    @classmethod
+    def load(cls, state: Mapping[str, Any], lookback_seconds: int) -> RecentWindow:
+        return cls(state.get(cls.STATE_KEY), lookback_seconds)
+
+    def unchanged(self, record_id: str, epoch: int | None) -> bool:
+        return epoch is not None and self._entries.get(record_id) == epoch
+
+    def record(self, record_id: str, epoch: int | None) -> None:
+        if epoch is not None:
+            self._entries[record_id] = epoch
+
+    def pruned(self) -> dict[str, int]:
+        """Entries still inside the lookback window of the newest entry (what the next run re-reads)."""
+        if not self._entries:
+            return {}
+        floor = max(self._entries.values()) - self._lookback - 1
+        return {k: v for k, v in self._entries.items() if v >= floor}
+
+    def save(self, state: dict[str, Any]) -> None:
+        state[self.STATE_KEY] = self.pruned()
+
+
+# ------------------------------------------------------------------------- run context
+@dataclass
+class StreamContext:
+    """What every stream of one source instance shares (one client, options, the parts hand-off)."""
+
+    client: IntercomClient
+    lookback_seconds: int = settings.DEFAULT_LOOKBACK_SECONDS
+    max_workers: int = settings.DEFAULT_MAX_WORKERS
+    fetch_parts: bool = True
+    parts_cache: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def custom_types(self, stream: str) -> dict[str, str]:
+        model = settings.STREAM_ATTRIBUTE_MODEL[stream]
+        return schema.custom_attribute_types(self.client.data_attributes(model))
+
+
+def _in_range(value: datetime | None, inc: Incremental[Any]) -> bool:
+    """The same [start_value, end_value) test dlt applies, done first to avoid useless work."""
+    if value is None:
+        return False
+    start, end = inc.start_value, inc.end_value
+    if start is not None and value < start:
+        return False
+    return not (end is not None and value >= end)
+
+
+def _with_custom_hints(rows: list[dict[str, Any]], types: Mapping[str, str]) -> Any:
+    """Attach `custom_*` column types to the first page a resource yields."""
+    columns = schema.custom_attribute_columns(types)
+    if not columns:
+        return rows
+    return dlt.mark.with_hints(rows, dlt.mark.make_hints(columns=list(columns.values())))
+
+
+def _incremental_records(
+    ctx: StreamContext,
+    inc: Incremental[Any],
+    pages: Iterator[list[dict[str, Any]]],
+    shape: Callable[[Mapping[str, Any]], dict[str, Any]],
+    cursor_field: str,
+) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """(raw, shaped) pages of records in range and changed since loaded; maintains the map."""
+    backfill = inc.end_value is not None
+    state = dlt.current.resource_state()
+    recent = RecentWindow.load({} if backfill else state, ctx.lookback_seconds)
+    skipped = 0
+    for page in pages:
+        raws, rows = [], []
+        for raw in page:
+            record_id = str(raw.get("id"))
+            epoch = schema.to_epoch(raw.get(cursor_field))
+            if not _in_range(schema.to_datetime(raw.get(cursor_field)), inc):
+                continue
+            if not backfill and recent.unchanged(record_id, epoch):
+                skipped += 1
+                continue
+            raws.append(raw)
+            rows.append(shape(raw))
+            if not backfill:
+                recent.record(record_id, epoch)
+        if rows:
+            yield raws, rows
+        if not backfill:
+            recent.save(state)
+    if skipped:
+        logger.info("skipped %d unchanged records already loaded inside the lookback window", skipped)
+
+
+# ------------------------------------------------------------------------- streams
+def contacts(
+    ctx: StreamContext,
+    updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
+) -> Iterator[TDataItem]:
+    """POST /contacts/search on updated_at, ascending, 150 per page."""
+    types = ctx.custom_types("contacts")
+    query = build_search_query(updated_at.start_value, updated_at.end_value, ctx.client.workspace_timezone())
+    first = True
+    pages = ctx.client.search("contacts_search", query)
+    for _, rows in _incremental_records(ctx, updated_at, pages, lambda r: schema.shape_contact(r, types), "updated_at"):
+        yield _with_custom_hints(rows, types) if first else rows
+        first = False
+
+
+def companies(
+    ctx: StreamContext,
+    updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
+) -> Iterator[TDataItem]:
+    """GET /companies/scroll once per run; updated_at filtered client-side (no server filter)."""
+    types = ctx.custom_types("companies")
+    first = True
+    pages = ctx.client.scroll_companies()
+    for _, rows in _incremental_records(ctx, updated_at, pages, lambda r: schema.shape_company(r, types), "updated_at"):
+        yield _with_custom_hints(rows, types) if first else rows
+        first = False
+
+
+def conversations(
+    ctx: StreamContext,
+    updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
+) -> Iterator[TDataItem]:
+    """POST /conversations/search; per page, the changed conversations' details concurrently.
+
+    The detail (GET /conversations/{id}) gives the parts, handed to `conversation_parts` through
+    `ctx.parts_cache`, and the returned/total counts that flag truncation at 500 parts.
+    """
+    types = ctx.custom_types("conversations")
+    query = build_search_query(updated_at.start_value, updated_at.end_value, ctx.client.workspace_timezone())
+    pages = ctx.client.search("conversations_search", query)
+    first = True
+    with ThreadPoolExecutor(max_workers=max(1, ctx.max_workers), thread_name_prefix="intercom-detail") as pool:
+        for raws, _ in _incremental_records(ctx, updated_at, pages, lambda r: {}, "updated_at"):
+            if ctx.fetch_parts:
+                details = list(pool.map(lambda r: ctx.client.get_conversation(str(r["id"])), raws))
+            else:
+                details = [None] * len(raws)
+            rows = []
+            for raw, detail in zip(raws, details, strict=True):
+                cid = str(raw["id"])
+                if ctx.fetch_parts and detail is None:
+                    continue  # vanished between search and detail fetch (counted by the client)
+                rows.append(schema.shape_conversation(raw, types, detail))
+                if detail is not None:
+                    with ctx._lock:
+                        ctx.parts_cache[cid] = schema.shape_parts(detail, cid)
+            if rows:
+                yield _with_custom_hints(rows, types) if first else rows
+                first = False
+
+
+def conversation_parts(conversation_rows: TDataItem, ctx: StreamContext) -> Iterator[TDataItem]:
+    """Every part of each conversation the `conversations` resource loaded in this run.
+
+    Fed with the conversation rows after dlt's incremental filter; never filtered by part time.
+    """
+    rows = conversation_rows if isinstance(conversation_rows, list) else [conversation_rows]
+    out: list[dict[str, Any]] = []
+    for conv in rows:
+        cid = str(conv["id"])
+        with ctx._lock:
+            parts = ctx.parts_cache.pop(cid, None)
+        if parts is None:
+            detail = ctx.client.get_conversation(cid)
+            parts = schema.shape_parts(detail, cid) if detail is not None else []
+        out.extend(parts)
+    if out:
+        yield out
+
+
+def activity_logs(
+    ctx: StreamContext,
+    created_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("created_at"),  # noqa: B008
+) -> Iterator[TDataItem]:
+    """GET /admins/activity_logs in 5-day created_at windows from the cursor; last one open-ended."""
+    start = created_at.start_value
+    if start is None:
+        app = ctx.client.me().get("app") or {}
+        app_created = schema.to_epoch(app.get("created_at")) if isinstance(app, dict) else None
+        start_epoch = app_created or int(time.time()) - 365 * DAY
+        logger.info("activity_logs: no start date, reading from %s", start_epoch)
+    else:
+        start_epoch = int(start.timestamp())
+    end_epoch = int(created_at.end_value.timestamp()) if created_at.end_value is not None else None
+    yielded: set[str] = set()
+
+    def windows() -> Iterator[list[dict[str, Any]]]:
+        lower = start_epoch
+        while True:
+            upper: int | None = lower + settings.ACTIVITY_LOG_WINDOW_SECONDS
+            limit = end_epoch if end_epoch is not None else int(time.time())
+            if upper >= limit:
+                # the last window: open-ended unless backfilling (never cut at our own "now")
+                upper = end_epoch + 1 if end_epoch is not None else None
+            for page in ctx.client.activity_logs(lower, upper):
+                fresh = [r for r in page if str(r.get("id")) not in yielded]
+                yielded.update(str(r.get("id")) for r in fresh)
+                yield fresh
+            if upper is None or upper > limit:
+                return
+            lower = upper
+
+    for _, rows in _incremental_records(ctx, created_at, windows(), schema.shape_activity_log, "created_at"):
+        yield rows
+
+
+def simple_list(ctx: StreamContext, endpoint: str, params: Mapping[str, Any] | None = None) -> Iterator[TDataItem]:
+    """admins, tags, teams, segments: one GET each, full replace."""
+    rows = [schema.shape_simple(r) for r in ctx.client.list_records(endpoint, params=params)]
+    if rows:
+        yield rows
+
+
+def data_attributes(ctx: StreamContext) -> Iterator[TDataItem]:
+    """GET /data_attributes for each model (shared with the typing of custom attributes)."""
+    for model in settings.DATA_ATTRIBUTE_MODELS:
+        rows = [schema.shape_data_attribute(r, model) for r in ctx.client.data_attributes(model)]
+        if rows:
+            yield rows
+
+
+def now_utc() -> datetime:
+    return datetime.now(tz=timezone.utc)

@@ -1,0 +1,119 @@
+"""Client behaviours against the emulator: retries, rate limits, permissions, token redaction."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from pathlib import Path
+
+import dlt
+import pytest
+
+from intercom_emulator.testing import EmulatorServer
+from sources.intercom import (
+    IntercomAuthError,
+    IntercomClient,
+    IntercomPermissionError,
+    IntercomRegionError,
+    intercom_source,
+)
+from sources.intercom.rate_limit import RateLimiter
+
+SECRET = "tok_RECOGNISABLE_s3cr3t_4242"
+
+
+def _client(emu: EmulatorServer, token: str | None = None, **kw: object) -> IntercomClient:
+    return IntercomClient(token or emu.token, base_url=emu.base_url, backoff_base=0.01, **kw)  # type: ignore[arg-type]
+
+
+def test_retries_5xx_and_malformed_bodies(emu: EmulatorServer) -> None:
+    emu.configure(endpoint_faults={"GET /admins": {"error_rate": 0.4, "malformed_rate": 0.2}})
+    with _client(emu) as client:
+        for _ in range(12):
+            assert len(client.list_records("admins")) == len(emu.workspace.ground_truth("admins"))
+        stats = client.stats.as_dict()
+    assert stats["total_retries"] > 0
+    assert stats["requests"]["GET /admins"] == 12 + stats["total_retries"] == emu.request_log["GET /admins"]
+
+
+def test_429_waits_for_reset_then_succeeds(emu: EmulatorServer) -> None:
+    emu.configure(endpoint_faults={"GET /tags": {"burst_429_every": 3, "burst_429_length": 1}})
+    with _client(emu) as client:
+        for _ in range(6):
+            assert len(client.list_records("tags")) == len(emu.workspace.ground_truth("tags"))
+        assert client.stats.rate_limited >= 1
+        assert client.stats.requests["GET /tags"] == 6 + client.stats.rate_limited
+
+
+def test_limiter_slows_down_before_the_limit(emu: EmulatorServer) -> None:
+    emu.configure(rate_limit_per_minute=120)  # 20 calls per 10-second window
+    with _client(emu) as client:
+        for _ in range(25):
+            client.list_records("teams")
+        assert client.stats.rate_limited == 0  # paced, never hit the wall
+        assert client.stats.rate_limit_wait_seconds > 0
+
+
+def test_limiter_unit_behaviour() -> None:
+    now = [1000.0]
+    slept: list[float] = []
+    lim = RateLimiter(clock=lambda: now[0], sleep=slept.append, jitter=0.0, min_low_water=5)
+    assert lim.acquire() == 0  # no headers: no wait at all
+    lim.update({"x-ratelimit-limit": "100", "x-ratelimit-remaining": "50", "x-ratelimit-reset": "1010"})
+    assert lim.acquire() == 0  # plenty left
+    lim.update({"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "1008"})
+    assert lim.acquire() == pytest.approx(8.0)  # 0 is a real value: wait for the reset
+    now[0] = 1009.0
+    assert lim.acquire() == 0  # window passed
+
+
+def test_permission_error_names_the_permission(emu: EmulatorServer) -> None:
+    emu.configure(tokens=["limited-token:read_tags,read_admins"])
+    with _client(emu, "limited-token") as client:
+        with pytest.raises(IntercomPermissionError) as err:
+            client.search("conversations_search", {"field": "updated_at", "operator": ">", "value": "0"}).__next__()
+        assert "Read conversations" in str(err.value) and "Developer Hub" in str(err.value)
+        scopes = client.check_scopes(["tags", "contacts", "conversation_parts"])
+    assert scopes["tags"] is None
+    assert "Read and list users and companies" in (scopes["contacts"] or "")
+    assert "Read conversations" in (scopes["conversation_parts"] or "")
+
+
+def test_invalid_token_and_wrong_region(emu: EmulatorServer) -> None:
+    with _client(emu, "not-a-real-token") as client, pytest.raises(IntercomAuthError, match="invalid or revoked"):
+        client.me()
+    with IntercomClient(emu.token, base_url=emu.base_url + "/wrong-region") as client, pytest.raises(
+        IntercomRegionError, match="region"
+    ):
+        client.me()
+
+
+def test_intercom_version_header_is_a_string(emu: EmulatorServer) -> None:
+    with pytest.raises(ValueError, match="string"):
+        IntercomClient("t", base_url=emu.base_url, intercom_version=2.1)  # type: ignore[arg-type]
+
+
+def test_token_never_logged_or_shown(emu: EmulatorServer, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    emu.configure(tokens=[f"{SECRET}:read_tags"], endpoint_faults={"GET /tags": {"error_rate": 0.5}})
+    monkeypatch.setenv("SOURCES__INTERCOM__ACCESS_TOKEN", SECRET)
+    caplog.set_level(logging.DEBUG)
+    pipeline = dlt.pipeline("redaction", destination=dlt.destinations.duckdb(str(tmp_path / "w.duckdb")),
+                            dataset_name="ds", pipelines_dir=str(tmp_path / "p"))
+    source = intercom_source(base_url=emu.base_url, streams=["tags", "admins"], start_date="2025-01-01")
+    client = __import__("sources.intercom", fromlist=["last_client"]).last_client()
+    with pytest.raises(Exception) as err:  # admins needs a permission this token lacks
+        pipeline.run(source)
+    text = "\n".join([caplog.text, str(err.value), repr(err.value), repr(client),
+                      "".join(traceback.format_exception(err.value)), str(pipeline.last_trace)])
+    assert "Read admins" in text
+    assert SECRET not in text
+
+
+def test_rerun_timing_is_fast_without_headers(emu: EmulatorServer) -> None:
+    with _client(emu) as client:
+        t = time.monotonic()
+        for _ in range(10):
+            client.list_records("segments", params={"include_count": "true"})
+        assert time.monotonic() - t < 3.0  # never a fixed sleep per request

@@ -1,0 +1,353 @@
+"""`intercom-sync` end to end: the real CLI against the in-process emulator, real DuckDB/Postgres."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dlt
+import duckdb
+import pendulum
+import pytest
+
+from intercom_emulator.testing import EmulatorServer, free_port
+from pipelines.cli import main
+from tests.pipelines.conftest import LIMITED_TOKEN
+
+ID_STREAMS = (
+    "contacts",
+    "companies",
+    "conversations",
+    "conversation_parts",
+    "admins",
+    "tags",
+    "teams",
+    "segments",
+    "activity_logs",
+)
+
+
+def _ids(con: duckdb.DuckDBPyConnection, table: str, dataset: str = "intercom_data") -> list[str]:
+    return [str(r[0]) for r in con.execute(f"select id from {dataset}.{table}").fetchall()]
+
+
+def _truth_ids(emu: EmulatorServer, stream: str) -> set[str]:
+    return {str(r["id"]) for r in emu.workspace.ground_truth(stream)}
+
+
+def _summary_rows(out: str) -> dict[str, int]:
+    """Parse the 'Rows loaded per table' block of the summary."""
+    rows: dict[str, int] = {}
+    block = out.split("Rows loaded per table:", 1)[1].split("Requests:", 1)[0]
+    for line in block.strip().splitlines():
+        name, count = line.split()
+        rows[name] = int(count.replace(",", ""))
+    return rows
+
+
+def assert_one_line_error(err: str, *needles: str) -> str:
+    """Expected failures print exactly one line, no traceback, naming what to fix."""
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_run_into_duckdb_matches_ground_truth(emulator, token_env, target_args, duckdb_file, capsys):
+    rc = main(["run", "--base-url", emulator.base_url, *target_args])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    con = duckdb.connect(str(duckdb_file), read_only=True)
+    try:
+        for stream in ID_STREAMS:
+            got = _ids(con, stream)
+            assert len(got) == len(set(got)), f"duplicate ids in {stream}"
+            assert set(got) == _truth_ids(emulator, stream), stream
+        n_attrs = con.execute("select count(*) from intercom_data.data_attributes").fetchone()[0]
+        assert n_attrs == len(emulator.workspace.ground_truth("data_attributes"))
+    finally:
+        con.close()
+    rows = _summary_rows(out.out)
+    for stream in ("contacts", "companies", "conversations", "conversation_parts", "admins"):
+        assert rows[stream] == len(emulator.workspace.ground_truth(stream)), stream
+    # the summary counts every request this run made: the emulator saw exactly as many
+    total_requests = sum(emulator.request_log.values())
+    assert f"Requests: {total_requests:,}   retries: 0" in out.out
+    assert "GET /conversations/{id} " + str(len(_truth_ids(emulator, "conversations"))) in out.out
+    assert "test-token" not in out.out + out.err
+
+
+def test_second_run_is_incremental_and_keeps_rows(emulator, token_env, target_args, duckdb_file, capsys):
+    assert main(["run", "--base-url", emulator.base_url, *target_args]) == 0
+    capsys.readouterr()
+    emulator.reset_log()
+    emulator.workspace.clock.advance(3600)  # an hour later, one contact changes
+    contact_id = emulator.workspace.ids("contacts")[0]
+    emulator.workspace.update_contact(contact_id, name="Renamed Person")
+    assert main(["run", "--base-url", emulator.base_url, "--streams", "contacts", *target_args]) == 0
+    out = capsys.readouterr().out
+    assert _summary_rows(out)["contacts"] == 1
+    con = duckdb.connect(str(duckdb_file), read_only=True)
+    try:
+        assert con.execute("select name from intercom_data.contacts where id = ?", [contact_id]).fetchone()[
+            0
+        ] == ("Renamed Person")
+        assert sorted(_ids(con, "contacts")) == sorted(_truth_ids(emulator, "contacts"))
+    finally:
+        con.close()
+
+
+@pytest.mark.postgres
+def test_run_into_postgres_matches_ground_truth(
+    emulator, token_env, target_args, postgres_credentials, postgres_dataset, monkeypatch, capsys
+):
+    import psycopg2
+
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_credentials)
+    rc = main(
+        [
+            "run",
+            "--base-url",
+            emulator.base_url,
+            "--destination",
+            "postgres",
+            "--dataset",
+            postgres_dataset,
+            *target_args,
+        ]
+    )
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert f"Loaded into postgres dataset '{postgres_dataset}'" in out.out
+    conn = psycopg2.connect(postgres_credentials)
+    try:
+        with conn.cursor() as cur:
+            for stream in ID_STREAMS:
+                cur.execute(f'select id from "{postgres_dataset}"."{stream}"')
+                got = [str(r[0]) for r in cur.fetchall()]
+                assert sorted(got) == sorted(_truth_ids(emulator, stream)), stream
+    finally:
+        conn.close()
+
+
+def test_check_names_workspace_and_allowed_streams(emulator, token_env, capsys):
+    rc = main(["check", "--base-url", emulator.base_url])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    app = emulator.workspace.app
+    assert f"Workspace: {app['name']} (id_code {app['id_code']})" in out.out
+    assert f"Time zone: {emulator.workspace.timezone}" in out.out
+    assert "Intercom-Version: 2.15" in out.out
+    assert (
+        "Streams allowed (10): contacts, companies, conversations, conversation_parts, admins, tags, teams, "
+        "segments, activity_logs, data_attributes" in out.out
+    )
+
+
+def test_limited_token_check_and_run(emulator, target_args, duckdb_file, monkeypatch, capsys):
+    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", LIMITED_TOKEN)
+    assert main(["check", "--base-url", emulator.base_url]) == 0
+    out = capsys.readouterr().out
+    assert "Streams allowed (4): admins, tags, teams, activity_logs" in out
+    assert "Stream not allowed: conversations (needs Read conversations)" in out
+
+    rc = main(["run", "--base-url", emulator.base_url, *target_args])
+    err = capsys.readouterr().err
+    assert rc == 3
+    assert_one_line_error(err, "'Read conversations'", "--streams admins,tags,teams,activity_logs")
+    assert not duckdb_file.exists()  # failed before loading anything
+
+    rc = main(["run", "--base-url", emulator.base_url, "--streams", "admins,tags", *target_args])
+    assert rc == 0, capsys.readouterr().err
+    con = duckdb.connect(str(duckdb_file), read_only=True)
+    try:
+        assert set(_ids(con, "tags")) == _truth_ids(emulator, "tags")
+    finally:
+        con.close()
+
+
+def _state(pipelines_dir: Path, name: str = "intercom") -> dict:
+    return dlt.attach(pipeline_name=name, pipelines_dir=str(pipelines_dir)).state.get("sources", {})
+
+
+def test_backfill_leaves_scheduled_cursors_untouched(
+    emulator, token_env, target_args, duckdb_file, tmp_path, capsys
+):
+    assert main(["run", "--base-url", emulator.base_url, *target_args]) == 0
+    capsys.readouterr()
+    before = _state(tmp_path / "dlt_pipelines")
+    assert before, "the scheduled run saved no state"
+
+    convs = emulator.workspace.ground_truth("conversations")
+    start = pendulum.from_timestamp(min(c["updated_at"] for c in convs)).start_of("day")
+    end = pendulum.from_timestamp(max(c["updated_at"] for c in convs)).add(days=1).start_of("day")
+    args = ["backfill", "--start", start.to_date_string(), "--end", end.to_date_string()]
+    rc = main(
+        [
+            *args,
+            "--streams",
+            "conversations,conversation_parts,contacts",
+            "--base-url",
+            emulator.base_url,
+            *target_args,
+        ]
+    )
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert _summary_rows(out.out)["conversations"] == len(convs)  # it really reloaded the range
+    assert _state(tmp_path / "dlt_pipelines") == before
+    con = duckdb.connect(str(duckdb_file), read_only=True)
+    try:  # merged in, no duplicates
+        assert sorted(_ids(con, "conversations")) == sorted(str(c["id"]) for c in convs)
+        assert sorted(_ids(con, "conversation_parts")) == sorted(_truth_ids(emulator, "conversation_parts"))
+    finally:
+        con.close()
+
+
+def test_demo_prints_tables_and_query(tmp_path, capsys):
+    from intercom_emulator import Workspace
+
+    path = tmp_path / "demo.duckdb"
+    rc = main(
+        ["demo", "--profile", "tiny", "--duckdb-path", str(path), "--pipelines-dir", str(tmp_path / "p")]
+    )
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    truth = Workspace(profile="tiny", seed=1)
+    assert f"Tables in {path}" in out.out
+    table_block = out.out.split(f"Tables in {path}", 1)[1]
+    for stream in ("contacts", "conversations", "conversation_parts"):
+        assert f"{stream} " in table_block
+        assert any(
+            line.split() == [stream, f"{len(truth.ground_truth(stream)):,}"]
+            for line in table_block.splitlines()
+        ), stream
+    assert "Median first-response time per team (minutes):" in out.out
+    con = duckdb.connect(str(path), read_only=True)
+    try:  # the printed result is the query's real result
+        rows = con.execute(
+            "select coalesce(t.name, '(no team)'), count(*) from intercom_data.conversations c "
+            "left join intercom_data.teams t on cast(c.team_assignee_id as varchar) = cast(t.id as varchar) "
+            "where c.statistics__time_to_admin_reply is not null group by 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert rows
+    result_block = out.out.split("median_first_response_min", 1)[1]
+    for team, count in rows:
+        assert any(
+            line.split()[:-1][-1:] == [str(count)] and team in line for line in result_block.splitlines()
+        ), team
+
+
+def test_console_script_runs_in_working_directory(emulator, tmp_path):
+    """The installed `intercom-sync` binary; default DuckDB file lands in the working dir."""
+    exe = Path(sys.executable).parent / "intercom-sync"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERCOM_", "SOURCES__"))}
+    proc = subprocess.run(
+        [str(exe), "run", "--base-url", emulator.base_url, "--streams", "teams,admins", "--pipelines-dir", "p"],
+        cwd=tmp_path, env={**env, "INTERCOM_ACCESS_TOKEN": "test-token"}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    con = duckdb.connect(str(tmp_path / "intercom.duckdb"), read_only=True)
+    try:
+        assert set(_ids(con, "teams")) == _truth_ids(emulator, "teams")
+    finally:
+        con.close()
+    missing = subprocess.run(
+        [str(exe), "check"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert missing.returncode == 3
+    assert_one_line_error(missing.stderr, "INTERCOM_ACCESS_TOKEN")
+
+
+# ------------------------------------------------------------------ expected failures: one line each
+
+
+def test_invalid_token(emulator, target_args, monkeypatch, capsys):
+    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", "not-a-real-token-123")
+    rc = main(["run", "--base-url", emulator.base_url, *target_args])
+    err = capsys.readouterr().err
+    assert rc == 3
+    assert_one_line_error(err, "rejected the access token", "INTERCOM_ACCESS_TOKEN")
+    assert "not-a-real-token-123" not in err
+
+
+def test_token_never_printed_even_with_debug(emulator, target_args, monkeypatch, capsys):
+    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", "secret-bad-token-xyz")
+    rc = main(["--debug", "run", "--base-url", emulator.base_url, *target_args])
+    out = capsys.readouterr()
+    assert rc == 3
+    assert "Traceback" in out.err  # --debug shows it
+    assert "secret-bad-token-xyz" not in out.out + out.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needles"),
+    [
+        (
+            ["run", "--streams", "contacts,bogus"],
+            2,
+            ["unknown stream bogus", "--streams", "conversation_parts"],
+        ),
+        (
+            ["backfill", "--start", "2023-07-01", "--end", "2023-01-01"],
+            2,
+            ["--end 2023-01-01", "--start 2023-07-01"],
+        ),
+        (["backfill", "--start", "2023-02-30"], 2, ["invalid --start '2023-02-30'"]),
+        (["run", "--dataset", "my-data"], 2, ["invalid --dataset 'my-data'"]),
+        (["run", "--pipeline-name", "a b"], 2, ["invalid --pipeline-name 'a b'"]),
+    ],
+)
+def test_usage_errors(emulator, token_env, target_args, argv, code, needles, capsys):
+    rc = main([*argv, "--base-url", emulator.base_url, *target_args])
+    assert rc == code
+    assert_one_line_error(capsys.readouterr().err, *needles)
+
+
+def test_unreachable_base_url(token_env, target_args, capsys):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    rc = main(["run", "--base-url", url, *target_args])
+    assert rc == 4
+    assert_one_line_error(capsys.readouterr().err, f"cannot reach {url}", "--base-url")
+
+
+def test_wrong_region(token_env, target_args, capsys):
+    """GET /me answering 404 is how Intercom says "this workspace lives in another region"."""
+    with EmulatorServer(
+        profile="tiny",
+        seed=7,
+        tokens=["test-token"],
+        endpoint_faults={"GET /me": {"error_rate": 1.0, "error_statuses": [404]}},
+    ) as emu:
+        rc = main(["check", "--base-url", emu.base_url])
+    assert rc == 4
+    assert_one_line_error(capsys.readouterr().err, "another region", "--region eu")
+
+
+def test_bad_postgres_credentials(emulator, token_env, target_args, monkeypatch, capsys):
+    monkeypatch.setenv(
+        "DESTINATION__POSTGRES__CREDENTIALS", f"postgresql://loader:pw@127.0.0.1:{free_port()}/analytics"
+    )
+    rc = main(
+        [
+            "run",
+            "--base-url",
+            emulator.base_url,
+            "--destination",
+            "postgres",
+            "--streams",
+            "teams",
+            *target_args,
+        ]
+    )
+    assert rc == 5
+    assert_one_line_error(
+        capsys.readouterr().err, "cannot connect to Postgres", "DESTINATION__POSTGRES__CREDENTIALS"
+    )
