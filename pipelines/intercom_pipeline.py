@@ -308,13 +308,13 @@ def _scope_result(raw: dict[str, str | None]) -> tuple[dict[str, bool], dict[str
     return allowed, missing
 
 
-def check_workspace(settings: SourceSettings) -> CheckReport:
-    """Call /me and probe permissions; raise UserError with the fix on failure."""
+def check_workspace(settings: SourceSettings, streams: list[str] | None = None) -> CheckReport:
+    """Call /me and probe permissions (of `streams`, default all); raise UserError with the fix."""
     with translate_errors(settings):
         client = make_client(settings)
         try:
             me = client.me()
-            allowed, missing = _scope_result(client.check_scopes())
+            allowed, missing = _scope_result(client.check_scopes(streams))
             stats = client.stats.as_dict()
         finally:
             _close(client)
@@ -391,7 +391,7 @@ def run_sync(
 ) -> RunSummary:
     """Check the token, run the source into the destination and return the summary."""
     started = time.monotonic()
-    report = check_workspace(settings) if preflight else None
+    report = check_workspace(settings, settings.streams) if preflight else None
     if report is not None:
         require_permissions(report, settings.streams)
     pipeline = build_pipeline(target)
