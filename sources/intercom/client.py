@@ -263,8 +263,8 @@ class IntercomClient:
                 else:
                     self.stats.add("retries", f"{template} 429")
                 continue
-            if status in _RETRYABLE_STATUS and retry_server_errors:
-                if attempt >= self.max_retries:
+            if status in _RETRYABLE_STATUS:
+                if attempt >= self.max_retries or not retry_server_errors:
                     code, message, request_id = _error_details(response)
                     raise IntercomTransientError(
                         f"{template}: HTTP {status} persisted after {attempt + 1} attempts "

@@ -62,9 +62,9 @@ def test_limiter_unit_behaviour() -> None:
     assert lim.acquire() == 0  # no headers: no wait at all
     lim.update({"x-ratelimit-limit": "100", "x-ratelimit-remaining": "50", "x-ratelimit-reset": "1010"})
     assert lim.acquire() == 0  # plenty left
-    lim.update({"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "1008"})
-    assert lim.acquire() == pytest.approx(8.0)  # 0 is a real value: wait for the reset
-    now[0] = 1009.0
+    lim.update({"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "1010"})
+    assert lim.acquire() == pytest.approx(10.0)  # 0 is a real value: wait for the reset
+    now[0] = 1011.0
     assert lim.acquire() == 0  # window passed
 
 
@@ -117,3 +117,12 @@ def test_rerun_timing_is_fast_without_headers(emu: EmulatorServer) -> None:
         for _ in range(10):
             client.list_records("segments", params={"include_count": "true"})
         assert time.monotonic() - t < 3.0  # never a fixed sleep per request
+
+
+def test_companies_scroll_restarts_cleanly_after_500(emu: EmulatorServer) -> None:
+    emu.configure(scroll_page_size=5, faults={"scroll_error_on_page": 2, "scroll_error_times": 1})
+    with _client(emu) as client:
+        ids = [str(c["id"]) for page in client.scroll_companies() for c in page]
+        assert client.stats.scroll_restarts == 1
+    truth = sorted(str(c["id"]) for c in emu.workspace.ground_truth("companies"))
+    assert sorted(ids) == truth and len(ids) == len(set(ids))

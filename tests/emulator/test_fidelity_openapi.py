@@ -86,6 +86,35 @@ PATH_PARAMS: dict[str, tuple[str, type]] = {
 FUZZ_EXCLUDED = {"GET /companies/scroll"}
 MAX_EXAMPLES = 12
 
+# Emulator bugs found by these tests (see the report); strict xfail, so a fix makes them XPASS and fail
+# until the marker is removed. NOT accepted deviations: they must be fixed in the emulator.
+_NULL_CA = "null custom_attributes values (schema: string/int/...; no example has null)"
+_STATS = "null conversation statistics.* and conversation_rating.remark (schema: non-nullable)"
+_NEXT_URL = "pages.next is a URL string (schema cursor_pages.next: starting_after_paging object or null)"
+EMULATOR_BUGS: dict[str, str] = {
+    "GET /companies": f"{_NULL_CA}; {_NEXT_URL}",
+    "POST /companies/list": f"{_NULL_CA}; {_NEXT_URL}",
+    "GET /companies/scroll": _NULL_CA,
+    "GET /companies/{company_id}": _NULL_CA,
+    "GET /conversations": f"{_NULL_CA}; {_STATS}",
+    "POST /conversations/search": f"{_NULL_CA}; {_STATS}",
+    "GET /conversations/{conversation_id}": f"{_NULL_CA}; {_STATS}",
+    "GET /admins/activity_logs": _NEXT_URL,
+    "GET /data_attributes": "data_attribute.admin_id null (schema: string; Intercom's example omits it)",
+}
+
+
+def _params(labels: list[str], only_if_failing: set[str] | None = None) -> list[Any]:
+    """Labels as pytest params, emulator bugs marked strict xfail."""
+    out = []
+    for label in labels:
+        reason = EMULATOR_BUGS.get(label)
+        if reason and (only_if_failing is None or label in only_if_failing):
+            out.append(pytest.param(label, marks=pytest.mark.xfail(strict=True, reason=f"emulator bug: {reason}")))
+        else:
+            out.append(label)
+    return out
+
 
 # --------------------------------------------------------------------------------------------
 # Spec loading and OpenAPI 3.0 -> Draft 4 conversion
@@ -302,7 +331,10 @@ def response_schema_conformance_with_baseline(ctx: Any, response: Any, case: Any
     return None
 
 
-@pytest.mark.parametrize("label", [lbl for lbl in LABELS if lbl not in FUZZ_EXCLUDED])
+@pytest.mark.parametrize(
+    "label", _params([lbl for lbl in LABELS if lbl not in FUZZ_EXCLUDED], only_if_failing=set(EMULATOR_BUGS) - {
+        "GET /companies/scroll"})
+)
 def test_schemathesis_conformance(label: str, server: Any, st_schema: Any) -> None:
     """Fuzzed positive requests answer documented statuses, JSON, and bodies matching the schema."""
     method, path = label.split(" ", 1)
@@ -503,7 +535,7 @@ def happy_bodies(label: str, http: httpx.Client, ws: Any) -> list[dict[str, Any]
     raise AssertionError(f"no happy path for {label}")
 
 
-@pytest.mark.parametrize("label", LABELS)
+@pytest.mark.parametrize("label", _params(LABELS))
 def test_happy_path_bodies_match_schema(label: str, server: Any, http: httpx.Client) -> None:
     """Every 200 body of every page/record validates in full against the operation's 200 schema."""
     method, path = label.split(" ", 1)
@@ -557,7 +589,13 @@ def test_unauthorized_body_matches_schema(label: str, server: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "label", [lbl for lbl in LABELS if 404 in documented_statuses(*lbl.split(" ", 1)) and "{" in lbl]
+    "label",
+    [
+        pytest.param(lbl, marks=pytest.mark.xfail(
+            strict=True, reason="emulator bug: message 'Admin Not Found', Intercom's example 'Admin not found'"))
+        if lbl == "GET /admins/{admin_id}" else lbl
+        for lbl in LABELS if 404 in documented_statuses(*lbl.split(" ", 1)) and "{" in lbl
+    ],
 )
 def test_not_found_body_matches_schema(label: str, server: Any) -> None:
     """A missing id answers 404 with the spec example's error code/message and a schema-valid body."""

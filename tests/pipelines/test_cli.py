@@ -81,6 +81,14 @@ def test_run_into_duckdb_matches_ground_truth(emulator, token_env, target_args, 
     assert "GET /conversations/{id} " + str(len(_truth_ids(emulator, "conversations"))) in out.out
     assert "test-token" not in out.out + out.err
 
+    # the README's table reference is generated from exactly such a file
+    from pipelines.table_reference import load_schema, render
+
+    reference = render(load_schema(str(duckdb_file), "intercom_data"))
+    assert "#### `contacts`\n\nKey: `id`. Write disposition: merge." in reference
+    assert "#### `teams`\n\nKey: `id`. Write disposition: replace." in reference
+    assert "`updated_at` timestamp" in reference
+
 
 def test_second_run_is_incremental_and_keeps_rows(emulator, token_env, target_args, duckdb_file, capsys):
     assert main(["run", "--base-url", emulator.base_url, *target_args]) == 0
@@ -303,6 +311,8 @@ def test_token_never_printed_even_with_debug(emulator, target_args, monkeypatch,
         (["backfill", "--start", "2023-02-30"], 2, ["invalid --start '2023-02-30'"]),
         (["run", "--dataset", "my-data"], 2, ["invalid --dataset 'my-data'"]),
         (["run", "--pipeline-name", "a b"], 2, ["invalid --pipeline-name 'a b'"]),
+        (["run", "--dataset", "intercom"], 2, ["same name as the DuckDB file"]),
+        (["run", "--destination", "nosuchdest"], 2, ["unknown destination 'nosuchdest'"]),
     ],
 )
 def test_usage_errors(emulator, token_env, target_args, argv, code, needles, capsys):
