@@ -1,0 +1,172 @@
+"""One sync in its own process, reporting timings, requests, rows, schema and peak RSS as JSON.
+
+Why a separate process: peak RSS must be the sync's alone (not the benchmark driver's copy of the
+workspace), and every run must start with a cold interpreter like a scheduled job does.
+
+    python -m bench.worker --base-url URL --destination duckdb --workdir DIR --out result.json \
+        [--mode product|dlt-defaults] [--streams a,b]
+
+`product` runs the connector as `intercom-sync run` does (pipelines.intercom_pipeline); `dlt-defaults`
+runs the same source and tables with dlt's out-of-the-box settings (Python dict items, default
+normalizer and writer settings, row INSERTs into Postgres): the baseline of the CPU comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("bench.worker")
+
+# dlt config names a tuned product may set; the baseline must see none of them
+_DLT_TUNING_PREFIXES = ("NORMALIZE__", "DATA_WRITER__", "EXTRACT__", "LOAD__", "DESTINATION__POSTGRES__LOADER_FILE_FORMAT")
+
+
+def _peak_rss_mb() -> float:
+    """Peak RSS of this process and of any worker process it waited for (Linux: KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0
+
+
+def _schema_types(pipeline: Any) -> dict[str, dict[str, str]]:
+    """{table: {column: data_type}} of the loaded schema, dlt's own tables left out."""
+    out: dict[str, dict[str, str]] = {}
+    for name, table in pipeline.default_schema.tables.items():
+        if name.startswith("_dlt"):
+            continue
+        cols = {c: str(spec.get("data_type")) for c, spec in table.get("columns", {}).items()}
+        if cols:
+            out[name] = cols
+    return out
+
+
+def _table_counts(pipeline: Any, tables: list[str]) -> dict[str, int]:
+    """Rows now in each destination table (what a user would count)."""
+    counts: dict[str, int] = {}
+    with pipeline.sql_client() as client:
+        for table in tables:
+            try:
+                rows = client.execute_sql(f"SELECT count(*) FROM {client.make_qualified_table_name(table)}")
+                counts[table] = int(rows[0][0]) if rows else 0
+            except Exception as exc:  # noqa: BLE001 - a missing table is a count of 0 to report
+                log.debug("count of %s failed: %s", table, exc)
+                counts[table] = -1
+    return counts
+
+
+def _steps(trace: Any) -> dict[str, dict[str, float]]:
+    """Seconds per dlt step (extract, normalize, load) of the last run."""
+    out: dict[str, dict[str, float]] = {}
+    for step in trace.steps:
+        if step.started_at is None or step.finished_at is None:
+            continue
+        out[step.step] = {"seconds": (step.finished_at - step.started_at).total_seconds()}
+    return out
+
+
+def _source_kwargs(mode: str) -> dict[str, Any]:
+    """Source options that select dlt's default (Python dict) path, if the source offers any."""
+    from sources.intercom import intercom_source
+
+    if mode != "dlt-defaults":
+        return {}
+    params = inspect.signature(intercom_source).parameters
+    wanted = {"item_format": "dicts", "record_format": "dicts", "arrow": False}
+    return {k: v for k, v in wanted.items() if k in params}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Build the pipeline the product's way and run it once; return the measurements."""
+    if args.mode == "dlt-defaults":
+        for key in list(os.environ):
+            if key.startswith(_DLT_TUNING_PREFIXES):
+                del os.environ[key]
+    import dlt
+
+    from pipelines import intercom_pipeline as ip
+
+    settings = ip.SourceSettings(
+        access_token=args.token,
+        base_url=args.base_url,
+        streams=args.streams.split(",") if args.streams else None,
+        max_workers=args.max_workers or 8,
+    )
+    target = ip.Target(
+        destination=args.destination,
+        dataset_name=args.dataset,
+        pipeline_name=args.pipeline_name,
+        duckdb_path=str(Path(args.workdir) / "bench.duckdb"),
+        pipelines_dir=str(Path(args.workdir) / "pipelines"),
+    )
+    pipeline = ip.build_pipeline(target)
+    client = ip.make_client(settings, max_retries=None)
+    source_kwargs = _source_kwargs(args.mode)
+    run_kwargs: dict[str, Any] = {}
+    product_run_kwargs = getattr(ip, "pipeline_run_kwargs", None)
+    if args.mode == "product" and callable(product_run_kwargs):
+        run_kwargs = dict(product_run_kwargs(target))
+    started = time.perf_counter()
+    if source_kwargs:
+        from sources.intercom import intercom_source
+
+        source = intercom_source(
+            access_token=settings.access_token, base_url=settings.base_url, streams=settings.streams,
+            max_workers=settings.max_workers, client=client, **source_kwargs,
+        )
+    else:
+        source = ip.build_source(settings, client)
+    pipeline.run(source, **run_kwargs)
+    wall = time.perf_counter() - started
+    client.close()
+    trace = pipeline.last_trace
+    norm = trace.last_normalize_info
+    rows = {t: int(n) for t, n in (norm.row_counts if norm else {}).items() if not t.startswith("_dlt")}
+    schema = _schema_types(pipeline)
+    result = {
+        "mode": args.mode,
+        "destination": args.destination,
+        "wall_seconds": wall,
+        "steps": _steps(trace),
+        "rows": rows,
+        "total_rows": sum(rows.values()),
+        "table_counts": _table_counts(pipeline, sorted(schema)) if args.count_tables else {},
+        "schema": schema,
+        "client_stats": client.stats.as_dict(),
+        "peak_rss_mb": _peak_rss_mb(),
+        "dlt_version": dlt.__version__,
+    }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--token", default="emulator-token")
+    parser.add_argument("--destination", default="duckdb")
+    parser.add_argument("--dataset", default="intercom_bench")
+    parser.add_argument("--pipeline-name", default="intercom_bench")
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--streams", default="")
+    parser.add_argument("--mode", choices=("product", "dlt-defaults"), default="product")
+    parser.add_argument("--max-workers", type=int, default=0)
+    parser.add_argument("--count-tables", action="store_true")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("BENCH_LOG_LEVEL", "WARNING"), stream=sys.stderr)
+    os.chdir(args.workdir)  # dlt reads .dlt/ from the working directory: keep the repo's out of it
+    result = run(args)
+    Path(args.out).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

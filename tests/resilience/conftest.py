@@ -1,0 +1,422 @@
+"""Shared machinery for the "never lose or duplicate a row" suite.
+
+Why one comparator: every resilience test, whatever it breaks, ends the same way: the warehouse
+(a real DuckDB file or a real Postgres schema) must equal the emulator's ground truth exactly:
+the same ids, no duplicate key, key fields equal, child lists equal as multisets. Reading the
+warehouse goes through the database drivers directly (not through our code or dlt), so the
+witness is independent of the thing under test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+import pendulum
+import pytest
+
+from intercom_emulator.testing import EmulatorServer
+from sources.intercom import IntercomClient, intercom_source
+from tests.conftest import POSTGRES_DSN, drop_schemas, postgres_unavailable_reason
+
+log = logging.getLogger(__name__)
+
+TOKEN = "emulator-token"
+DATASET = "intercom_data"
+MERGED = ("contacts", "companies", "conversations", "activity_logs")
+REPLACED = ("admins", "tags", "teams", "segments")
+ALL_STREAMS = (*MERGED, "conversation_parts", *REPLACED, "data_attributes")
+DESTINATIONS = ("duckdb", pytest.param("postgres", marks=pytest.mark.postgres))
+
+
+# --------------------------------------------------------------------------- warehouse access
+class Warehouse:
+    """Read-only SQL access to one dataset in DuckDB (a file) or Postgres (a schema)."""
+
+    def __init__(self, kind: str, dataset: str, duckdb_path: Path | None = None, dsn: str | None = None) -> None:
+        self.kind = kind
+        self.dataset = dataset
+        self.duckdb_path = duckdb_path
+        self.dsn = dsn
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run `sql` with the dataset as search path; a fresh connection each time (no stale reads)."""
+        if self.kind == "duckdb":
+            assert self.duckdb_path is not None
+            if not self.duckdb_path.exists():
+                return []
+            with duckdb.connect(str(self.duckdb_path), read_only=True) as con:
+                con.execute(f"SET search_path = '{self.dataset}'")
+                return con.execute(sql).fetchall()
+        import psycopg2
+
+        conn = psycopg2.connect(self.dsn, connect_timeout=5)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f'SET search_path TO "{self.dataset}"')
+                cur.execute(sql)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def tables(self) -> set[str]:
+        """Table names in the dataset (empty when it does not exist yet)."""
+        if self.kind == "duckdb":
+            sql = f"select table_name from information_schema.tables where table_schema = '{self.dataset}'"
+        else:
+            sql = f"select table_name from information_schema.tables where table_schema = '{self.dataset}'"
+        try:
+            return {str(r[0]) for r in self.query(sql)}
+        except Exception:  # noqa: BLE001 - a missing file/schema simply has no tables
+            return set()
+
+    def epoch(self, column: str) -> str:
+        """SQL for a timestamp column as integer unix seconds (same text works on both engines)."""
+        return f"cast(extract(epoch from {column}) as bigint)"
+
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every user table's rows (sorted, dlt ids dropped) to prove a failed run changed nothing."""
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        for table in sorted(self.tables()):
+            rows = self.query(f'select * from "{table}"')
+            out[table] = sorted((tuple(str(v) for v in r) for r in rows))
+        return out
+
+
+def _cursor_ok(value: Any) -> bool:
+    return value is not None
+
+
+def assert_matches_ground_truth(wh: Warehouse, ws: Any, streams: Sequence[str] = ALL_STREAMS) -> dict[str, int]:
+    """The warehouse equals `ws`'s ground truth for `streams`: ids, no duplicates, key fields.
+
+    Returns the number of rows compared per table (for reports).
+    """
+    compared: dict[str, int] = {}
+    tables = wh.tables()
+
+    def check(table: str, sql: str, truth: list[tuple[Any, ...]]) -> None:
+        assert table in tables, f"{table}: table missing from the warehouse ({sorted(tables)})"
+        got = [tuple(None if v is None else (v if isinstance(v, (int, bool)) else str(v)) for v in r) for r in wh.query(sql)]
+        got_c, truth_c = Counter(got), Counter(truth)
+        dup = [k for k, n in got_c.items() if n > 1]
+        assert not dup, f"{table}: {len(dup)} duplicated rows, e.g. {dup[:3]}"
+        missing = truth_c - got_c
+        extra = got_c - truth_c
+        assert not missing and not extra, (
+            f"{table}: {sum(missing.values())} rows missing (e.g. {list(missing)[:3]}), "
+            f"{sum(extra.values())} unexpected (e.g. {list(extra)[:3]})"
+        )
+        compared[table] = len(got)
+
+    def s(v: Any) -> str | None:
+        return None if v is None else str(v)
+
+    def ids_unique(table: str, key: str = "id") -> None:
+        rows = wh.query(f"select {key}, count(*) from {table} group by {key} having count(*) > 1")
+        assert not rows, f"{table}: duplicate primary key {key}: {rows[:5]}"
+
+    if "contacts" in streams:
+        truth = ws.ground_truth("contacts")
+        ids_unique("contacts")
+        check(
+            "contacts",
+            f"select id, {wh.epoch('updated_at')}, email, name, role from contacts",
+            [(str(c["id"]), int(c["updated_at"]), s(c.get("email")), s(c.get("name")), s(c.get("role"))) for c in truth],
+        )
+        check(
+            "contacts__tags",
+            "select contact_id, id from contacts__tags",
+            [(str(c["id"]), str(t["id"])) for c in truth for t in c["tags"]["data"]],
+        )
+        check(
+            "contacts__companies",
+            "select contact_id, id from contacts__companies",
+            [(str(c["id"]), str(x["id"])) for c in truth for x in c["companies"]["data"]],
+        )
+    if "companies" in streams:
+        truth = ws.ground_truth("companies")
+        ids_unique("companies")
+        check(
+            "companies",
+            f"select id, {wh.epoch('updated_at')}, name, company_id, user_count from companies",
+            [(str(c["id"]), int(c["updated_at"]), s(c.get("name")), s(c.get("company_id")), int(c["user_count"])) for c in truth],
+        )
+        check(
+            "companies__tags",
+            "select company_id, id from companies__tags",
+            [(str(c["id"]), str(t["id"])) for c in truth for t in c["tags"]["tags"]],
+        )
+    if "conversations" in streams:
+        truth = ws.ground_truth("conversations")
+        ids_unique("conversations")
+        check(
+            "conversations",
+            f"select id, {wh.epoch('updated_at')}, state, statistics__count_conversation_parts from conversations",
+            [
+                (str(c["id"]), int(c["updated_at"]), s(c["state"]), int(c["statistics"]["count_conversation_parts"]))
+                for c in truth
+            ],
+        )
+        check(
+            "conversations__contacts",
+            "select conversation_id, id from conversations__contacts",
+            [(str(c["id"]), str(x["id"])) for c in truth for x in c["contacts"]["contacts"]],
+        )
+    if "conversation_parts" in streams:
+        ids_unique("conversation_parts")
+        check(
+            "conversation_parts",
+            "select id, conversation_id, part_type from conversation_parts",
+            [(str(p["id"]), str(p["conversation_id"]), s(p.get("part_type"))) for p in ws.ground_truth("conversation_parts")],
+        )
+    if "activity_logs" in streams:
+        ids_unique("activity_logs")
+        check(
+            "activity_logs",
+            f"select id, {wh.epoch('created_at')}, activity_type from activity_logs",
+            [(str(r["id"]), int(r["created_at"]), s(r.get("activity_type"))) for r in ws.ground_truth("activity_logs")],
+        )
+    for stream in REPLACED:
+        if stream in streams:
+            ids_unique(stream)
+            check(stream, f"select id, name from {stream}", [(str(r["id"]), s(r.get("name"))) for r in ws.ground_truth(stream)])
+    if "data_attributes" in streams:
+        check(
+            "data_attributes",
+            "select model, id, name from data_attributes",
+            [(str(a["model"]), str(a["id"]), s(a.get("name"))) for a in ws.ground_truth("data_attributes")],
+        )
+    return compared
+
+
+# --------------------------------------------------------------------------- saved cursors
+def _decode_dlt_value(value: Any) -> Any:
+    """dlt's state JSON prefixes typed values with a private-use char (\\uf027 = datetime)."""
+    if isinstance(value, str) and value[:1] == "\uf027":
+        return pendulum.parse(value[1:])
+    return value
+
+
+def saved_cursors(state: dict[str, Any]) -> dict[str, pendulum.DateTime]:
+    """{resource: last_value} of every incremental cursor in a dlt pipeline state dict."""
+    out: dict[str, pendulum.DateTime] = {}
+    resources = ((state.get("sources") or {}).get("intercom") or {}).get("resources") or {}
+    for name, rstate in resources.items():
+        for cursor in (rstate.get("incremental") or {}).values():
+            value = _decode_dlt_value(cursor.get("last_value"))
+            if value is not None:
+                out[name] = value
+    return out
+
+
+def local_state(pipelines_dir: Path, pipeline_name: str) -> dict[str, Any]:
+    """The pipeline's local state.json (empty when the pipeline never committed one)."""
+    path = pipelines_dir / pipeline_name / "state.json"
+    if not path.exists():
+        return {}
+    return dict(json.loads(path.read_text()))
+
+
+def pending_packages(pipelines_dir: Path, pipeline_name: str) -> list[str]:
+    """Load ids extracted or normalized but not yet loaded (dlt finishes them on the next run)."""
+    root = pipelines_dir / pipeline_name
+    found: list[str] = []
+    for sub in ("normalize/extracted", "load/new", "load/normalized"):
+        folder = root / sub
+        if folder.is_dir():
+            found += [p.name for p in folder.iterdir() if p.is_dir()]
+    return found
+
+
+CURSOR_COLUMN = {"contacts": "updated_at", "companies": "updated_at", "conversations": "updated_at", "activity_logs": "created_at"}
+
+
+def assert_cursors_not_past_loaded(wh: Warehouse, pipelines_dir: Path, pipeline_name: str) -> None:
+    """A saved cursor may only be ahead of the warehouse when a pending package holds that data.
+
+    The cursor committed in the destination (`_dlt_pipeline_state`) must never be past the newest
+    loaded row of its table; the local one may be, but only while dlt keeps the package that
+    carries those rows (it is loaded first thing on the next run).
+    """
+    state = local_state(pipelines_dir, pipeline_name)
+    cursors = saved_cursors(state)
+    tables = wh.tables()
+    pending = pending_packages(pipelines_dir, pipeline_name)
+    for resource, cursor in cursors.items():
+        column = CURSOR_COLUMN.get(resource)
+        if column is None:
+            continue
+        newest = wh.query(f"select max({wh.epoch(column)}) from {resource}")[0][0] if resource in tables else None
+        if newest is None or int(newest) < int(cursor.timestamp()):
+            assert pending, (
+                f"{resource}: saved cursor {cursor} is past the newest loaded row "
+                f"({newest}) and no pending load package carries the missing rows"
+            )
+
+
+# --------------------------------------------------------------------------- destinations
+@dataclass
+class Target:
+    """Where one test's sync lands: the dlt destination object and a reader for it."""
+
+    kind: str
+    dataset: str
+    warehouse: Warehouse
+    destination: Any
+    env: dict[str, str]
+    cli_args: list[str]
+
+
+@pytest.fixture(params=DESTINATIONS)
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """A fresh DuckDB file or Postgres schema (dropped afterwards)."""
+    kind = request.param
+    if kind == "duckdb":
+        path = tmp_path / "warehouse.duckdb"
+        yield Target(
+            kind, DATASET, Warehouse("duckdb", DATASET, duckdb_path=path),
+            dlt.destinations.duckdb(str(path)), {}, ["--duckdb-path", str(path)],
+        )
+        return
+    reason = postgres_unavailable_reason()
+    assert reason is None, reason  # the autouse gate in tests/conftest.py skipped/failed already
+    dataset = f"res_{uuid.uuid4().hex[:10]}"
+    try:
+        yield Target(
+            kind, dataset, Warehouse("postgres", dataset, dsn=POSTGRES_DSN),
+            dlt.destinations.postgres(POSTGRES_DSN), {"DESTINATION__POSTGRES__CREDENTIALS": POSTGRES_DSN},
+            ["--destination", "postgres", "--dataset", dataset],
+        )
+    finally:
+        drop_schemas(POSTGRES_DSN, dataset, f"{dataset}_staging")
+
+
+# --------------------------------------------------------------------------- in-process sync
+class Sync:
+    """The real source in a real dlt pipeline, against the emulator over HTTP.
+
+    The client gets a short timeout and backoff so fault tests stay fast; everything else is the
+    production code path (`intercom_source` with an `IntercomClient`).
+    """
+
+    def __init__(self, emu: EmulatorServer, target: Target, pipelines_dir: Path, timeout: float = 5.0) -> None:
+        self.emu = emu
+        self.target = target
+        self.timeout = timeout
+        self.pipeline = dlt.pipeline(
+            pipeline_name=f"res_{uuid.uuid4().hex[:8]}",
+            destination=target.destination,
+            dataset_name=target.dataset,
+            pipelines_dir=str(pipelines_dir),
+        )
+        self.client: IntercomClient | None = None
+
+    def run(self, **kwargs: Any) -> dict[str, Any]:
+        """One sync; returns the client's stats (requests, retries, 429s)."""
+        self.client = IntercomClient(
+            self.emu.token, base_url=self.emu.base_url, backoff_base=0.05, backoff_max=1.0, timeout=self.timeout
+        )
+        try:
+            source = intercom_source(access_token=self.emu.token, base_url=self.emu.base_url, client=self.client, **kwargs)
+            self.pipeline.run(source)
+        finally:
+            self.client.close()
+        stats = self.client.stats.as_dict()
+        log.info("sync stats: %s", stats)
+        return stats
+
+    def check(self, streams: Sequence[str] = ALL_STREAMS) -> dict[str, int]:
+        """Compare the warehouse with ground truth now."""
+        return assert_matches_ground_truth(self.target.warehouse, self.emu.workspace, streams)
+
+
+@pytest.fixture
+def emu() -> Iterator[EmulatorServer]:
+    """A tiny deterministic workspace served over real HTTP in this process."""
+    with EmulatorServer(profile="tiny", seed=3) as server:
+        yield server
+
+
+@pytest.fixture
+def sync(emu: EmulatorServer, target: Target, tmp_path: Path) -> Sync:
+    return Sync(emu, target, tmp_path / "pipelines")
+
+
+# --------------------------------------------------------------------------- fault helpers
+class ScrollExpirer(threading.Thread):
+    """Expires the open companies scroll once, between two pages, as an idle timeout would.
+
+    Why a thread: the emulator's idle timeout is wall-clock based, so the test shortens it right
+    after the first page of a scroll was served and restores it once the client opened a new
+    scroll. Needs some latency on GET /companies/scroll so the flip lands between two pages.
+    """
+
+    def __init__(self, emu: EmulatorServer, times: int = 1) -> None:
+        super().__init__(daemon=True, name="scroll-expirer")
+        self.emu = emu
+        self.times = times
+        self.fired = 0
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        state = self.emu.state
+        while not self._stop.is_set() and self.fired < self.times:
+            scroll = state.scroll
+            if scroll is not None and scroll.page >= 1 and not scroll.done:
+                self.emu.configure(scroll_idle_timeout=0.0)
+                while not self._stop.is_set() and state.scroll is scroll:
+                    time.sleep(0.002)
+                self.emu.configure(scroll_idle_timeout=60.0)
+                self.fired += 1
+            time.sleep(0.002)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(5)
+
+
+class OtherScrollClient(threading.Thread):
+    """Another client opens a companies scroll and walks away: ours must wait for it to expire."""
+
+    def __init__(self, emu: EmulatorServer, idle_timeout: float = 1.5) -> None:
+        super().__init__(daemon=True, name="other-scroller")
+        self.emu = emu
+        self.idle_timeout = idle_timeout
+
+    def open_now(self) -> None:
+        """Open the foreign scroll synchronously (before our sync starts)."""
+        self.emu.configure(scroll_idle_timeout=self.idle_timeout)
+        with self.emu.client(timeout=10) as http:
+            resp = http.get("/companies/scroll")
+            assert resp.status_code == 200, resp.text
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, step: float = 0.01) -> bool:
+    """Poll `pred` until true or `timeout` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a CLI subprocess: telemetry off, no user config leaking in."""
+    env = dict(os.environ)
+    env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+    env.pop("DESTINATION__POSTGRES__CREDENTIALS", None)
+    env.update(extra or {})
+    return env
