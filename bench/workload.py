@@ -65,6 +65,13 @@ class Workload:
         return sum(self.counts.values())
 
 
+def profile_contacts(profile: str, scale: float) -> int:
+    """Contacts of a profile at a scale, without building the workspace (same rounding as the generator)."""
+    from intercom_emulator.generator import PROFILES
+
+    return max(1, int(round(PROFILES[profile].contacts * scale)))
+
+
 def build_workspace(profile: str, seed: int, scale: float) -> Any:
     """The same deterministic workspace the emulator subprocess serves (same profile/seed/scale/day)."""
     from intercom_emulator.store import Workspace

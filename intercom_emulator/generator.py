@@ -254,7 +254,9 @@ class Generator:
     def _tag(self, i: int) -> dict:
         w = txt.TAG_WORDS[i % len(txt.TAG_WORDS)]
         name = w if i < len(txt.TAG_WORDS) else f"{w}-{i // len(txt.TAG_WORDS) + 1}"
-        return {"type": "tag", "id": str(TAG_BASE + i), "name": name, "applied_at": None, "applied_by": None}
+        # applied_at/applied_by are "only present when the tag is returned as part of a tagging
+        # operation" (2.15 schema); GET /tags's example leaves them out, so a listed tag has neither.
+        return {"type": "tag", "id": str(TAG_BASE + i), "name": name}
 
     def _segment(self, i: int) -> dict:
         created = self.history_start + (i * self.span) // max(1, self.profile.segments)
@@ -275,7 +277,7 @@ class Generator:
                              "description": f"The {name.replace('_', ' ')} of the {m}.", "data_type": dtype,
                              "api_writable": name not in ("created_at",), "messenger_writable": False,
                              "ui_writable": True, "custom": False, "archived": False,
-                             "created_at": created, "updated_at": created, "admin_id": None})
+                             "created_at": created, "updated_at": created})  # no admin_id (Intercom's example)
         for j, (m, name, dtype, options) in enumerate(CUSTOM_ATTRIBUTES):
             if m == model:
                 row = {"type": "data_attribute", "id": ATTR_BASE + 100 + j, "model": m, "name": name,
@@ -290,14 +292,18 @@ class Generator:
         return rows
 
     def custom_attributes(self, rng: random.Random, model: str, updated: int) -> dict:
-        """One value per declared custom attribute, of its declared type (or None = unset)."""
+        """One value per declared custom attribute, of its declared type; ~12% stay unset (key omitted).
+
+        Unset attributes are left out rather than sent as null: no Intercom example holds a null
+        custom attribute and the schemas type the values non-nullable. The draws are unchanged.
+        """
         out: dict[str, Any] = {}
         for m, name, dtype, options in CUSTOM_ATTRIBUTES:
             if m != model:
                 continue
             r = rng.random()
             if r < 0.12:
-                out[name] = None
+                continue
             elif dtype == "string":
                 out[name] = rng.choice(options) if options else f"{name[:3].upper()}-{rng.randrange(10**6):06d}"
             elif dtype == "integer":

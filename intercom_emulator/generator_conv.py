@@ -41,6 +41,24 @@ TICKET_STATES = (("submitted", "Submitted", "Submitted"), ("in_progress", "In pr
 TICKET_TYPES = (("Bug report", "Customer"), ("Billing request", "Back-office"), ("Engineering task", "Tracker"))
 
 
+# conversation_statistics keys omitted while unknown (non-nullable in the 2.15 schema).
+UNKNOWN_OMITTED_STATS = frozenset((
+    "time_to_assignment", "time_to_admin_reply", "time_to_first_close", "time_to_last_close",
+    "median_time_to_reply", "first_contact_reply_at", "first_assignment_at", "first_admin_reply_at",
+    "first_close_at", "last_assignment_at", "last_assignment_admin_reply_at", "last_contact_reply_at",
+    "last_admin_reply_at", "last_close_at", "last_closed_by_id",
+))
+
+
+def rating(value: int, remark: str | None, created: int, contact: dict, teammate: dict | None) -> dict:
+    """A conversation_rating; `remark` is left out when there is none (schema: non-nullable string)."""
+    out: dict[str, Any] = {"rating": value}
+    if remark is not None:
+        out["remark"] = remark
+    out.update({"created_at": created, "updated_at": created, "contact": contact, "teammate": teammate})
+    return out
+
+
 def bot_author() -> dict:
     return {"type": "bot", "id": BOT_ADMIN_ID, "name": "Fin", "email": "operator+bot@intercom.test",
             "from_ai_agent": True, "is_ai_answer": False}
@@ -148,7 +166,7 @@ def derive_conversation(conv: dict, parts: list[dict], snoozed_until: int | None
     def since(t: int | None) -> int | None:
         return None if t is None else t - created
 
-    conv["statistics"] = {
+    stats = {
         "type": "conversation_statistics", "time_to_assignment": since(first_asg),
         "time_to_admin_reply": since(first_admin), "time_to_first_close": since(first_close),
         "time_to_last_close": since(last_close),
@@ -161,6 +179,9 @@ def derive_conversation(conv: dict, parts: list[dict], snoozed_until: int | None
         "assigned_team_first_response_time": [], "assigned_team_first_response_time_in_office_hours": [],
         "handling_time": (last_close - created) if last_close else 0, "adjusted_handling_time": None,
     }
+    # The schema types these non-nullable (integer / string): a metric that is not known yet is
+    # left out, not sent as null. `adjusted_handling_time` is nullable and stays.
+    conv["statistics"] = {k: v for k, v in stats.items() if v is not None or k not in UNKNOWN_OMITTED_STATS}
 
 
 class ConversationGenerator:
@@ -250,14 +271,14 @@ class ConversationGenerator:
                                                                     "content_sources": []}} if ai else None,
         }
         derive_conversation(conv, parts)
-        first_close = conv["statistics"]["first_close_at"]
+        first_close = conv["statistics"].get("first_close_at")
         if first_close is not None and rng.random() < 0.35:
             rated = min(updated, first_close + 60)
-            conv["conversation_rating"] = {
-                "rating": rng.randint(1, 5), "remark": rng.choice((None, "Thanks!", "Slow answer", "Great help")),
-                "created_at": rated, "updated_at": rated,
-                "contact": {"type": "contact", "id": contact_id, "external_id": g.external_id(cidx)},
-                "teammate": {"type": "admin", "id": conv["statistics"]["last_closed_by_id"]}}
+            value = rng.randint(1, 5)
+            remark = rng.choice((None, "Thanks!", "Slow answer", "Great help"))
+            conv["conversation_rating"] = rating(
+                value, remark, rated, {"type": "contact", "id": contact_id, "external_id": g.external_id(cidx)},
+                {"type": "admin", "id": conv["statistics"]["last_closed_by_id"]})
         return conv, parts
 
     # ---- tickets ---------------------------------------------------------------------------------
@@ -353,5 +374,5 @@ def admin_by_id(admins: list[dict], admin_id: Any) -> dict | None:
     return next((a for a in admins if a["id"] == str(admin_id)), None)
 
 
-__all__ = ["ADMIN_BASE", "ConversationGenerator", "admin_by_id", "derive_conversation", "make_part",
-           "next_state", "part_id_for"]
+__all__ = ["ADMIN_BASE", "UNKNOWN_OMITTED_STATS", "ConversationGenerator", "admin_by_id", "derive_conversation",
+           "make_part", "next_state", "part_id_for", "rating"]

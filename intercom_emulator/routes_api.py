@@ -107,14 +107,62 @@ def _all(state: EmulatorState, model: str) -> list[dict[str, Any]]:
 
 
 class Ordered:
-    """Records sorted ascending by key, for forward-only cursor paging by bisect."""
+    """Items sorted ascending by key, for forward-only cursor paging by bisect.
 
-    __slots__ = ("records", "keys")
+    `items` are full records, or (when `by_id`) record ids that a page materialises itself: a
+    result over a million records then holds keys and ids only, and a page builds its <= 150 dicts.
+    """
+
+    __slots__ = ("records", "keys", "by_id")
 
     def __init__(self, records: list[dict[str, Any]], field: str | None) -> None:
         pairs = sorted(((search.record_key(r, field), r) for r in records), key=lambda p: p[0])
         self.keys = [k for k, _ in pairs]
-        self.records = [r for _, r in pairs]
+        self.records: list[Any] = [r for _, r in pairs]
+        self.by_id = False
+
+    @classmethod
+    def of_ids(cls, pairs: list[tuple[tuple[Any, ...], str]]) -> Ordered:
+        """From (key, id) pairs; pages materialise their records."""
+        pairs.sort(key=lambda p: p[0])
+        out = cls.__new__(cls)
+        out.keys = [k for k, _ in pairs]
+        out.records = [i for _, i in pairs]
+        out.by_id = True
+        return out
+
+
+def _page_records(state: EmulatorState, model: str, ordered: Ordered, chunk: list[Any]) -> list[dict[str, Any]]:
+    """The records of one page (ids materialised now; a record deleted since the result was built is skipped)."""
+    if not ordered.by_id:
+        return chunk
+    return [r for r in (state.ws.get(model, i) for i in chunk) if r is not None]
+
+
+# Search queries touching only these fields (and sorts on them) are answered from the store's
+# compact columns (`Workspace.timestamps`) instead of materialising every record.
+LIGHT_FIELDS = frozenset({"id", "created_at", "updated_at"})
+LIGHT_MODELS = frozenset({"contacts", "companies", "conversations"})
+
+
+def _light_ordered(
+    state: EmulatorState, model: str, predicate: search.Predicate | None, field: str | None,
+    cutoff: int | None, need_id: bool,
+) -> Ordered:
+    """Ordered ids of the live records matching a date/id-only predicate, no record materialised."""
+    ws = state.ws
+    pairs: list[tuple[tuple[Any, ...], str]] = []
+    for i, created, updated in ws.timestamps(model):
+        if cutoff is not None and updated > cutoff:
+            continue
+        row: dict[str, Any] = {"created_at": created, "updated_at": updated}
+        if need_id:
+            row["id"] = ws.id_at(model, i)
+        if predicate is None or predicate(row):
+            if not need_id:
+                row["id"] = ws.id_at(model, i)
+            pairs.append((search.record_key(row, field), row["id"]))
+    return Ordered.of_ids(pairs)
 
 
 def _cursor_page(
@@ -154,6 +202,11 @@ def _cursor_page(
     return chunk, pages
 
 
+def _self_url(request: web.Request, path: str, params: dict[str, str]) -> str:
+    """An absolute URL on the host:port this request came to (Host header), as Intercom's `pages.next`."""
+    return f"{request.scheme}://{request.host}{path}?{urlencode(params)}"
+
+
 # ---------------------------------------------------------------- admins, me, small lists
 
 
@@ -162,13 +215,18 @@ async def get_me(request: web.Request) -> web.Response:
 
 
 async def list_admins(request: web.Request) -> web.Response:
-    return json_response({"type": "admin.list", "admins": list(_state(request).ws.iter("admins"))})
+    """GET /admins: `avatar` only with `display_avatar=true` (2.15 parameter, "Defaults to false")."""
+    admins = list(_state(request).ws.iter("admins"))
+    if request.query.get("display_avatar", "false").lower() != "true":
+        for admin in admins:
+            admin.pop("avatar", None)
+    return json_response({"type": "admin.list", "admins": admins})
 
 
 async def get_admin(request: web.Request) -> web.Response:
     admin = _state(request).ws.get("admins", request.match_info["id"])
     if admin is None:
-        raise _not_found("Admin Not Found", "admin_not_found")
+        raise _not_found("Admin not found", "admin_not_found")  # exactly the spec example's message
     return _one(request, admin)
 
 
@@ -184,23 +242,24 @@ async def activity_logs(request: web.Request) -> web.Response:
         raise ApiError(500, "server_error", "Request timed out; try a narrower created_at window")
     page = max(1, _int_param(q.get("page"), "page", 1))
     per_page = state.knobs.activity_logs_per_page
-    rows = [
-        r
-        for r in _all(state, "activity_logs")
-        if r.get("created_at") is not None
-        and int(r["created_at"]) >= after
-        and (before is None or int(r["created_at"]) <= before)
-    ]
-    rows = sorted(rows, key=lambda r: (int(r["created_at"]), str(r.get("id"))), reverse=True)
-    total_pages = math.ceil(len(rows) / per_page) if rows else 0
-    chunk = rows[(page - 1) * per_page : page * per_page]
+    key = ("activity_logs", after, before, state.ws.version)
+    ids = state.search_cache.lookup(key)
+    if ids is None:  # newest first; from the compact columns, one list per (window, version)
+        ws = state.ws
+        window = [(created, ws.id_at("activity_logs", i)) for i, created, _ in ws.timestamps("activity_logs")
+                  if created >= after and (before is None or created <= before)]
+        ids = [i for _, i in sorted(window, reverse=True)]
+        state.search_cache.put(key, ids)
+    total_pages = math.ceil(len(ids) / per_page) if ids else 0
+    chunk = [r for r in (state.ws.get("activity_logs", i) for i in ids[(page - 1) * per_page : page * per_page])
+             if r is not None]
     next_url = None
     if page < total_pages:
         params = {"created_at_after": str(after)}
         if before is not None:
             params["created_at_before"] = str(before)
         params["page"] = str(page + 1)
-        next_url = f"{request.scheme}://{request.host}/admins/activity_logs?{urlencode(params)}"
+        next_url = _self_url(request, "/admins/activity_logs", params)
     return json_response(
         {
             "type": "activity_log.list",
@@ -224,27 +283,13 @@ async def list_tags(request: web.Request) -> web.Response:
     return json_response({"type": "list", "data": list(_state(request).ws.iter("tags"))})
 
 
-def _segment_counts(state: EmulatorState) -> dict[str, int]:
-    key = ("segment_counts", state.ws.version)
-    cached = state.model_cache.lookup(key)
-    if cached is None:
-        cached = {}
-        for contact_id in state.ws.ids("contacts"):
-            for seg in state.ws.contact_segments(contact_id):
-                cached[seg["id"]] = cached.get(seg["id"], 0) + 1
-        state.model_cache.put(key, cached)
-    return cached
-
-
 async def list_segments(request: web.Request) -> web.Response:
+    """`count` (live contacts in the segment) only with include_count=true; the store keeps it current."""
     state = _state(request)
     include = request.query.get("include_count", "false").lower() == "true"
     segments = list(state.ws.iter("segments"))
-    counts = _segment_counts(state) if include else {}
-    for seg in segments:
-        if include:
-            seg.setdefault("count", counts.get(seg["id"], 0))
-        else:
+    if not include:
+        for seg in segments:
             seg.pop("count", None)
     return json_response({"type": "segment.list", "segments": segments})
 
@@ -333,13 +378,13 @@ def _cursor_list(request: web.Request, model: str, list_type: str, items_key: st
     key = ("list", model, state.ws.version)
     ordered = state.search_cache.lookup(key)
     if ordered is None:
-        ordered = Ordered(_all(state, model), "created_at")
+        ordered = _light_ordered(state, model, None, "created_at", None, need_id=False)
         state.search_cache.put(key, ordered)
     chunk, pages = _cursor_page(ordered, False, per_page, request.query.get("starting_after"))
     return json_response(
         {
             "type": list_type,
-            items_key: _apply_data_faults(request, chunk),
+            items_key: _apply_data_faults(request, _page_records(state, model, ordered, chunk)),
             "total_count": len(ordered.records),
             "pages": pages,
         }
@@ -371,25 +416,35 @@ def _search(request: web.Request, model: str, body: dict[str, Any]) -> web.Respo
         model == "conversations" and state.knobs.conversations_search_day_granular
     )
     cutoff = state.ws.clock.now() - lag if lag > 0 else None
+    # The lag's cache bucket: the exact set of records it hides now. While that set does not change
+    # (cutoff past the generated history: only mutated records can be hidden), every page of a
+    # walk reuses one result although the cutoff moves each second; otherwise the cutoff itself.
+    lag_bucket: Any = None
+    if cutoff is not None:
+        hidden = state.ws.updated_after(model, cutoff)
+        lag_bucket = ("hidden", hidden) if hidden is not None else ("cutoff", cutoff)
     try:
         sort_field, descending = search.parse_sort(body.get("sort"), None)
+        query = body.get("query")
         cache_key = (
             model,
-            orjson.dumps(body.get("query"), option=orjson.OPT_SORT_KEYS),
+            orjson.dumps(query, option=orjson.OPT_SORT_KEYS),
             sort_field,
             day_granular,
             state.ws.version,
-            cutoff,
+            lag_bucket,
         )
         ordered = state.search_cache.lookup(cache_key)
         if ordered is None:
-            predicate = search.compile_query(
-                body.get("query"), model=model, timezone=state.ws.timezone, day_granular=day_granular
-            )
-            rows = [r for r in _all(state, model) if predicate(r)]
-            if cutoff is not None:
-                rows = [r for r in rows if _updated_at(r) <= cutoff]
-            ordered = Ordered(rows, sort_field)
+            predicate = search.compile_query(query, model=model, timezone=state.ws.timezone, day_granular=day_granular)
+            fields = search.query_fields(query)
+            if model in LIGHT_MODELS and fields <= LIGHT_FIELDS and sort_field in (None, *LIGHT_FIELDS):
+                ordered = _light_ordered(state, model, predicate, sort_field, cutoff, need_id="id" in fields)
+            else:
+                rows = [r for r in _all(state, model) if predicate(r)]
+                if cutoff is not None:
+                    rows = [r for r in rows if _updated_at(r) <= cutoff]
+                ordered = Ordered(rows, sort_field)
             state.search_cache.put(cache_key, ordered)
     except search.SearchError as err:
         raise ApiError(400, err.code, err.message) from err
@@ -397,7 +452,7 @@ def _search(request: web.Request, model: str, body: dict[str, Any]) -> web.Respo
     return json_response(
         {
             "type": list_type,
-            items_key: _apply_data_faults(request, chunk),
+            items_key: _apply_data_faults(request, _page_records(state, model, ordered, chunk)),
             "total_count": len(ordered.records),
             "pages": pages,
         }
@@ -421,6 +476,18 @@ async def search_conversations(request: web.Request) -> web.Response:
 
 async def search_tickets(request: web.Request) -> web.Response:
     return _search(request, "tickets", await _read_json(request))
+
+
+async def get_ticket(request: web.Request) -> web.Response:
+    """GET /tickets/{id}: the ticket with all its `ticket_parts` (2.15 ticket_part.list)."""
+    state = _state(request)
+    ticket_id = request.match_info["id"]
+    ticket = state.ws.get("tickets", ticket_id)
+    if ticket is None:
+        raise _not_found("Ticket Not Found", "ticket_not_found")
+    parts = state.ws.ticket_parts(ticket_id)
+    ticket["ticket_parts"] = {"type": "ticket_part.list", "ticket_parts": parts, "total_count": len(parts)}
+    return _one(request, ticket)
 
 
 # ---------------------------------------------------------------- conversations
@@ -494,7 +561,8 @@ def _company_page(request: web.Request, rows: list[dict[str, Any]], page: int, p
     chunk = visible[(page - 1) * per_page : page * per_page]
     next_url = None
     if page < total_pages:
-        next_url = f"{request.scheme}://{request.host}{path}?{urlencode({'per_page': per_page, 'page': page + 1})}"
+        params = {k: v for k, v in request.query.items() if k not in ("page", "per_page")}
+        next_url = _self_url(request, path, {**params, "per_page": str(per_page), "page": str(page + 1)})
     return json_response(
         {
             "type": "list",
@@ -540,9 +608,9 @@ async def list_companies(request: web.Request) -> web.Response:
 async def post_companies_list(request: web.Request) -> web.Response:
     state = _state(request)
     q = request.query
-    order = q.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise ApiError(400, "parameter_invalid", "order must be asc or desc")
+    # `order`: "`asc` or `desc` ... Defaults to desc" (a plain string, no enum, no documented 400):
+    # anything but asc (any case) lists most recent first.
+    order = "asc" if (q.get("order") or "").strip().lower() == "asc" else "desc"
     page = max(1, _int_param(q.get("page"), "page", 1))
     per_page = _per_page(q.get("per_page"), 15, COMPANY_MAX_PER_PAGE)
     return _company_page(request, _companies_by_recency(state, order == "desc"), page, per_page, "/companies/list")
@@ -636,3 +704,4 @@ def register(app: web.Application) -> None:
     r.add_post("/conversations/search", search_conversations)
     r.add_get("/conversations/{id}", get_conversation)
     r.add_post("/tickets/search", search_tickets)
+    r.add_get("/tickets/{id}", get_ticket)

@@ -275,6 +275,18 @@ def _compile(node: Any, model: str, timezone: str, day_granular: bool, depth: in
     return lambda r: any(p(r) for p in preds)
 
 
+def query_fields(query: Any) -> set[str]:
+    """Every field name a (valid) query filters on, through groups."""
+    if not isinstance(query, dict):
+        return set()
+    if "field" in query:
+        return {str(query["field"])}
+    out: set[str] = set()
+    for item in query.get("value") or []:
+        out |= query_fields(item)
+    return out
+
+
 def compile_query(query: Any, *, model: str, timezone: str, day_granular: bool) -> Predicate:
     """Validate a search query and return a predicate over API-shaped records."""
     if query is None:

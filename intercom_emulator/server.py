@@ -26,13 +26,10 @@ A token configured without scopes has all of them (the default ``emulator-token`
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import re
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -66,33 +63,24 @@ SCOPE_BY_PREFIX: list[tuple[str, str]] = [
     ("/tickets", "read_tickets"),
     ("/data_attributes", "read_data_attributes"),
 ]
-DEFAULT_VERSION = "2.15"
-_SPEC_VERSIONS = [
+DEFAULT_VERSION = "2.15"  # Intercom's current default (2.16 exists, see intercom-api-notes.md)
+# Every `Intercom-Version` the emulator accepts: the union of the `components.schemas.intercom_version`
+# enums of Intercom's official OpenAPI descriptions 2.13, 2.15 and 2.16 (github.com/intercom/
+# Intercom-OpenAPI, descriptions/<v>/api.intercom.io.yaml, commit 8889625a; copies in
+# shared/intercom-openapi). 2.16's enum is the superset. Hard-coded on purpose: the emulator ships
+# without the spec files. tests/emulator/test_server_auth_limits.py compares it with the 2.16 yaml.
+SPEC_VERSIONS: tuple[str, ...] = (
     "1.0", "1.1", "1.2", "1.3", "1.4", "2.0", "2.1", "2.2", "2.3", "2.4", "2.5", "2.6", "2.7",
-    "2.8", "2.9", "2.10", "2.11", "2.12", "2.13", "2.14", "2.15",
-]  # fmt: skip
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "intercom-openapi" / "2.15" / "api.intercom.io.yaml"
+    "2.8", "2.9", "2.10", "2.11", "2.12", "2.13", "2.14", "2.15", "2.16",
+)  # fmt: skip
+# Not in the numbered enums but accepted by Intercom: the preview version (formerly "Unstable").
+EXTRA_VERSIONS: tuple[str, ...] = ("Preview", "Unstable")
+ACCEPTED_VERSIONS: frozenset[str] = frozenset(SPEC_VERSIONS + EXTRA_VERSIONS)
 
 
-@functools.lru_cache(maxsize=1)
 def load_versions() -> frozenset[str]:
-    """The 2.15 spec's `intercom_version` enum (read from the yaml when present) + Preview/Unstable.
-
-    Only the `intercom_version` schema block is parsed (the whole spec takes seconds to load).
-    """
-    versions = list(_SPEC_VERSIONS)
-    if SPEC_PATH.exists():
-        try:
-            import yaml
-
-            text = SPEC_PATH.read_text()
-            start = text.index("\n    intercom_version:\n") + 1
-            end = re.compile(r"^    \S", re.M).search(text, start + 5)
-            block = yaml.safe_load(text[start : end.start() if end else len(text)])
-            versions = [str(v) for v in block["intercom_version"]["enum"]]
-        except Exception:  # noqa: BLE001 - fall back to the built-in copy of the enum
-            log.warning("could not read intercom_version enum from %s; using built-in list", SPEC_PATH)
-    return frozenset([*versions, "Preview", "Unstable"])
+    """The accepted `Intercom-Version` values (kept as a function for callers of the old API)."""
+    return ACCEPTED_VERSIONS
 
 
 def scope_for(path: str) -> str | None:

@@ -185,9 +185,57 @@ class Workspace(MutationsMixin, GroundTruthMixin):
             return None
         o = self._over[model].get(i)
         if o is not None:
-            return (o[0] if isinstance(o, tuple) else o)["updated_at"]
+            rec = o[0] if isinstance(o, tuple) else o
+            return rec.get("updated_at", rec["created_at"])  # activity logs have no updated_at
         col = {"contacts": self._c_updated, "companies": self._co_updated, "conversations": self._cv_updated}.get(model)
         return col[i] if col is not None else self.gen.created_at(model, i)
+
+    def id_at(self, model: str, index: int) -> str:
+        """The id of a big-model record by its creation index (see `timestamps`)."""
+        return self._id(model, index)
+
+    def timestamps(self, model: str) -> Iterator[tuple[int, int, int]]:
+        """(index, created_at, updated_at) of every live record of a big model, creation order.
+
+        From the compact columns and the override dict: no record is materialised, so a server can
+        filter and sort on dates over a million records without building their dicts. Activity logs
+        have no updated_at; their created_at is given twice.
+        """
+        if model not in self._n:
+            raise ValueError(f"timestamps() covers {sorted(self._n)}, not {model!r}")
+        col = {"contacts": self._c_updated, "companies": self._co_updated,
+               "conversations": self._cv_updated}.get(model)
+        over, created_at = self._over[model], self.gen.created_at
+        status = self._status if model == "contacts" else {}
+        generated = getattr(self.gen.counts, model)
+        for i in range(self._n[model]):
+            if i in status:
+                continue
+            o = over.get(i)
+            if o is not None:
+                rec = o[0] if isinstance(o, tuple) else o
+                yield i, rec["created_at"], rec.get("updated_at", rec["created_at"])
+            elif i < generated:
+                c = created_at(model, i)
+                yield i, c, (col[i] if col is not None else c)
+
+    def updated_after(self, model: str, t: int) -> frozenset[str] | None:
+        """Ids of live records with updated_at > t, or None when that would need a full scan.
+
+        Generated records are all updated before the anchor, so for t >= anchor only mutated or
+        created records (the override dict, small) can qualify: the answer is cheap and exact.
+        """
+        if t < self.anchor:
+            return None
+        if model in self._n:
+            status = self._status if model == "contacts" else {}
+            out = []
+            for i, o in self._over[model].items():
+                rec = o[0] if isinstance(o, tuple) else o
+                if i not in status and int(rec.get("updated_at", rec.get("created_at")) or 0) > t:
+                    out.append(self._id(model, i))
+            return frozenset(out)
+        return frozenset(r["id"] for r in self._small(model) if int(r.get("updated_at") or 0) > t)
 
     # ---- materialisation -------------------------------------------------------------------------
     def _contact_internal(self, i: int) -> tuple[dict, dict]:

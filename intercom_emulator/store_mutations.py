@@ -27,6 +27,13 @@ from intercom_emulator.generator_conv import (
     part_id_for,
     user_author,
 )
+from intercom_emulator.generator_conv import rating as make_rating
+
+
+def merge_custom(current: dict, update: dict | None) -> dict:
+    """Merge custom attributes key by key; a None value unsets the attribute (its key is left out)."""
+    merged = {**current, **(update or {})}
+    return {k: v for k, v in merged.items() if v is not None}
 
 
 class MutationsMixin:
@@ -37,6 +44,7 @@ class MutationsMixin:
     _status: dict
     _snooze: dict
     _tags: list
+    _segments: list
     _admins: list
     _deleted_tags: set
     _cache: dict
@@ -93,7 +101,7 @@ class MutationsMixin:
             rec.update({k: None for k in rec if k.endswith("_at") or k.startswith(("android_", "ios_"))})
             rec.update({"id": cid, "role": "user", "external_id": None, "email": email, "name": None, "phone": None,
                         "owner_id": None, "created_at": now, "updated_at": now, "avatar": None,
-                        "custom_attributes": {k: None for k in rec["custom_attributes"]},
+                        "custom_attributes": {},
                         "social_profiles": {"type": "social_profile.list", "data": []}})
             self._apply_contact_fields(rec, fields)
             if rec["role"] == "user" and rec["signed_up_at"] is None:
@@ -107,7 +115,7 @@ class MutationsMixin:
             if k in ("id", "type", "workspace_id", "created_at", "updated_at", "tags", "notes", "companies"):
                 continue
             if k == "custom_attributes":
-                rec["custom_attributes"] = {**rec["custom_attributes"], **(v or {})}
+                rec["custom_attributes"] = merge_custom(rec["custom_attributes"], v)
             else:
                 rec[k] = v
         rec["email_domain"] = rec["email"].split("@", 1)[1] if rec.get("email") and "@" in rec["email"] else None
@@ -129,6 +137,8 @@ class MutationsMixin:
         rec["updated_at"] = now
         self._status[i] = (status, target)
         self._company_users_delta(rel["companies"], -1, now)
+        for seg in rel["segments"]:  # segment counts are of live contacts
+            self._segments[seg]["count"] -= 1
         return rel
 
     def delete_contact(self, ident: Any) -> None:
@@ -194,7 +204,7 @@ class MutationsMixin:
                         "company_id": fields.get("company_id") or f"new-{i}", "created_at": now, "updated_at": now,
                         "remote_created_at": fields.get("remote_created_at", now), "last_request_at": None,
                         "user_count": 0, "session_count": 0, "monthly_spend": 0,
-                        "custom_attributes": {k: None for k in rec["custom_attributes"]},
+                        "custom_attributes": {},
                         "tags": {"type": "tag.list", "tags": []}, "segments": {"type": "segment.list", "segments": []}})
             self._over["companies"][i] = rec
             self._apply_company_fields(rec, fields)
@@ -206,7 +216,7 @@ class MutationsMixin:
             if k in ("id", "type", "app_id", "created_at", "updated_at", "user_count", "tags", "segments"):
                 continue
             if k == "custom_attributes":
-                rec["custom_attributes"] = {**rec["custom_attributes"], **(v or {})}
+                rec["custom_attributes"] = merge_custom(rec["custom_attributes"], v)
             else:
                 rec[k] = v
 
@@ -233,12 +243,12 @@ class MutationsMixin:
             conv.update({"id": str(CONV_BASE + i), "title": fields.get("title"), "created_at": now, "updated_at": now,
                          "read": False, "priority": "not_priority", "conversation_rating": None, "sla_applied": None,
                          "tags": {"type": "tag.list", "tags": []}, "ai_agent_participated": False, "ai_agent": None,
-                         "custom_attributes": {k: None for k in conv["custom_attributes"]},
+                         "custom_attributes": {},
                          "contacts": {"type": "contact.list", "contacts": [
                              {"type": "contact", "id": crec["id"], "external_id": crec["external_id"]}]},
                          "source": {**conv["source"], "id": str(CONV_BASE + i), "author": author,
                                     "body": body or "<p>Hello, I need help.</p>"}})
-            conv["custom_attributes"].update(fields.get("custom_attributes") or {})
+            conv["custom_attributes"] = merge_custom(conv["custom_attributes"], fields.get("custom_attributes"))
             derive_conversation(conv, [])
             self._over["conversations"][i] = (conv, [])
             return conv["id"]
@@ -315,9 +325,10 @@ class MutationsMixin:
             now = self._bump()
             conv, _ = self._own_conversation(i)
             c = conv["contacts"]["contacts"][0]
-            last = conv["statistics"]["last_closed_by_id"] or (conv["admin_assignee_id"] and str(conv["admin_assignee_id"]))
-            conv["conversation_rating"] = {"rating": int(rating), "remark": remark, "created_at": now, "updated_at": now,
-                                           "contact": dict(c), "teammate": {"type": "admin", "id": last} if last else None}
+            last = conv["statistics"].get("last_closed_by_id") or (
+                conv["admin_assignee_id"] and str(conv["admin_assignee_id"]))
+            conv["conversation_rating"] = make_rating(int(rating), remark, now, dict(c),
+                                                      {"type": "admin", "id": last} if last else None)
             conv["updated_at"] = now
 
     def add_activity_log(self, admin_id: Any = None, activity_type: str = "admin_login_success") -> str:

@@ -1,4 +1,4 @@
-"""`intercom-sync`: run | backfill | check | demo.
+"""`intercom-sync`: run | backfill | check | demo | views.
 
 Expected failures print ONE line on stderr naming what to fix and return a non-zero exit code
 (see README "Exit codes"); `--debug` adds the traceback. The token is never printed or logged.
@@ -137,6 +137,15 @@ def _add_target_options(p: argparse.ArgumentParser, *, streams: bool = True) -> 
     prog.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
 
 
+def _add_views_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-views",
+        dest="views",
+        action="store_false",
+        help="do not re-create the analyst views after the load (see `intercom-sync views`)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="intercom-sync",
@@ -153,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--full-refresh", action="store_true", help="drop this source's tables and cursors, reload all"
     )
+    _add_views_flag(run)
 
     backfill = sub.add_parser(
         "backfill", help="reload a date range without moving the scheduled cursors", epilog=EPILOG
@@ -161,6 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--end", metavar="DATE", help="end date, exclusive (default: now)")
     _add_source_options(backfill)
     _add_target_options(backfill)
+    _add_views_flag(backfill)
+
+    views = sub.add_parser(
+        "views",
+        help="create/replace the Fivetran-compatible views and the metric views (no sync)",
+        epilog=EPILOG,
+    )
+    _add_target_options(views, streams=False)
+    views.add_argument(
+        "--fivetran-schema", metavar="NAME", help="schema for the Fivetran-compatible views (default: <dataset>_fivetran)"
+    )
+    views.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="verbose logs and tracebacks"
+    )
 
     check = sub.add_parser(
         "check", help="validate the token and show workspace and allowed streams", epilog=EPILOG
@@ -213,8 +237,26 @@ def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
             f"Backfilling {settings.start_date.to_date_string()} .. {settings.end_date.to_iso8601_string()} "
             "(scheduled cursors are left as they are)"
         )
-    summary = ip.run_sync(settings, target, full_refresh=getattr(args, "full_refresh", False))
+    summary = ip.run_sync(
+        settings, target, full_refresh=getattr(args, "full_refresh", False), views=args.views
+    )
     print(format_summary(summary))
+    if getattr(summary, "views", None):
+        print(summary.views)
+    return ip.EXIT_OK
+
+
+def _cmd_views(args: argparse.Namespace) -> int:
+    from pipelines import views
+
+    target = _target(args)
+    pipeline = ip.build_pipeline(target)
+    with ip.translate_errors(None, target):
+        try:
+            result = views.create_views_for_pipeline(pipeline, fivetran_schema=args.fivetran_schema)
+        except ValueError as exc:
+            raise ip.UserError(str(exc), ip.EXIT_USAGE) from exc
+    print(result.describe())
     return ip.EXIT_OK
 
 
@@ -264,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "backfill": lambda a: _cmd_run(a, backfill=True),
         "check": _cmd_check,
         "demo": _cmd_demo,
+        "views": _cmd_views,
     }
     try:
         return handlers[args.command](args)

@@ -388,13 +388,20 @@ def run_sync(
     *,
     full_refresh: bool = False,
     preflight: bool = True,
+    views: bool = True,
 ) -> RunSummary:
-    """Check the token, run the source into the destination and return the summary."""
+    """Check the token, run the source into the destination and return the summary.
+
+    With `views` (the default) the analyst views are re-created after the load (pipelines/views.py);
+    the outcome line is in `summary.views`.
+    """
     started = time.monotonic()
     report = check_workspace(settings, settings.streams) if preflight else None
     if report is not None:
         require_permissions(report, settings.streams)
     pipeline = build_pipeline(target)
+    if full_refresh:  # Postgres refuses to drop tables our views read
+        _drop_views_quietly(pipeline)
     with translate_errors(settings, target):
         client = make_client(settings, max_retries=None)
         try:
@@ -411,8 +418,30 @@ def run_sync(
     if report is not None:
         stats_to_summary(summary, report.stats)
     stats_to_summary(summary, client.stats.as_dict())
+    summary.views = refresh_views(pipeline) if views else None  # type: ignore[attr-defined]
     summary.duration_seconds = time.monotonic() - started
     return summary
+
+
+def refresh_views(pipeline: dlt.Pipeline, fivetran_schema: str | None = None) -> str:
+    """Re-create the analyst views; a failure is reported, never fails the finished load."""
+    from pipelines import views
+
+    try:
+        return views.create_views_for_pipeline(pipeline, fivetran_schema=fivetran_schema).describe()
+    except Exception as exc:
+        logger.debug("analyst views failed", exc_info=True)
+        logger.warning("analyst views were not refreshed: %s", describe_failure(exc))
+        return f"Views: not refreshed ({describe_failure(exc)}); retry with: intercom-sync views"
+
+
+def _drop_views_quietly(pipeline: dlt.Pipeline) -> None:
+    from pipelines import views
+
+    try:
+        views.drop_views_for_pipeline(pipeline)
+    except Exception:  # nothing to drop yet (first run, no dataset): the load decides
+        logger.debug("dropping analyst views before a full refresh failed", exc_info=True)
 
 
 def incremental_state(pipeline: dlt.Pipeline) -> dict[str, Any]:

@@ -27,8 +27,10 @@ import dlt
 import pendulum
 from dlt.sources import DltResource
 
-from . import schema, settings
+from . import deletes, relations, schema, settings
+from . import history as history_mode
 from . import streams as stream_fns
+from . import tickets as ticket_fns
 from .client import ClientStats, IntercomClient, resolve_base_url
 from .errors import (
     IntercomAPIError,
@@ -110,6 +112,7 @@ def intercom_source(
     streams: Sequence[str] | None = None,
     max_workers: int = settings.DEFAULT_MAX_WORKERS,
     client: Any = None,
+    history: bool = False,
 ) -> list[DltResource]:
     """Intercom workspace as dlt resources.
 
@@ -124,6 +127,8 @@ def intercom_source(
         streams: stream names to load (default all); see `settings.STREAMS`.
         max_workers: concurrent conversation-detail fetches (and HTTP pool size).
         client: optional pre-built `IntercomClient` to use instead of building one.
+        history: keep one row per version (dlt scd2) of contacts, companies, conversations,
+            tickets and their relation tables instead of the latest state; see history.py.
     """
     selected = _validate_streams(streams)
     if region is None or region.lower() not in settings.REGIONS:
@@ -162,9 +167,15 @@ def intercom_source(
         )
 
     def merge_resource(fn: Any, name: str) -> DltResource:
+        columns = {**schema.COLUMNS.get(name, {}), **ticket_fns.COLUMNS.get(name, {})}
+        if name in deletes.RECONCILED_STREAMS:
+            columns.update(deletes.DELETE_COLUMNS)  # set by `reconcile_deletes`
+        disposition: dict[str, Any] = {"write_disposition": "merge"}
+        if name in history_mode.HISTORY_STREAMS:
+            disposition = history_mode.resource_hints(bool(history))
         return dlt.resource(
-            fn, name=name, primary_key="id", write_disposition="merge",
-            columns=schema.COLUMNS[name], selected=name in selected,
+            fn, name=name, primary_key="id", **disposition,
+            columns=columns, selected=name in selected, parallelized=True,
         )
 
     resources: list[DltResource] = []
@@ -185,18 +196,31 @@ def intercom_source(
         resources.append(
             merge_resource(stream_fns.activity_logs, "activity_logs")(ctx, created_at=cursor("created_at"))
         )
+    if "tickets" in selected or "ticket_parts" in selected:
+        tctx = ticket_fns.TicketContext(ctx, fetch_parts="ticket_parts" in selected)
+        tick = merge_resource(ticket_fns.tickets, "tickets")(tctx, updated_at=cursor("updated_at"))
+        resources.append(tick)
+        if "ticket_parts" in selected:
+            resources.append(
+                dlt.transformer(
+                    ticket_fns.ticket_parts, name="ticket_parts", data_from=tick, primary_key="id",
+                    write_disposition="merge", columns=ticket_fns.COLUMNS["ticket_parts"],
+                )(tctx)
+            )
+    # small tables: merged on id with soft deletes (`_deleted_at`), see deletes.py
     for name, params in (("admins", None), ("tags", None), ("teams", None), ("segments", {"include_count": "true"})):
         if name in selected:
             res = dlt.resource(
-                stream_fns.simple_list, name=name, primary_key="id", write_disposition="replace",
-                columns=schema.COLUMNS[name],
+                deletes.soft_deleting_list, name=name, primary_key="id", write_disposition="merge",
+                columns={**schema.COLUMNS[name], **deletes.DELETE_COLUMNS}, parallelized=True,
             )
-            resources.append(res(ctx, name, params))
+            prepare = relations.with_team_admins if name == "teams" else None
+            resources.append(res(ctx, name, params, prepare))
     if "data_attributes" in selected:
         resources.append(
             dlt.resource(
                 stream_fns.data_attributes, name="data_attributes", primary_key=("model", "id"),
-                write_disposition="replace", columns=schema.COLUMNS["data_attributes"],
+                write_disposition="replace", columns=schema.COLUMNS["data_attributes"], parallelized=True,
             )(ctx)
         )
     return resources

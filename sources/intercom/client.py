@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import random
 import threading
 import time
@@ -169,7 +170,8 @@ class IntercomClient:
         self.backoff_max = backoff_max
         self.stats = ClientStats()
         self.limiter = rate_limiter or RateLimiter(max_wait=settings.MAX_RATE_LIMIT_WAIT_SECONDS)
-        pool = max(2, max_workers + 2)
+        pool = max(2, max_workers + settings.HTTP_POOL_EXTRA)
+        self.max_workers = max_workers
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={
@@ -186,6 +188,7 @@ class IntercomClient:
         self._data_attributes: dict[str, list[dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
         self._scroll_lock = threading.Lock()
+        self._latency: float | None = None  # moving average of answer times, seconds
 
     def __repr__(self) -> str:
         return f"IntercomClient(base_url={self.base_url!r}, version={self.intercom_version!r})"
@@ -236,7 +239,9 @@ class IntercomClient:
                 self.stats.add("rate_limit_wait_seconds", amount=waited)
             self.stats.add("requests", template)
             try:
+                sent = time.perf_counter()
                 response = self._http.request(ep.method, target, params=params, json=json)
+                self._observe_latency(time.perf_counter() - sent)
             except httpx.TransportError as exc:
                 reason = type(exc).__name__
                 if attempt >= self.max_retries:
@@ -291,6 +296,27 @@ class IntercomClient:
                 attempt += 1
                 continue
             return body
+
+    def _observe_latency(self, seconds: float) -> None:
+        with self._cache_lock:
+            prev = self._latency
+            self._latency = seconds if prev is None else 0.8 * prev + 0.2 * seconds
+
+    def suggested_concurrency(self, max_workers: int | None = None) -> int:
+        """Workers that keep the quota busy: calls/second allowed x observed latency, plus headroom.
+
+        Why: with L seconds per call, a single worker makes 1/L calls a second; Intercom allows
+        limit/10 s. More workers than that only queue in the rate limiter; fewer leave quota idle.
+        Falls back to `max_workers` until both the limit and a latency sample are known.
+        """
+        cap = max(1, int(max_workers if max_workers is not None else self.max_workers))
+        limit = self.limiter.snapshot().get("limit")
+        with self._cache_lock:
+            latency = self._latency
+        if not limit or latency is None:
+            return cap
+        per_second = float(limit) / 10.0  # X-RateLimit-Limit counts a 10-second window
+        return max(2, min(cap, math.ceil(per_second * latency * 1.5) + 2))
 
     def _same_origin(self, url: str) -> str:
         """Resolve a server-given next-page URL and refuse any other host (it would get our token)."""

@@ -349,4 +349,6 @@ CHILD_TABLES: dict[str, str] = {
     "conversations__contacts": "conversation_id",
     "conversations__teammates": "conversation_id",
     "conversations__linked_objects": "conversation_id",
+    "teams__admins": "team_id",  # relations.with_team_admins
+    "tickets__contacts": "ticket_id",  # tickets.shape_ticket
 }

@@ -16,10 +16,12 @@ REGIONS: dict[str, str] = {
 DEFAULT_REGION = "us"
 DEFAULT_VERSION = "2.15"
 DEFAULT_LOOKBACK_SECONDS = 900
-DEFAULT_MAX_WORKERS = 8
+DEFAULT_MAX_WORKERS = 32  # upper bound of concurrent detail fetches; sized down from quota x latency
 
 SEARCH_PAGE_SIZE = 150  # Intercom's maximum for search and cursor lists
 ACTIVITY_LOG_WINDOW_SECONDS = 5 * 24 * 3600  # 5-day windows: wider ones have caused 500s
+ACTIVITY_LOG_WORKERS = 8  # activity-log windows fetched at once
+HTTP_POOL_EXTRA = 16  # connections beyond the detail workers: streams run in parallel
 MAX_RETURNED_PARTS = 500  # GET /conversations/{id} returns at most the newest 500 parts
 
 # HTTP behaviour
@@ -67,6 +69,14 @@ ENDPOINTS: dict[str, Endpoint] = {
     "segments": Endpoint("GET", "/segments", PERM_USERS_COMPANIES),
     "data_attributes": Endpoint("GET", "/data_attributes", PERM_USERS_COMPANIES),
     "tickets_search": Endpoint("POST", "/tickets/search", PERM_TICKETS),
+    # complete relations, tickets and delete reconciliation (relations.py, tickets.py, deletes.py)
+    "contact": Endpoint("GET", "/contacts/{id}", PERM_USERS_COMPANIES),
+    "contact_tags": Endpoint("GET", "/contacts/{id}/tags", PERM_USERS_COMPANIES),
+    "contact_companies": Endpoint("GET", "/contacts/{id}/companies", PERM_USERS_COMPANIES),
+    "company_segments": Endpoint("GET", "/companies/{id}/segments", PERM_USERS_COMPANIES),
+    "contacts_list": Endpoint("GET", "/contacts", PERM_USERS_COMPANIES),
+    "conversations_list": Endpoint("GET", "/conversations", PERM_CONVERSATIONS),
+    "ticket": Endpoint("GET", "/tickets/{id}", PERM_TICKETS),
 }
 
 # key of the record list in single-page list answers
@@ -91,6 +101,8 @@ STREAMS: tuple[str, ...] = (
     "segments",
     "activity_logs",
     "data_attributes",
+    "tickets",
+    "ticket_parts",
 )
 
 # endpoint used by `check_scopes` to probe each stream's permission cheaply (never opens a scroll)
@@ -105,6 +117,8 @@ STREAM_PROBES: dict[str, str] = {
     "segments": "segments",
     "activity_logs": "activity_logs",
     "data_attributes": "data_attributes",
+    "tickets": "tickets_search",
+    "ticket_parts": "tickets_search",
 }
 
 # which custom-attribute model types each stream's `custom_*` columns

@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -30,12 +31,13 @@ import pendulum
 from dlt.common.typing import TDataItem
 from dlt.extract.incremental import Incremental
 
-from . import schema, settings
+from . import deletes, relations, schema, settings
 from .client import IntercomClient
 
 logger = logging.getLogger(__name__)
 
 DAY = 24 * 3600
+_PAGES_IN_FLIGHT = 3  # search pages whose conversation details may be fetching at once
 _DAY_MARGIN = 3600  # one hour before local midnight: safely on the previous calendar day
 
 
@@ -189,6 +191,23 @@ def _incremental_records(
         logger.info("skipped %d unchanged records already loaded inside the lookback window", skipped)
 
 
+def _ordered_map(
+    pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Iterable[Any], in_flight: int
+) -> Iterator[Any]:
+    """`pool.map` that keeps at most `in_flight` calls submitted ahead of the consumer.
+
+    Why: `Executor.map` submits everything at once, so a slow consumer (dlt's extract) would hold
+    every window's records in memory; results still come back in input order.
+    """
+    pending: deque[Future[Any]] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= max(1, in_flight):
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 # ------------------------------------------------------------------------- streams
 def contacts(
     ctx: StreamContext,
@@ -199,7 +218,9 @@ def contacts(
     query = build_search_query(updated_at.start_value, updated_at.end_value, ctx.client.workspace_timezone())
     first = True
     pages = ctx.client.search("contacts_search", query)
-    for _, rows in _incremental_records(ctx, updated_at, pages, lambda r: schema.shape_contact(r, types), "updated_at"):
+    for raws, _ in _incremental_records(ctx, updated_at, pages, lambda r: {}, "updated_at"):
+        # embedded tags/companies stop at 10: complete them (changed contacts only), see relations.py
+        rows = [schema.shape_contact(r, types) for r in relations.complete_contacts(ctx.client, raws, ctx.max_workers)]
         yield _with_custom_hints(rows, types) if first else rows
         first = False
 
@@ -211,8 +232,11 @@ def companies(
     """GET /companies/scroll once per run; updated_at filtered client-side (no server filter)."""
     types = ctx.custom_types("companies")
     first = True
-    pages = ctx.client.scroll_companies()
-    for _, rows in _incremental_records(ctx, updated_at, pages, lambda r: schema.shape_company(r, types), "updated_at"):
+    # every id of the scroll is remembered for `--reconcile-deletes` (deletes.py): no second scroll
+    pages = deletes.tap_listed_ids(ctx.client, "companies", ctx.client.scroll_companies())
+    for raws, _ in _incremental_records(ctx, updated_at, pages, lambda r: {}, "updated_at"):
+        # segments from GET /companies/{id}/segments, for changed companies only (relations.py)
+        rows = [schema.shape_company(r, types) for r in relations.complete_companies(ctx.client, raws, ctx.max_workers)]
         yield _with_custom_hints(rows, types) if first else rows
         first = False
 
@@ -230,24 +254,56 @@ def conversations(
     query = build_search_query(updated_at.start_value, updated_at.end_value, ctx.client.workspace_timezone())
     pages = ctx.client.search("conversations_search", query)
     first = True
-    with ThreadPoolExecutor(max_workers=max(1, ctx.max_workers), thread_name_prefix="intercom-detail") as pool:
+
+    def shaped(raws: list[dict[str, Any]], details: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
+        rows = []
+        for raw, detail in zip(raws, details, strict=True):
+            cid = str(raw["id"])
+            if ctx.fetch_parts and detail is None:
+                continue  # vanished between search and detail fetch (counted by the client)
+            rows.append(schema.shape_conversation(raw, types, detail))
+            if detail is not None:
+                with ctx._lock:
+                    ctx.parts_cache[cid] = schema.shape_parts(detail, cid)
+        return rows
+
+    # Details of later search pages are fetched while earlier pages are still in flight, so the
+    # pool never drains between pages; at most `_PAGES_IN_FLIGHT` pages are held in memory.
+    pool: ThreadPoolExecutor | None = None
+    pending: deque[tuple[list[dict[str, Any]], list[Future[dict[str, Any] | None]]]] = deque()
+    try:
         for raws, _ in _incremental_records(ctx, updated_at, pages, lambda r: {}, "updated_at"):
-            if ctx.fetch_parts:
-                details = list(pool.map(lambda r: ctx.client.get_conversation(str(r["id"])), raws))
-            else:
-                details = [None] * len(raws)
-            rows = []
-            for raw, detail in zip(raws, details, strict=True):
-                cid = str(raw["id"])
-                if ctx.fetch_parts and detail is None:
-                    continue  # vanished between search and detail fetch (counted by the client)
-                rows.append(schema.shape_conversation(raw, types, detail))
-                if detail is not None:
-                    with ctx._lock:
-                        ctx.parts_cache[cid] = schema.shape_parts(detail, cid)
+            if not ctx.fetch_parts:
+                rows = shaped(raws, [None] * len(raws))
+                if rows:
+                    yield _with_custom_hints(rows, types) if first else rows
+                    first = False
+                continue
+            if pool is None:
+                pool = ThreadPoolExecutor(
+                    max_workers=ctx.client.suggested_concurrency(ctx.max_workers),
+                    thread_name_prefix="intercom-detail",
+                )
+            futures = [pool.submit(ctx.client.get_conversation, str(r["id"])) for r in raws]
+            pending.append((raws, futures))
+            while pending and (len(pending) > _PAGES_IN_FLIGHT or all(f.done() for f in pending[0][1])):
+                head_raws, head_futures = pending.popleft()
+                rows = shaped(head_raws, [f.result() for f in head_futures])
+                if rows:
+                    yield _with_custom_hints(rows, types) if first else rows
+                    first = False
+        while pending:
+            head_raws, head_futures = pending.popleft()
+            rows = shaped(head_raws, [f.result() for f in head_futures])
             if rows:
                 yield _with_custom_hints(rows, types) if first else rows
                 first = False
+    finally:
+        if pool is not None:
+            for _, futures in pending:
+                for f in futures:
+                    f.cancel()
+            pool.shutdown(wait=True)
 
 
 def conversation_parts(conversation_rows: TDataItem, ctx: StreamContext) -> Iterator[TDataItem]:
@@ -283,23 +339,40 @@ def activity_logs(
     else:
         start_epoch = int(start.timestamp())
     end_epoch = int(created_at.end_value.timestamp()) if created_at.end_value is not None else None
-    yielded: set[str] = set()
+    limit = end_epoch if end_epoch is not None else int(time.time())
+    bounds: list[tuple[int, int | None]] = []
+    lower = start_epoch
+    while True:
+        upper: int | None = lower + settings.ACTIVITY_LOG_WINDOW_SECONDS
+        if upper >= limit:
+            # the last window: open-ended unless backfilling (never cut at our own "now")
+            upper = end_epoch + 1 if end_epoch is not None else None
+        bounds.append((lower, upper))
+        if upper is None or upper > limit:
+            break
+        lower = upper
+
+    def fetch(window: tuple[int, int | None]) -> list[list[dict[str, Any]]]:
+        return list(ctx.client.activity_logs(*window))
 
     def windows() -> Iterator[list[dict[str, Any]]]:
-        lower = start_epoch
-        while True:
-            upper: int | None = lower + settings.ACTIVITY_LOG_WINDOW_SECONDS
-            limit = end_epoch if end_epoch is not None else int(time.time())
-            if upper >= limit:
-                # the last window: open-ended unless backfilling (never cut at our own "now")
-                upper = end_epoch + 1 if end_epoch is not None else None
-            for page in ctx.client.activity_logs(lower, upper):
-                fresh = [r for r in page if str(r.get("id")) not in yielded]
-                yielded.update(str(r.get("id")) for r in fresh)
-                yield fresh
-            if upper is None or upper > limit:
-                return
-            lower = upper
+        # windows are independent: fetch them concurrently, yield them in order. Both ends of a
+        # window are inclusive, so only records exactly on a shared bound can come twice.
+        on_bound: set[str] = set()
+        workers = min(settings.ACTIVITY_LOG_WORKERS, len(bounds))
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="intercom-alog") as pool:
+            for (lo, up), pages in zip(bounds, _ordered_map(pool, fetch, bounds, 2 * workers), strict=True):
+                previous, on_bound = on_bound, set()
+                for page in pages:
+                    fresh = []
+                    for r in page:
+                        rid, created = str(r.get("id")), schema.to_epoch(r.get("created_at"))
+                        if created == lo and rid in previous:
+                            continue
+                        if up is not None and created == up:
+                            on_bound.add(rid)
+                        fresh.append(r)
+                    yield fresh
 
     for _, rows in _incremental_records(ctx, created_at, windows(), schema.shape_activity_log, "created_at"):
         yield rows

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import httpx
+import yaml
 
+from intercom_emulator.server import ACCEPTED_VERSIONS, DEFAULT_VERSION, SPEC_VERSIONS
 from intercom_emulator.testing import EmulatorServer, error_code, json_body
+
+SHARED_SPECS = Path(__file__).resolve().parents[3] / "shared" / "intercom-openapi"
+
+
+def _spec_version_enum(version: str) -> list[str]:
+    """The `components.schemas.intercom_version` enum of one shared spec file (that block only)."""
+    text = (SHARED_SPECS / version / "api.intercom.io.yaml").read_text()
+    start = text.index("\n    intercom_version:\n") + 1
+    end = re.compile(r"^    \S", re.M).search(text, start + 5)
+    block = yaml.safe_load(text[start : end.start() if end else len(text)])
+    return [str(v) for v in block["intercom_version"]["enum"]]
+
+
+def test_hard_coded_versions_match_the_newest_spec() -> None:
+    """The emulator's built-in list is the 2.16 enum (+ Preview/Unstable), a superset of 2.13's and 2.15's."""
+    newest = _spec_version_enum("2.16")
+    assert list(SPEC_VERSIONS) == newest
+    assert frozenset([*newest, "Preview", "Unstable"]) == ACCEPTED_VERSIONS
+    for older in ("2.13", "2.15"):
+        assert set(_spec_version_enum(older)) <= ACCEPTED_VERSIONS, older
+    assert DEFAULT_VERSION == "2.15" and DEFAULT_VERSION in ACCEPTED_VERSIONS
 
 
 def test_missing_or_bad_token_is_401_unauthorized(emulator: EmulatorServer) -> None:
@@ -39,11 +64,11 @@ def test_token_without_scope_gets_token_unauthorized() -> None:
 
 def test_intercom_version_header_is_validated(emulator: EmulatorServer) -> None:
     auth = {"Authorization": f"Bearer {emulator.token}"}
-    for good in ("2.15", "2.13", "1.0", "Preview", "Unstable"):
+    for good in ("2.15", "2.16", "2.14", "2.13", "1.0", "Preview", "Unstable"):
         resp = httpx.get(f"{emulator.base_url}/me", headers={**auth, "Intercom-Version": good})
         assert resp.status_code == 200, good
     assert httpx.get(f"{emulator.base_url}/me", headers=auth).status_code == 200  # default 2.15
-    for bad in ("2.1.0", "3.0", "latest", "2.150"):
+    for bad in ("2.1.0", "3.0", "latest", "2.150", "2.17"):
         resp = httpx.get(f"{emulator.base_url}/me", headers={**auth, "Intercom-Version": bad})
         assert resp.status_code == 400, bad
         assert error_code(resp) == "intercom_version_invalid"

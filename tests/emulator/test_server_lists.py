@@ -243,3 +243,68 @@ def test_activity_logs_require_window_and_follow_next_urls(emulator: EmulatorSer
     assert sorted(got) == sorted(expected)
     assert len(got) == len(expected)
     assert pages == -(-len(expected) // 20)
+
+
+def test_next_urls_use_the_request_host_port_and_keep_filters(emulator: EmulatorServer, api: httpx.Client) -> None:
+    """pages.next (company page lists, activity logs) is absolute on the host:port the request came to."""
+    ws = emulator.workspace
+    port = emulator.base_url.rsplit(":", 1)[1]
+    data = json_body(api.post("/companies/list", params={"per_page": 2, "order": "asc"}))
+    nxt = httpx.URL(data["pages"]["next"])
+    assert (nxt.host, str(nxt.port), nxt.path) == ("127.0.0.1", port, "/companies/list")
+    assert dict(nxt.params) == {"order": "asc", "per_page": "2", "page": "2"}
+    # another Host header (a proxy, a container port mapping): the URL follows it
+    data = json_body(api.get("/companies", params={"per_page": 2}, headers={"Host": "intercom.local:8123"}))
+    assert data["pages"]["next"].startswith("http://intercom.local:8123/companies?")
+    first = min(int(r["created_at"]) for r in ws.iter("activity_logs"))
+    data = json_body(api.get("/admins/activity_logs", params={"created_at_after": first}))
+    assert data["pages"]["next"].startswith(f"http://127.0.0.1:{port}/admins/activity_logs?")
+
+
+def test_companies_list_order_is_lenient(emulator: EmulatorServer, api: httpx.Client) -> None:
+    """`order` is "asc or desc, defaults to desc" with no documented 400: unknown/empty values mean desc."""
+    def ids(params: dict[str, str]) -> list[str]:
+        resp = api.post("/companies/list", params={"per_page": 60, **params})
+        assert resp.status_code == 200, resp.text
+        return [c["id"] for c in json_body(resp)["data"]]
+
+    desc = ids({})
+    assert ids({"order": "desc"}) == ids({"order": "bogus"}) == ids({"order": ""}) == desc
+    assert ids({"order": "asc"}) == ids({"order": "ASC"}) == desc[::-1]
+
+
+def test_admins_avatar_only_on_request_and_clean_small_lists(emulator: EmulatorServer, api: httpx.Client) -> None:
+    """GET /admins: avatar only with display_avatar=true; tags without applied_*; 404 message as the spec."""
+    ws = emulator.workspace
+    plain = json_body(api.get("/admins"))["admins"]
+    assert plain and all("avatar" not in a for a in plain)
+    with_avatar = json_body(api.get("/admins", params={"display_avatar": "true"}))["admins"]
+    assert [a.get("avatar") for a in with_avatar] == [a["avatar"] for a in ws.iter("admins")]
+    tags = json_body(api.get("/tags"))["data"]
+    assert tags and all(set(t) == {"type", "id", "name"} for t in tags)
+    resp = api.get("/admins/999999999")
+    assert resp.status_code == 404 and json_body(resp)["errors"] == [
+        {"code": "admin_not_found", "message": "Admin not found"}]
+    attrs = json_body(api.get("/data_attributes"))["data"]
+    assert all(("admin_id" in a) == a["custom"] for a in attrs)
+
+
+def test_segment_counts_follow_contact_removals(emulator: EmulatorServer, api: httpx.Client) -> None:
+    """include_count counts live contacts, kept by the store (no per-request scan of contacts)."""
+    ws = emulator.workspace
+
+    def counts() -> dict[str, int]:
+        segs = json_body(api.get("/segments", params={"include_count": "true"}))["segments"]
+        return {s["id"]: s["count"] for s in segs}
+
+    member = next(c for c in ws.ids("contacts") if ws.contact_segments(c))
+    segs = [s["id"] for s in ws.contact_segments(member)]
+    before = counts()
+    ws.delete_contact(member)
+    after = counts()
+    assert after == {k: v - (k in segs) for k, v in before.items()}
+    expected = {k: 0 for k in after}
+    for cid in ws.ids("contacts"):
+        for s in ws.contact_segments(cid):
+            expected[s["id"]] += 1
+    assert after == expected

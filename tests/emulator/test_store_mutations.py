@@ -50,8 +50,11 @@ def test_create_and_update_contact(ws: Workspace) -> None:
     ws.clock.advance(90)
     ws.update_contact(cid, name="Renamed", custom_attributes={"seats": 4})
     rec = ws.get("contacts", cid)
-    assert rec["name"] == "Renamed" and rec["custom_attributes"] == {**rec["custom_attributes"], "plan_tier": "pro", "seats": 4}
+    assert rec["name"] == "Renamed" and rec["custom_attributes"] == {"plan_tier": "pro", "seats": 4}
     assert rec["updated_at"] == ws.clock.now() and ws.version == v + 2
+    ws.update_contact(cid, custom_attributes={"seats": None})  # null unsets: the key is left out
+    assert ws.get("contacts", cid)["custom_attributes"] == {"plan_tier": "pro"}
+    assert ws.version == v + 3
     assert _gt(ws, "contacts", cid)["name"] == "Renamed"
 
 
@@ -143,6 +146,9 @@ def test_conversation_lifecycle(ws: Workspace) -> None:
     conv_id = ws.create_conversation(contact, body="<p>My export fails</p>")
     conv = ws.get("conversations", conv_id)
     assert conv["state"] == "open" and conv["statistics"]["count_conversation_parts"] == 0
+    # nothing happened yet: the unknown metrics are left out, not null
+    assert "first_close_at" not in conv["statistics"] and "time_to_admin_reply" not in conv["statistics"]
+    assert conv["custom_attributes"] == {}
     assert conv["contacts"]["contacts"][0]["id"] == contact and conv["source"]["body"] == "<p>My export fails</p>"
     admin = ws.ids("admins")[1]
     ws.clock.advance(60)
@@ -171,6 +177,9 @@ def test_conversation_lifecycle(ws: Workspace) -> None:
     ws.rate_conversation(conv_id, 4, remark="ok")
     conv = ws.get("conversations", conv_id)
     assert conv["conversation_rating"]["rating"] == 4 and conv["conversation_rating"]["created_at"] == ws.clock.now()
+    assert conv["conversation_rating"]["remark"] == "ok"
+    ws.rate_conversation(conv_id, 5)
+    assert "remark" not in ws.get("conversations", conv_id)["conversation_rating"]  # no remark: key left out
     parts = ws.conversation_parts(conv_id)
     assert [p["part_type"] for p in parts] == ["assignment", "comment", "close", "comment", "snoozed", "open", "close"]
     assert [p["author"]["type"] for p in parts] == ["admin", "admin", "admin", "user", "admin", "admin", "admin"]

@@ -27,13 +27,13 @@ def _mutate(sync: Sync) -> None:
     ws.update_company(ws.ids("companies")[1], name="Renamed Co")
     conv = ws.ids("conversations")[4]
     ws.add_conversation_part(conv, author_type="admin", body="late reply")
-    ws.delete_contact(contacts[5])
 
 
 # name -> (emulator knobs, per-endpoint faults, client timeout)
 SINGLE_FAULTS: dict[str, dict[str, Any]] = {
     "5xx_5pct": {"faults": {"error_rate": 0.05}},
-    "429_bursts": {"faults": {"burst_429_every": 90, "burst_429_length": 4}},
+    # one burst of two 429s (each answered with the window's reset, so it costs up to ~20 s)
+    "429_bursts": {"endpoint_faults": {"GET /admins/activity_logs": {"burst_429_every": 60, "burst_429_length": 2}}},
     "dropped_connections": {"faults": {"drop_rate": 0.05}},
     "slower_than_timeout": {"faults": {"slow_rate": 0.04, "slow_seconds": 2.5}, "timeout": 1.0},
     "malformed_json": {"faults": {"malformed_rate": 0.05}},
@@ -104,8 +104,8 @@ def test_all_faults_at_once(sync: Sync) -> None:
         search_lag_seconds=60,
         faults={
             "error_rate": 0.05,
-            "burst_429_every": 150,
-            "burst_429_length": 3,
+            "burst_429_every": 400,
+            "burst_429_length": 1,
             "drop_rate": 0.03,
             "slow_rate": 0.02,
             "slow_seconds": 1.5,
@@ -138,3 +138,18 @@ def test_all_faults_at_once(sync: Sync) -> None:
     compared = sync.check()
     log.info("all faults: runs %s / %s / %s; compared %s", first, second, third, compared)
     assert first["total_retries"] > 0
+
+
+def test_deleted_and_merged_contacts_leave_the_warehouse(sync: Sync) -> None:
+    """Intercom never lists deleted/merged/archived contacts: the warehouse must drop them too."""
+    ws = sync.emu.workspace
+    sync.run()
+    contacts = ws.ids("contacts")
+    ws.delete_contact(contacts[5])
+    ws.archive_contact(contacts[6])
+    users = [c["id"] for c in ws.ground_truth("contacts") if c["role"] == "user"]
+    leads = [c["id"] for c in ws.ground_truth("contacts") if c["role"] == "lead"]
+    ws.merge_contacts(leads[0], users[-1])
+    ws.clock.advance(5)
+    sync.run()
+    sync.check()

@@ -1,0 +1,274 @@
+"""Deletes: soft deletes for the small tables and an id reconciliation for the big ones.
+
+Intercom never says that something was deleted: a deleted admin, tag, team or segment simply
+stops appearing in its list, and a deleted, merged or archived contact (or a deleted company or
+conversation) vanishes from lists and search. Two mechanisms mark such rows instead of dropping
+them or keeping them as if alive:
+
+* Small tables (`admins`, `tags`, `teams`, `segments`) are read whole every run and merged on
+  `id`. The last raw record of each id is kept in the resource state; an id that is missing from
+  this run's list is written once more with `_deleted_at` = the time the run noticed it and
+  `_deleted_reason` = "missing_from_list". Unchanged records are not written again, so a run with
+  no change loads nothing. A record that reappears gets `_deleted_at` = NULL again.
+* Contacts, companies, conversations: `reconcile_deletes(pipeline, client)` (the CLI's
+  `run --reconcile-deletes`) lists every live id with the cheapest calls Intercom has, compares
+  them with the ids in the destination and sets `_deleted_at` / `_deleted_reason` on the rows
+  that vanished (in history mode it also closes the current version: `_dlt_valid_to`).
+
+Request cost of one reconciliation, for N contacts, M companies, K conversations and D vanished
+contacts: ceil(N/150) GET /contacts + ceil(K/150) GET /conversations + D GET /contacts/{id} (to
+tell deleted / merged / archived apart where the API can) + companies: 0 when the same run synced
+companies (the run's one scroll is reused), otherwise one scroll (ceil(M/page size) + 1 pages).
+
+What the API lets us tell (Intercom-Version 2.15): a deleted and a merged contact both answer
+404, so both get reason "deleted"; with 2.16 a merged contact answers 410 and gets "merged". A
+contact that is fetchable but not listable gets "archived"; where GET also answers 404 for
+archived contacts (as the emulator does) it is reported as "deleted". The merge target is not
+given by the API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from dlt.common.schema.typing import TColumnSchema
+
+from . import schema, settings
+from .errors import IntercomNotFoundError
+
+logger = logging.getLogger(__name__)
+
+DELETED_AT = "_deleted_at"
+DELETED_REASON = "_deleted_reason"
+DELETE_COLUMNS: dict[str, TColumnSchema] = {
+    DELETED_AT: {"name": DELETED_AT, "data_type": "timestamp", "nullable": True},
+    DELETED_REASON: {"name": DELETED_REASON, "data_type": "text", "nullable": True},
+}
+SOFT_DELETE_STREAMS = ("admins", "tags", "teams", "segments")
+RECONCILED_STREAMS = ("contacts", "companies", "conversations")
+LIST_PAGE_SIZE = settings.SEARCH_PAGE_SIZE  # GET /contacts and GET /conversations: at most 150
+_UPDATE_BATCH = 500
+
+# ids listed in full during this client's run (e.g. the companies scroll), for reuse
+_LISTED: weakref.WeakKeyDictionary[Any, dict[str, set[str]]] = weakref.WeakKeyDictionary()
+
+
+def now_utc() -> datetime:
+    return datetime.now(tz=timezone.utc)
+
+
+# ------------------------------------------------------------------------- small tables
+def soft_deleting_list(
+    ctx: Any,
+    endpoint: str,
+    params: Mapping[str, Any] | None = None,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """A one-page list (admins, tags, teams, segments) merged on id with soft deletes.
+
+    Yields changed and new records (`_deleted_at` NULL) and, once, every id of the previous
+    run's list that is missing now (its last known record with `_deleted_at` set).
+    """
+    import dlt  # only here: the rest of the module is usable without a pipeline context
+
+    state = dlt.current.resource_state()
+    known: dict[str, Any] = dict(state.get("rows") or {})
+    records = ctx.client.list_records(endpoint, params=params)
+    noticed = now_utc()
+    prepare = prepare or (lambda r: r)
+    current: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
+    for raw in records:
+        rid = str(raw.get("id"))
+        current[rid] = raw
+        if known.get(rid) == raw:
+            continue
+        row = schema.shape_simple(prepare(raw))
+        row[DELETED_AT] = None
+        row[DELETED_REASON] = None
+        rows.append(row)
+    gone = [rid for rid in known if rid not in current]
+    for rid in gone:
+        row = schema.shape_simple(prepare(dict(known[rid])))
+        row[DELETED_AT] = noticed
+        row[DELETED_REASON] = "missing_from_list"
+        rows.append(row)
+    if gone:
+        logger.info("%s: %d record(s) no longer listed, marked deleted", endpoint, len(gone))
+    state["rows"] = current
+    if rows:
+        yield rows
+
+
+# ------------------------------------------------------------------------- listing ids
+def tap_listed_ids(client: Any, model: str, pages: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+    """Pass pages through; when they are exhausted, remember every id seen as the full list."""
+    seen: set[str] = set()
+    for page in pages:
+        seen.update(str(r.get("id")) for r in page if r.get("id") is not None)
+        yield page
+    with contextlib.suppress(TypeError):  # a client that cannot be weakly referenced: no reuse
+        _LISTED.setdefault(client, {})[model] = seen
+
+
+def listed_ids(client: Any, model: str) -> set[str] | None:
+    """Ids of `model` listed in full earlier in this client's run, if any."""
+    try:
+        return (_LISTED.get(client) or {}).get(model)
+    except TypeError:
+        return None
+
+
+def _cursor_list_ids(client: Any, endpoint: str, key: str) -> set[str]:
+    ids: set[str] = set()
+    starting_after: str | None = None
+    while True:
+        params: dict[str, Any] = {"per_page": LIST_PAGE_SIZE}
+        if starting_after:
+            params["starting_after"] = starting_after
+        body = client.request(endpoint, params=params)
+        data = body.get(key, body.get("data"))
+        if not isinstance(data, list):
+            data = []
+        ids.update(str(r["id"]) for r in data if isinstance(r, dict) and r.get("id") is not None)
+        pages = body.get("pages")
+        nxt = pages.get("next") if isinstance(pages, Mapping) else None
+        starting_after = nxt.get("starting_after") if isinstance(nxt, Mapping) else None
+        if not starting_after or not data:
+            return ids
+
+
+def list_live_ids(client: Any, model: str) -> set[str]:
+    """Every live id of contacts, companies or conversations with the cheapest calls."""
+    if model == "contacts":
+        return _cursor_list_ids(client, "contacts_list", "data")
+    if model == "conversations":
+        return _cursor_list_ids(client, "conversations_list", "conversations")
+    if model == "companies":
+        reused = listed_ids(client, "companies")
+        if reused is not None:
+            return set(reused)
+        ids: set[str] = set()
+        for page in client.scroll_companies():
+            ids.update(str(c.get("id")) for c in page)
+        return ids
+    raise ValueError(f"no id reconciliation for {model}")
+
+
+def contact_reason(client: Any, contact_id: str) -> str:
+    """Why a known contact is not listed any more: merged (410), deleted (404) or archived (200)."""
+    try:
+        client.request("contact", path_params={"id": contact_id})
+    except IntercomNotFoundError as exc:
+        return "merged" if exc.status == 410 else "deleted"
+    return "archived"
+
+
+def reconciliation_cost(contacts: int, companies: int, conversations: int, vanished_contacts: int = 0,
+                        companies_reused: bool = True, scroll_page_size: int = 50) -> int:
+    """Requests one reconciliation makes (see the module docstring)."""
+    cost = math.ceil(contacts / LIST_PAGE_SIZE) if contacts else 1
+    cost += math.ceil(conversations / LIST_PAGE_SIZE) if conversations else 1
+    cost += vanished_contacts
+    if not companies_reused:
+        cost += math.ceil(companies / scroll_page_size) + 1
+    return cost
+
+
+# ------------------------------------------------------------------------- reconciliation
+@dataclass
+class ReconcileResult:
+    """What one model's reconciliation found."""
+
+    model: str
+    known: int = 0
+    listed: int = 0
+    marked: dict[str, int] = field(default_factory=dict)
+    skipped: str | None = None
+
+    @property
+    def total_marked(self) -> int:
+        return sum(self.marked.values())
+
+
+def _table_columns(sql: Any, dataset: str, table: str) -> set[str]:
+    rows = sql.execute_sql(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+        dataset, table,
+    )
+    return {str(r[0]) for r in rows or []}
+
+
+def reconcile_deletes(
+    pipeline: Any,
+    client: Any,
+    streams: Sequence[str] | None = None,
+    noticed_at: datetime | None = None,
+    max_workers: int = 8,
+) -> list[ReconcileResult]:
+    """Mark contacts, companies and conversations that no longer exist in Intercom as deleted.
+
+    Run after a load, with the run's client (so the companies scroll is reused). Only rows that
+    are not marked yet (and, in history mode, only current versions) are updated.
+    """
+    noticed = noticed_at or now_utc()
+    models = [m for m in RECONCILED_STREAMS if streams is None or m in streams]
+    results: list[ReconcileResult] = []
+    with pipeline.sql_client() as sql:
+        dataset = sql.dataset_name
+        for model in models:
+            result = ReconcileResult(model)
+            results.append(result)
+            columns = _table_columns(sql, dataset, model)
+            if "id" not in columns:
+                result.skipped = "table not loaded yet"
+                continue
+            if DELETED_AT not in columns:
+                result.skipped = f"no {DELETED_AT} column yet: run a sync of {model} first"
+                continue
+            history = "_dlt_valid_to" in columns
+            table = sql.make_qualified_table_name(model)
+            active = f" AND {sql.escape_column_name('_dlt_valid_to')} IS NULL" if history else ""
+            known = {
+                str(r[0])
+                for r in sql.execute_sql(f"SELECT id FROM {table} WHERE {DELETED_AT} IS NULL{active}") or []
+            }
+            result.known = len(known)
+            live = list_live_ids(client, model)
+            result.listed = len(live)
+            vanished = sorted(known - live)
+            if not vanished:
+                continue
+            if model == "contacts":
+                with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(vanished)))) as pool:
+                    reasons = list(pool.map(lambda cid: contact_reason(client, cid), vanished))
+            else:
+                reasons = ["deleted"] * len(vanished)
+            by_reason: dict[str, list[str]] = {}
+            for cid, reason in zip(vanished, reasons, strict=True):
+                by_reason.setdefault(reason, []).append(cid)
+            for reason, ids in by_reason.items():
+                for start in range(0, len(ids), _UPDATE_BATCH):
+                    batch = ids[start : start + _UPDATE_BATCH]
+                    marks = ", ".join(["%s"] * len(batch))
+                    set_to = f"{DELETED_AT} = %s, {DELETED_REASON} = %s"
+                    args: list[Any] = [noticed, reason]
+                    if history:
+                        set_to += f", {sql.escape_column_name('_dlt_valid_to')} = %s"
+                        args.append(noticed)
+                    sql.execute_sql(
+                        f"UPDATE {table} SET {set_to} WHERE id IN ({marks}) AND {DELETED_AT} IS NULL{active}",
+                        *args, *batch,
+                    )
+                result.marked[reason] = len(ids)
+            logger.info("%s: %d of %d known ids no longer exist in Intercom: %s", model,
+                        result.total_marked, result.known, result.marked)
+    return results

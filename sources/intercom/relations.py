@@ -1,0 +1,169 @@
+"""Complete relations: what an embedded list leaves out, fetched only for records that changed.
+
+Intercom embeds at most 10 `tags`, `companies` and `notes` in a contact (`{type: list, data,
+url, total_count, has_more}`); the full list is at the list's `url`. Company `segments` are read
+from GET /companies/{id}/segments. Both happen on the RAW record before it is shaped, so every
+shaping path (dicts or Arrow) sees complete lists, and only for records that the incremental
+filter let through (changed since the last run), a page at a time with the detail worker pool.
+
+The relation tables are dlt child tables of their (merged) parents: when a parent is loaded
+again, dlt deletes all its child rows and inserts the new ones, so a relation removed in
+Intercom (a tag taken off a contact) disappears from the table, and in history mode each parent
+version keeps its own relation rows. Table names (issue name -> table):
+
+    contact_tags          contacts__tags          (contact_id, id = tag id)
+    contact_companies     contacts__companies     (contact_id, id = company id)
+    company_segments      companies__segments     (company_id, id = segment id)
+    company_tags          companies__tags         (company_id, id = tag id)
+    conversation_contacts conversations__contacts (conversation_id, id = contact id)
+    conversation_tags     conversations__tags     (conversation_id, id = tag id)
+    conversation_teammates conversations__teammates (conversation_id, id = admin id)
+    team_admins           teams__admins           (team_id, admin_id)
+    ticket_contacts       tickets__contacts       (ticket_id, id = contact id)
+
+Pure functions plus calls through `IntercomClient.request`; nothing here knows dlt.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import IntercomNotFoundError
+
+logger = logging.getLogger(__name__)
+
+# embedded contact lists completed through their `url` (notes stay embedded: at most 10 refs,
+# `notes_total_count` says how many exist)
+CONTACT_LISTS: dict[str, tuple[str, str]] = {
+    # field: (endpoint key, element type)
+    "tags": ("contact_tags", "tag"),
+    "companies": ("contact_companies", "company"),
+}
+_MAX_LIST_PAGES = 1000  # a guard against a server that never stops paging
+
+
+def needs_completion(envelope: Any) -> bool:
+    """True when an embedded list holds fewer elements than exist (`has_more` or `total_count`)."""
+    if not isinstance(envelope, Mapping):
+        return False
+    data = envelope.get("data")
+    shown = len(data) if isinstance(data, list) else 0
+    if envelope.get("has_more") is True:
+        return True
+    total = envelope.get("total_count")
+    try:
+        return total is not None and int(total) > shown
+    except (TypeError, ValueError):
+        return False
+
+
+def _ref(element: Mapping[str, Any], element_type: str, url_root: str) -> dict[str, Any]:
+    """The embedded reference shape `{type, id, url}` of a full object from a relation list."""
+    eid = str(element.get("id"))
+    return {"type": element.get("type") or element_type, "id": eid, "url": f"/{url_root}/{eid}"}
+
+
+def fetch_list(client: Any, endpoint: str, url: str | None, record_id: str) -> list[dict[str, Any]] | None:
+    """Every element of a relation list (following `pages.next`); None if the parent vanished."""
+    target = url if url and urlsplit(url).path else None
+    out: list[dict[str, Any]] = []
+    params: dict[str, Any] | None = None
+    for _ in range(_MAX_LIST_PAGES):
+        try:
+            if target is not None:
+                body = client.request(endpoint, url=target, params=params)
+            else:
+                body = client.request(endpoint, path_params={"id": record_id}, params=params)
+        except IntercomNotFoundError:
+            client.stats.add("not_found_skipped", f"{endpoint}")
+            return None
+        data = body.get("data")
+        if not isinstance(data, list):
+            for key in ("tags", "companies", "segments"):
+                if isinstance(body.get(key), list):
+                    data = body[key]
+                    break
+            else:
+                data = []
+        out.extend(d for d in data if isinstance(d, dict))
+        pages = body.get("pages")
+        nxt = pages.get("next") if isinstance(pages, Mapping) else None
+        if isinstance(nxt, str) and nxt and data:
+            target, params = nxt, None
+        elif isinstance(nxt, Mapping) and nxt.get("starting_after") and data:
+            params = {"starting_after": nxt["starting_after"]}
+        else:
+            return out
+    logger.warning("%s for %s: stopped after %d pages", endpoint, record_id, _MAX_LIST_PAGES)
+    return out
+
+
+def complete_contact(client: Any, raw: dict[str, Any]) -> dict[str, Any]:
+    """The contact with complete `tags` and `companies` (a copy when anything was fetched)."""
+    out = raw
+    for field, (endpoint, element_type) in CONTACT_LISTS.items():
+        envelope = raw.get(field)
+        if not needs_completion(envelope):
+            continue
+        assert isinstance(envelope, Mapping)
+        items = fetch_list(client, endpoint, envelope.get("url"), str(raw.get("id")))
+        if items is None:
+            continue  # the contact vanished meanwhile: keep what was embedded
+        if out is raw:
+            out = dict(raw)
+        url_root = "tags" if field == "tags" else "companies"
+        out[field] = {**envelope, "data": [_ref(i, element_type, url_root) for i in items]}
+    return out
+
+
+def complete_company(client: Any, raw: dict[str, Any]) -> dict[str, Any]:
+    """The company with its segments from GET /companies/{id}/segments (a copy)."""
+    items = fetch_list(client, "company_segments", None, str(raw.get("id")))
+    if items is None:
+        return raw
+    out = dict(raw)
+    out["segments"] = {"type": "segment.list", "segments": items}
+    return out
+
+
+def _pooled(
+    fn: Callable[[Any, dict[str, Any]], dict[str, Any]], client: Any, raws: Sequence[dict[str, Any]],
+    wanted: Callable[[dict[str, Any]], bool], max_workers: int,
+) -> list[dict[str, Any]]:
+    todo = [i for i, r in enumerate(raws) if wanted(r)]
+    if not todo:
+        return list(raws)
+    out = list(raws)
+    if len(todo) == 1 or max_workers <= 1:
+        for i in todo:
+            out[i] = fn(client, raws[i])
+        return out
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(todo)), thread_name_prefix="intercom-rel") as pool:
+        for i, done in zip(todo, pool.map(lambda j: fn(client, raws[j]), todo), strict=True):
+            out[i] = done
+    return out
+
+
+def complete_contacts(client: Any, raws: Sequence[dict[str, Any]], max_workers: int = 8) -> list[dict[str, Any]]:
+    """One page of changed contacts with complete tag and company lists (fetched concurrently)."""
+    return _pooled(
+        complete_contact, client, raws,
+        lambda r: any(needs_completion(r.get(f)) for f in CONTACT_LISTS), max_workers,
+    )
+
+
+def complete_companies(client: Any, raws: Sequence[dict[str, Any]], max_workers: int = 8) -> list[dict[str, Any]]:
+    """One page of changed companies with their segments (one request per company)."""
+    return _pooled(complete_company, client, raws, lambda r: r.get("id") is not None, max_workers)
+
+
+def with_team_admins(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A team with `admins` = [{team_id, admin_id}] from `admin_ids` (the `teams__admins` table)."""
+    out = dict(raw)
+    ids: Iterable[Any] = raw.get("admin_ids") or []
+    out["admins"] = [{"team_id": str(raw.get("id")), "admin_id": str(a)} for a in ids if a is not None]
+    return out

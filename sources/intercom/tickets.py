@@ -1,0 +1,169 @@
+"""Tickets and ticket parts.
+
+* `tickets`: POST /tickets/search on `updated_at` (ascending, 150 per page, the same day-safe
+  lower bound and lookback as conversations), merged on `id`. Each row carries the ticket state
+  (`ticket_state__id`, `__category`, `__internal_label`, `__external_label`), its type
+  (`ticket_type__id`, `__name`, `__category`), `ticket_attributes` (JSON: keys depend on the
+  type) and its contacts as the child table `tickets__contacts` (`ticket_id`, `id`).
+* `ticket_parts`: every part of each ticket loaded in the run, from GET /tickets/{id}, merged on
+  part `id`, each with `ticket_id` (parts are never filtered by their own time).
+
+Needs the "Read tickets" permission.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import dlt
+import pendulum
+from dlt.common.schema.typing import TColumnSchema
+from dlt.common.typing import TDataItem
+
+from . import schema, settings
+from . import streams as stream_fns
+from .errors import IntercomMalformedResponseError, IntercomNotFoundError
+
+
+@dataclass
+class TicketContext:
+    """The tickets -> ticket_parts hand-off of one source instance."""
+
+    ctx: Any  # streams.StreamContext
+    fetch_parts: bool = True
+    parts_cache: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def search_pages(client: Any, query: Mapping[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    """Pages of POST /tickets/search (records under `tickets`), cursor in the body."""
+    starting_after: str | None = None
+    while True:
+        pagination: dict[str, Any] = {"per_page": settings.SEARCH_PAGE_SIZE}
+        if starting_after:
+            pagination["starting_after"] = starting_after
+        body = client.request(
+            "tickets_search",
+            json={"query": query, "sort": {"field": "updated_at", "order": "ascending"}, "pagination": pagination},
+        )
+        data = body.get("tickets", body.get("data"))
+        if not isinstance(data, list):
+            raise IntercomMalformedResponseError("POST /tickets/search: 'tickets' is not a list", endpoint="tickets_search")
+        yield [r for r in data if isinstance(r, dict)]
+        pages = body.get("pages")
+        nxt = pages.get("next") if isinstance(pages, Mapping) else None
+        starting_after = nxt.get("starting_after") if isinstance(nxt, Mapping) else None
+        if not starting_after or not data:
+            return
+
+
+def get_ticket(client: Any, ticket_id: str) -> dict[str, Any] | None:
+    """GET /tickets/{id} with its parts; None when the ticket vanished (404)."""
+    try:
+        return client.request("ticket", path_params={"id": ticket_id})
+    except IntercomNotFoundError:
+        client.stats.add("not_found_skipped", "GET /tickets/{id}")
+        return None
+
+
+def shape_ticket(raw: Mapping[str, Any], detail: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    row = schema.convert_timestamps(dict(raw))
+    for key in ("id", "ticket_id", "admin_assignee_id", "team_assignee_id"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            row[key] = str(row[key])
+    tid = row.get("id")
+    ttype = row.get("ticket_type")
+    if isinstance(ttype, dict):
+        row["ticket_type"] = {k: ttype.get(k) for k in ("id", "name", "category")}
+    contacts, _ = schema.envelope_items(row.pop("contacts", None), "contacts")
+    row["contacts"] = [{"ticket_id": tid, "type": c.get("type"), "id": str(c.get("id")),
+                        "external_id": c.get("external_id")} for c in contacts]
+    linked, extras = schema.envelope_items(row.pop("linked_objects", None), "linked_objects")
+    row["linked_objects_total_count"] = extras.get("total_count", len(linked))
+    row.pop("ticket_parts", None)
+    if detail is not None:
+        parts, pextras = schema.envelope_items(detail.get("ticket_parts"), "ticket_parts")
+        row["parts_total_count"] = pextras.get("total_count", len(parts))
+    return row
+
+
+def shape_ticket_parts(detail: Mapping[str, Any], ticket_id: str) -> list[dict[str, Any]]:
+    parts, _ = schema.envelope_items(detail.get("ticket_parts"), "ticket_parts")
+    rows = []
+    for part in parts:
+        row = schema.convert_timestamps(dict(part))
+        row["id"] = str(row.get("id"))
+        row["ticket_id"] = str(ticket_id)
+        rows.append(row)
+    return rows
+
+
+def _json(*names: str) -> dict[str, TColumnSchema]:
+    return {n: {"name": n, "data_type": "json", "nullable": True} for n in names}
+
+
+COLUMNS: dict[str, dict[str, TColumnSchema]] = {
+    "tickets": {
+        "id": {"name": "id", "data_type": "text", "nullable": False},
+        **{n: {"name": n, "data_type": "timestamp", "nullable": True} for n in ("created_at", "updated_at", "snoozed_until")},
+        **{n: {"name": n, "data_type": "text", "nullable": True}
+           for n in ("ticket_id", "admin_assignee_id", "team_assignee_id", "ticket_state__id", "ticket_type__id")},
+        **_json("ticket_attributes"),
+        "open": {"name": "open", "data_type": "bool", "nullable": True},
+        "parts_total_count": {"name": "parts_total_count", "data_type": "bigint", "nullable": True},
+    },
+    "ticket_parts": {
+        "id": {"name": "id", "data_type": "text", "nullable": False},
+        "ticket_id": {"name": "ticket_id", "data_type": "text", "nullable": True},
+        **{n: {"name": n, "data_type": "timestamp", "nullable": True} for n in ("created_at", "updated_at")},
+        **_json("attachments", "updated_attribute_data"),
+        "redacted": {"name": "redacted", "data_type": "bool", "nullable": True},
+    },
+}
+
+
+def tickets(
+    tctx: TicketContext,
+    updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
+) -> Iterator[TDataItem]:
+    """POST /tickets/search; per page, the changed tickets' details (parts) concurrently."""
+    ctx = tctx.ctx
+    client = ctx.client
+    query = stream_fns.build_search_query(updated_at.start_value, updated_at.end_value, client.workspace_timezone())
+    with ThreadPoolExecutor(max_workers=max(1, min(ctx.max_workers, 16)), thread_name_prefix="intercom-ticket") as pool:
+        for raws, _ in stream_fns._incremental_records(ctx, updated_at, search_pages(client, query), lambda r: {}, "updated_at"):
+            if tctx.fetch_parts:
+                details = list(pool.map(lambda r: get_ticket(client, str(r["id"])), raws))
+            else:
+                details = [None] * len(raws)
+            rows = []
+            for raw, detail in zip(raws, details, strict=True):
+                tid = str(raw["id"])
+                if tctx.fetch_parts and detail is None:
+                    continue
+                rows.append(shape_ticket(raw, detail))
+                if detail is not None:
+                    with tctx.lock:
+                        tctx.parts_cache[tid] = shape_ticket_parts(detail, tid)
+            if rows:
+                yield rows
+
+
+def ticket_parts(ticket_rows: TDataItem, tctx: TicketContext) -> Iterator[TDataItem]:
+    """Every part of each ticket the `tickets` resource loaded in this run."""
+    rows = ticket_rows if isinstance(ticket_rows, list) else [ticket_rows]
+    out: list[dict[str, Any]] = []
+    for ticket in rows:
+        tid = str(ticket["id"])
+        with tctx.lock:
+            parts = tctx.parts_cache.pop(tid, None)
+        if parts is None:
+            detail = get_ticket(tctx.ctx.client, tid)
+            parts = shape_ticket_parts(detail, tid) if detail is not None else []
+        out.extend(parts)
+    if out:
+        yield out
