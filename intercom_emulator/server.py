@@ -12,13 +12,15 @@ unauthenticated ``/_emulator/`` control API in `control.py`.
 Token scopes (Intercom permission names) and the endpoints they open:
 
 =========================  ==========================================================
-``read_users_companies``   /contacts*, /companies*, /segments
+``read_users_companies``   /contacts*, /companies*, /segments, /data_attributes
 ``read_conversations``     /conversations*
-``read_admins``            /me, /admins, /admins/{id}, /admins/activity_logs, /teams
+``read_admins``            /admins, /admins/{id}, /admins/activity_logs, /teams
 ``read_tags``              /tags
 ``read_tickets``           /tickets/search
-``read_data_attributes``   /data_attributes
 =========================  ==========================================================
+
+GET /me needs no scope: it identifies the token's admin and workspace, which any valid token may
+ask (a client's permission check starts there).
 
 A token configured without scopes has all of them (the default ``emulator-token`` does).
 """
@@ -48,7 +50,6 @@ ALL_SCOPES = frozenset(
         "read_admins",
         "read_tags",
         "read_tickets",
-        "read_data_attributes",
     }
 )
 SCOPE_BY_PREFIX: list[tuple[str, str]] = [
@@ -56,12 +57,11 @@ SCOPE_BY_PREFIX: list[tuple[str, str]] = [
     ("/companies", "read_users_companies"),
     ("/segments", "read_users_companies"),
     ("/conversations", "read_conversations"),
-    ("/me", "read_admins"),
     ("/admins", "read_admins"),
     ("/teams", "read_admins"),
     ("/tags", "read_tags"),
     ("/tickets", "read_tickets"),
-    ("/data_attributes", "read_data_attributes"),
+    ("/data_attributes", "read_users_companies"),
 ]
 DEFAULT_VERSION = "2.15"  # Intercom's current default (2.16 exists, see intercom-api-notes.md)
 # Every `Intercom-Version` the emulator accepts: the union of the `components.schemas.intercom_version`

@@ -107,6 +107,12 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
         "--base-url", metavar="URL", help="API base URL (an emulator or proxy); overrides region"
     )
     p.add_argument("--intercom-version", metavar="V", help="Intercom-Version header (default 2.15)")
+    p.add_argument(
+        "--history",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="keep every version of contacts, companies, conversations, tickets (scd2); use on every run",
+    )
 
 
 def _add_target_options(p: argparse.ArgumentParser, *, streams: bool = True) -> None:
@@ -161,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_options(run)
     run.add_argument(
         "--full-refresh", action="store_true", help="drop this source's tables and cursors, reload all"
+    )
+    run.add_argument(
+        "--reconcile-deletes",
+        action="store_true",
+        help="after the load, list every contact, company and conversation id and mark the vanished ones deleted",
     )
     _add_views_flag(run)
 
@@ -232,6 +243,8 @@ def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
         end_date=(args.end or pendulum.now("UTC").isoformat()) if backfill else None,
     )
     _redactor.secrets = [settings.access_token]
+    settings.history = bool(getattr(args, "history", False) or ip.history_configured())
+    settings.reconcile_deletes = bool(getattr(args, "reconcile_deletes", False))
     if backfill:
         print(
             f"Backfilling {settings.start_date.to_date_string()} .. {settings.end_date.to_iso8601_string()} "
@@ -241,6 +254,8 @@ def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
         settings, target, full_refresh=getattr(args, "full_refresh", False), views=args.views
     )
     print(format_summary(summary))
+    if getattr(summary, "reconciled", None):
+        print(summary.reconciled)
     if getattr(summary, "views", None):
         print(summary.views)
     return ip.EXIT_OK

@@ -60,10 +60,12 @@ class SourceSettings:
     base_url: str | None = None
     intercom_version: str = DEFAULT_VERSION
     lookback_seconds: int = 900
-    max_workers: int = 8
+    max_workers: int = 32  # upper bound; the source sizes its pool from quota x latency
     start_date: pendulum.DateTime | None = None
     end_date: pendulum.DateTime | None = None
     streams: list[str] | None = None
+    history: bool = False  # scd2 versions of contacts, companies, conversations, tickets
+    reconcile_deletes: bool = False  # mark vanished contacts/companies/conversations after the load
 
     @property
     def api_url(self) -> str:
@@ -99,6 +101,12 @@ def _config(key: str) -> Any:
     except Exception:  # a malformed toml must not hide behind a lookup
         logger.debug("config lookup failed for %s", key, exc_info=True)
         return None
+
+
+def history_configured() -> bool:
+    """`[sources.intercom] history = true` (or SOURCES__INTERCOM__HISTORY): history mode on."""
+    value = _config("history")
+    return str(value).strip().lower() in ("1", "true", "yes", "on") if value is not None else False
 
 
 def resolve_token(explicit: str | None = None) -> str:
@@ -195,7 +203,7 @@ def resolve_source_settings(
         base_url=base_url,
         intercom_version=str(intercom_version or _config("intercom_version") or DEFAULT_VERSION),
         lookback_seconds=int(lookback) if lookback is not None else 900,
-        max_workers=int(workers) if workers is not None else 8,
+        max_workers=int(workers) if workers is not None else 32,
         start_date=start,
         end_date=end,
         streams=selected,
@@ -266,6 +274,7 @@ def build_source(settings: SourceSettings, client: Any = None) -> Any:
         streams=settings.streams,
         max_workers=settings.max_workers,
         client=client,
+        history=settings.history,
     )
 
 
@@ -382,6 +391,17 @@ def build_pipeline(target: Target) -> dlt.Pipeline:
         raise
 
 
+# Bulk file formats per destination: DuckDB reads parquet natively; Postgres loads csv with COPY.
+# dlt's default for both is `insert_values` (SQL INSERT statements), the slowest path by far.
+LOADER_FILE_FORMATS: dict[str, str] = {"duckdb": "parquet", "postgres": "csv"}
+
+
+def pipeline_run_kwargs(target: Target) -> dict[str, Any]:
+    """Extra `pipeline.run` arguments for fast loads (same tables and column types either way)."""
+    fmt = LOADER_FILE_FORMATS.get(target.destination)
+    return {"loader_file_format": fmt} if fmt else {}
+
+
 def run_sync(
     settings: SourceSettings,
     target: Target,
@@ -405,7 +425,12 @@ def run_sync(
     with translate_errors(settings, target):
         client = make_client(settings, max_retries=None)
         try:
-            pipeline.run(build_source(settings, client), refresh="drop_sources" if full_refresh else None)
+            pipeline.run(
+                build_source(settings, client),
+                refresh="drop_sources" if full_refresh else None,
+                **pipeline_run_kwargs(target),
+            )
+            reconciled = reconcile(pipeline, client, settings) if settings.reconcile_deletes else None
         finally:
             _close(client)
     summary = RunSummary(
@@ -418,6 +443,7 @@ def run_sync(
     if report is not None:
         stats_to_summary(summary, report.stats)
     stats_to_summary(summary, client.stats.as_dict())
+    summary.reconciled = reconciled  # type: ignore[attr-defined]
     summary.views = refresh_views(pipeline) if views else None  # type: ignore[attr-defined]
     summary.duration_seconds = time.monotonic() - started
     return summary
@@ -442,6 +468,21 @@ def _drop_views_quietly(pipeline: dlt.Pipeline) -> None:
         views.drop_views_for_pipeline(pipeline)
     except Exception:  # nothing to drop yet (first run, no dataset): the load decides
         logger.debug("dropping analyst views before a full refresh failed", exc_info=True)
+
+
+def reconcile(pipeline: dlt.Pipeline, client: Any, settings: SourceSettings) -> str:
+    """`run --reconcile-deletes`: mark vanished contacts/companies/conversations (deletes.py)."""
+    from sources.intercom.deletes import reconcile_deletes
+
+    results = reconcile_deletes(pipeline, client, streams=settings.streams, max_workers=settings.max_workers)
+    parts = []
+    for r in results:
+        if r.skipped:
+            parts.append(f"{r.model} skipped ({r.skipped})")
+        else:
+            marks = ", ".join(f"{n} {reason}" for reason, n in sorted(r.marked.items())) or "none vanished"
+            parts.append(f"{r.model} {r.listed:,} listed, {marks}")
+    return "Deletes reconciled: " + "; ".join(parts)
 
 
 def incremental_state(pipeline: dlt.Pipeline) -> dict[str, Any]:

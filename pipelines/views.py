@@ -105,12 +105,29 @@ class Dialect:
         seconds = f"(extract(epoch from {end}) - extract(epoch from {start}))"
         return f"cast(round(cast({seconds} as numeric(20,3)) / 60, 2) as {MIN})"
 
+    def int_div(self, a: str, b: str) -> str:
+        """Integer division truncating toward zero (DuckDB's `/` is float division)."""
+        return f"(({a}) // ({b}))" if self.duckdb else f"(({a}) / ({b}))"
+
     @staticmethod
-    def round2(expr: str) -> str:
-        return f"cast(round(cast({expr} as numeric(24,6)), 2) as {MIN})"
+    def _from_cents(cents: str) -> str:
+        return f"cast(cast({cents} as numeric(20,2)) / 100 as {MIN})"
 
     def median(self, expr: str) -> str:
-        return self.round2(f"percentile_cont(0.5) within group (order by {expr})")
+        """Median rounded half away from zero to 2 decimals, computed exactly on both engines.
+
+        The median of whole cents is k or k + 0.5 (exact in a double), so rounding happens on
+        integers; rounding the double directly differs between DuckDB and Postgres on .xx5 ties.
+        """
+        p2 = f"cast(percentile_cont(0.5) within group (order by cast({expr} * 100 as {INT})) * 2 as {INT})"
+        cents = self.int_div(f"{p2} + case when mod({p2}, 2) = 0 then 0 when {p2} > 0 then 1 else -1 end", "2")
+        return self._from_cents(cents)
+
+    def average(self, expr: str) -> str:
+        """Average of non-negative integers, rounded half up to 2 decimals, exactly on both."""
+        total, n = f"cast(sum({expr}) as {INT})", f"count({expr})"
+        cents = self.int_div(f"200 * {total} + {n}", f"2 * {n}")
+        return f"case when {n} > 0 then {self._from_cents(cents)} end"
 
 
 def dialect_for(destination: str) -> Dialect:
@@ -144,6 +161,8 @@ class Table:
     def col(self, column: str, typ: str) -> str:
         if not self.has(column):
             return f"cast(null as {typ})"
+        if typ == TXT:  # dlt's Postgres loader stores '' as NULL: make both destinations agree
+            return f"nullif(cast({self.raw(column)} as {TXT}), '')"
         return f"cast({self.raw(column)} as {typ})"
 
     def first(self, columns: Sequence[str], typ: str) -> str:
@@ -673,7 +692,7 @@ ranked as (
 ),
 agg as (
   select
-    p.conversation_id,
+    p.conversation_id as agg_conversation_id,
     count(*) as count_total_parts,
     min(case when p.f_contact_reply = 1 then p.created_at end) as first_contact_part_at,
     max(case when p.f_contact_reply = 1 then p.created_at end) as last_contact_reply_at,
@@ -735,7 +754,7 @@ joined as (
     case when conv.source_author_type in {CONTACT_TYPES} then conv.source_author_id
          else agg.first_contact_part_author_id end as first_contact_author_id
   from conv
-  left join agg on agg.conversation_id = conv.conversation_id
+  left join agg on agg.agg_conversation_id = conv.conversation_id
 )"""
         m = self.d.minutes
         out = [
@@ -808,8 +827,8 @@ joined as (
                 f"cast(sum(case when {alias}.conversation_state = 'open' then 1 else 0 end) as {INT})",
             ),
             ("total_conversations_rated", f"cast(count({alias}.conversation_rating) as {INT})"),
-            ("average_conversation_rating", d.round2(f"avg({alias}.conversation_rating)")),
-            ("average_conversation_parts", d.round2(f"avg({alias}.count_total_parts)")),
+            ("average_conversation_rating", d.average(f"{alias}.conversation_rating")),
+            ("average_conversation_parts", d.average(f"{alias}.count_total_parts")),
             ("median_conversations_reopened", d.median(f"{alias}.count_reopens")),
             ("median_conversation_assignments", d.median(f"{alias}.count_assignments")),
             (

@@ -189,6 +189,8 @@ class IntercomClient:
         self._cache_lock = threading.Lock()
         self._scroll_lock = threading.Lock()
         self._latency: float | None = None  # moving average of answer times, seconds
+        # its own lock: `me()` holds `_cache_lock` while it sends a request (not reentrant)
+        self._latency_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"IntercomClient(base_url={self.base_url!r}, version={self.intercom_version!r})"
@@ -298,7 +300,7 @@ class IntercomClient:
             return body
 
     def _observe_latency(self, seconds: float) -> None:
-        with self._cache_lock:
+        with self._latency_lock:
             prev = self._latency
             self._latency = seconds if prev is None else 0.8 * prev + 0.2 * seconds
 
@@ -311,7 +313,7 @@ class IntercomClient:
         """
         cap = max(1, int(max_workers if max_workers is not None else self.max_workers))
         limit = self.limiter.snapshot().get("limit")
-        with self._cache_lock:
+        with self._latency_lock:
             latency = self._latency
         if not limit or latency is None:
             return cap

@@ -136,7 +136,7 @@ def test_recent_window_prunes_outside_lookback() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        ({"streams": ["contacts", "tickets"]}, "Valid streams: contacts"),
+        ({"streams": ["contacts", "ticketz"]}, "Valid streams: contacts"),
         ({"region": "mars"}, "unknown region"),
         ({"base_url": "http://api.example.com"}, "must use https"),
         ({"start_date": "2025-02-01", "end_date": "2025-01-01"}, "not after start_date"),

@@ -50,7 +50,9 @@ def test_token_without_scope_gets_token_unauthorized() -> None:
         limited = {"Authorization": "Bearer convs-only"}
         ok = httpx.get(f"{emu.base_url}/conversations", headers=limited)
         assert ok.status_code == 200
-        for path in ("/contacts", "/companies/scroll", "/tags", "/admins", "/me", "/data_attributes", "/segments"):
+        # GET /me needs no scope: any valid token may identify itself
+        assert httpx.get(f"{emu.base_url}/me", headers=limited).status_code == 200
+        for path in ("/contacts", "/companies/scroll", "/tags", "/admins", "/data_attributes", "/segments"):
             resp = httpx.get(f"{emu.base_url}{path}", headers=limited)
             assert resp.status_code == 401, path
             assert error_code(resp) == "token_unauthorized", path

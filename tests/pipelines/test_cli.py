@@ -86,7 +86,7 @@ def test_run_into_duckdb_matches_ground_truth(emulator, token_env, target_args, 
 
     reference = render(load_schema(str(duckdb_file), "intercom_data"))
     assert "#### `contacts`\n\nKey: `id`. Write disposition: merge." in reference
-    assert "#### `teams`\n\nKey: `id`. Write disposition: replace." in reference
+    assert "#### `teams`\n\nKey: `id`. Write disposition: merge." in reference  # soft deletes (deletes.py)
     assert "`updated_at` timestamp" in reference
 
 
@@ -152,8 +152,8 @@ def test_check_names_workspace_and_allowed_streams(emulator, token_env, capsys):
     assert f"Time zone: {emulator.workspace.timezone}" in out.out
     assert "Intercom-Version: 2.15" in out.out
     assert (
-        "Streams allowed (10): contacts, companies, conversations, conversation_parts, admins, tags, teams, "
-        "segments, activity_logs, data_attributes" in out.out
+        "Streams allowed (12): contacts, companies, conversations, conversation_parts, admins, tags, teams, "
+        "segments, activity_logs, data_attributes, tickets, ticket_parts" in out.out
     )
 
 

@@ -94,8 +94,12 @@ class Warehouse:
         return out
 
 
-def _cursor_ok(value: Any) -> bool:
-    return value is not None
+def _full(ws: Any, field: str, contact: dict[str, Any]) -> list[dict[str, Any]]:
+    """A contact's whole tag/company list: the embedded one is cut at 10 (`has_more`)."""
+    if not contact[field].get("has_more"):
+        return list(contact[field]["data"])
+    reader = ws.contact_tags if field == "tags" else ws.contact_companies
+    return list(reader(contact["id"]))
 
 
 def assert_matches_ground_truth(wh: Warehouse, ws: Any, streams: Sequence[str] = ALL_STREAMS) -> dict[str, int]:
@@ -138,12 +142,12 @@ def assert_matches_ground_truth(wh: Warehouse, ws: Any, streams: Sequence[str] =
         check(
             "contacts__tags",
             "select contact_id, id from contacts__tags",
-            [(str(c["id"]), str(t["id"])) for c in truth for t in c["tags"]["data"]],
+            [(str(c["id"]), str(t["id"])) for c in truth for t in _full(ws, "tags", c)],
         )
         check(
             "contacts__companies",
             "select contact_id, id from contacts__companies",
-            [(str(c["id"]), str(x["id"])) for c in truth for x in c["companies"]["data"]],
+            [(str(c["id"]), str(x["id"])) for c in truth for x in _full(ws, "companies", c)],
         )
     if "companies" in streams:
         truth = ws.ground_truth("companies")
@@ -368,22 +372,22 @@ class ScrollExpirer(threading.Thread):
         self.emu = emu
         self.times = times
         self.fired = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         state = self.emu.state
-        while not self._stop.is_set() and self.fired < self.times:
+        while not self._halt.is_set() and self.fired < self.times:
             scroll = state.scroll
             if scroll is not None and scroll.page >= 1 and not scroll.done:
                 self.emu.configure(scroll_idle_timeout=0.0)
-                while not self._stop.is_set() and state.scroll is scroll:
+                while not self._halt.is_set() and state.scroll is scroll:
                     time.sleep(0.002)
                 self.emu.configure(scroll_idle_timeout=60.0)
                 self.fired += 1
             time.sleep(0.002)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(5)
 
 

@@ -1,0 +1,230 @@
+"""Bad input, one test per row: a clear one-line message naming the fix, a non-zero exit, and
+nothing already loaded lost, no saved state changed.
+
+Each test starts from a copy of one good sync (warehouse file + pipeline dir), runs the real CLI
+with one bad input and then compares warehouse rows and the pipeline's state file byte for byte.
+"""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from intercom_emulator.testing import EmulatorServer, free_port
+from pipelines.cli import main
+from tests.resilience.conftest import (
+    DATASET,
+    TOKEN,
+    Warehouse,
+    assert_matches_ground_truth,
+    local_state,
+)
+
+PIPELINE = "badinput"
+LIMITED = "limited-token"
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[EmulatorServer]:
+    with EmulatorServer(profile="tiny", seed=9, tokens=[TOKEN, f"{LIMITED}:read_admins,read_tags"]) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def golden(emu: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One good sync; every test works on its own copy of it."""
+    root = tmp_path_factory.mktemp("golden")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("INTERCOM_ACCESS_TOKEN", TOKEN)
+    try:
+        rc = main(["run", "--base-url", emu.base_url, *_target(root)])
+    finally:
+        mp.undo()
+    assert rc == 0
+    assert_matches_ground_truth(Warehouse("duckdb", DATASET, duckdb_path=root / "w.duckdb"), emu.workspace)
+    return root
+
+
+def _target(root: Path) -> list[str]:
+    return ["--duckdb-path", str(root / "w.duckdb"), "--pipelines-dir", str(root / "p"),
+            "--pipeline-name", PIPELINE, "--no-progress"]
+
+
+class Workdir:
+    """A copy of the golden sync plus the before-snapshot to compare with afterwards."""
+
+    def __init__(self, golden: Path, tmp_path: Path) -> None:
+        self.root = tmp_path / "copy"
+        shutil.copytree(golden, self.root)
+        self.wh = Warehouse("duckdb", DATASET, duckdb_path=self.root / "w.duckdb")
+        self.before = self.wh.snapshot()
+        self.state_before = local_state(self.root / "p", PIPELINE)
+        assert self.before and self.state_before
+
+    @property
+    def args(self) -> list[str]:
+        return _target(self.root)
+
+    def assert_unchanged(self) -> None:
+        assert self.wh.snapshot() == self.before, "a failed run changed the warehouse"
+        assert local_state(self.root / "p", PIPELINE) == self.state_before, "a failed run changed saved state"
+
+
+@pytest.fixture
+def wd(golden: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workdir:
+    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", TOKEN)
+    monkeypatch.delenv("DESTINATION__POSTGRES__CREDENTIALS", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .dlt/ of the repo
+    return Workdir(golden, tmp_path)
+
+
+def one_line(err: str, *needles: str) -> str:
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    assert len(lines) == 1, f"expected one line, got:\n{err}"
+    assert lines[0].startswith("error: ") and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]:
+    rc = main(argv)
+    return rc, capsys.readouterr().err
+
+
+def test_invalid_token(emu, wd, capsys, monkeypatch):
+    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", "bogus-token-000")
+    rc, err = _run(capsys, ["run", "--base-url", emu.base_url, *wd.args])
+    assert rc == 3
+    one_line(err, "rejected the access token", "INTERCOM_ACCESS_TOKEN")
+    wd.assert_unchanged()
+
+
+def test_token_lacking_scope_names_permission(emu, wd, capsys, monkeypatch):
+    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", LIMITED)
+    rc, err = _run(capsys, ["run", "--base-url", emu.base_url, *wd.args])
+    assert rc == 3
+    one_line(err, "Read conversations", "Read and list users and companies", "--streams")
+    wd.assert_unchanged()
+
+
+def test_token_lacking_scope_can_skip_denied_streams(emu, wd, capsys, monkeypatch):
+    """The option to skip what the token cannot read, with a warning naming the permission."""
+    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", LIMITED)
+    rc, err = _run(capsys, ["run", "--base-url", emu.base_url, "--skip-denied-streams", *wd.args])
+    assert rc == 0, err
+    assert "warning" in err.lower() and "Read conversations" in err, err
+    # the allowed streams were synced; nothing of the denied ones was lost
+    assert_matches_ground_truth(wd.wh, emu.workspace)
+
+
+def test_unknown_stream(emu, wd, capsys):
+    rc, err = _run(capsys, ["run", "--base-url", emu.base_url, "--streams", "contacts,contcts", *wd.args])
+    assert rc == 2
+    one_line(err, "unknown stream contcts", "contacts")
+    wd.assert_unchanged()
+
+
+@pytest.mark.parametrize(("value", "needle"), [("2023-13-45", "invalid --start"), ("yesterday-ish", "invalid --start"), ("2999-01-01", "future")])
+def test_bad_start_date(emu, wd, capsys, value, needle):
+    rc, err = _run(capsys, ["backfill", "--start", value, "--base-url", emu.base_url, *wd.args])
+    assert rc == 2
+    one_line(err, needle)
+    wd.assert_unchanged()
+
+
+def test_end_before_start(emu, wd, capsys):
+    rc, err = _run(capsys, ["backfill", "--start", "2024-05-01", "--end", "2024-04-01", "--base-url", emu.base_url, *wd.args])
+    assert rc == 2
+    one_line(err, "--end", "--start")
+    wd.assert_unchanged()
+
+
+def test_unreachable_host(wd, capsys):
+    url = f"http://127.0.0.1:{free_port()}"
+    rc, err = _run(capsys, ["run", "--base-url", url, *wd.args])
+    assert rc == 4
+    one_line(err, "cannot reach", url)
+    wd.assert_unchanged()
+
+
+def test_wrong_region(wd, capsys):
+    with EmulatorServer(profile="tiny", seed=9, endpoint_faults={"GET /me": {"error_rate": 1.0, "error_statuses": [404]}}) as other:
+        rc, err = _run(capsys, ["run", "--base-url", other.base_url, *wd.args])
+    assert rc == 4
+    one_line(err, "region")
+    wd.assert_unchanged()
+
+
+@pytest.mark.postgres
+def test_wrong_postgres_credentials(emu, wd, capsys, monkeypatch, postgres_credentials):
+    bad = postgres_credentials.replace("postgres:postgres@", "no_such_role:wrong@")
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", bad)
+    rc, err = _run(capsys, ["run", "--base-url", emu.base_url, "--destination", "postgres", "--dataset", "res_badcreds", *wd.args])
+    assert rc == 5
+    line = one_line(err, "Postgres", "DESTINATION__POSTGRES__CREDENTIALS")
+    assert "wrong" not in line.split("no_such_role")[-1][:10], "password echoed"
+    wd.assert_unchanged()
+
+
+@pytest.mark.parametrize("name", ["my-data", "1data", "drop table;", "x" * 64])
+def test_invalid_dataset_name(emu, wd, capsys, name):
+    rc, err = _run(capsys, ["run", "--base-url", emu.base_url, "--dataset", name, *wd.args])
+    assert rc == 2
+    one_line(err, "invalid --dataset")
+    wd.assert_unchanged()
+
+
+class _HtmlHandler(http.server.BaseHTTPRequestHandler):
+    """A proxy/captive portal answering an HTML page (status set per server)."""
+
+    status = 200
+
+    def _answer(self) -> None:
+        body = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
+        self.send_response(self.server.status)  # type: ignore[attr-defined]
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = _answer  # noqa: N815
+    do_POST = _answer  # noqa: N815
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+@pytest.fixture(params=[200, 502])
+def html_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlHandler)
+    server.status = request.param  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_html_error_page_instead_of_json(html_server, wd, capsys):
+    rc, err = _run(capsys, ["run", "--base-url", html_server, *wd.args])
+    assert rc != 0
+    line = one_line(err)
+    assert "HTML" in line or "not JSON" in line or "JSON" in line, line
+    assert "--base-url" in line or "proxy" in line, line
+    wd.assert_unchanged()
+
+
+def test_plain_http_to_non_loopback_host_is_refused(wd, capsys):
+    rc, err = _run(capsys, ["run", "--base-url", "http://api.example.com", *wd.args])
+    assert rc == 2
+    one_line(err, "https")
+    wd.assert_unchanged()

@@ -1,0 +1,230 @@
+"""Crash and resume: SIGKILL the real CLI at seeded moments in extract, normalize and load.
+
+After every kill the saved cursors must not point past loaded data (unless dlt kept the package
+that carries it); after the final rerun the warehouse must equal ground truth with no duplicate
+key. Mutations happen between kills, so a resumed run also has new data to pick up. A second
+sync of the same pipeline started while one runs must be refused, not allowed to corrupt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from intercom_emulator.testing import EmulatorServer
+from tests.resilience.conftest import (
+    TOKEN,
+    Target,
+    assert_cursors_not_past_loaded,
+    assert_matches_ground_truth,
+    pending_packages,
+    subprocess_env,
+)
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+PIPELINE = "crashy"
+PHASES = ("extract", "normalize", "load")
+
+
+class CliRunner:
+    """Starts `python -m pipelines.cli run` against the emulator, into the test's target."""
+
+    def __init__(self, emu: EmulatorServer, target: Target, workdir: Path) -> None:
+        self.emu = emu
+        self.target = target
+        self.workdir = workdir
+        self.pipelines_dir = workdir / "pipelines"
+        self.env = subprocess_env({"INTERCOM_ACCESS_TOKEN": TOKEN, "PYTHONPATH": str(REPO), **target.env})
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable, "-m", "pipelines.cli", "run",
+            "--base-url", self.emu.base_url,
+            "--pipelines-dir", str(self.pipelines_dir),
+            "--pipeline-name", PIPELINE,
+            "--no-progress",
+            *self.target.cli_args,
+        ]
+
+    def start(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.argv(), cwd=self.workdir, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def run_to_completion(self, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(), cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def phase(self) -> str:
+        """Where a run is now, read from dlt's package folders (new packages only)."""
+        root = self.pipelines_dir / PIPELINE
+        if _has_pkg(root / "load" / "normalized"):
+            return "load"
+        if _has_pkg(root / "normalize" / "extracted") or _has_pkg(root / "load" / "new"):
+            return "normalize"
+        return "extract"
+
+
+def _has_pkg(folder: Path) -> bool:
+    return folder.is_dir() and any(p.is_dir() for p in folder.iterdir())
+
+
+def _mutate(emu: EmulatorServer, rng: random.Random) -> None:
+    ws = emu.workspace
+    ws.clock.advance(rng.randint(5, 120))
+    contacts = ws.ids("contacts")
+    ws.update_contact(rng.choice(contacts), name=f"Crash Rename {rng.randint(0, 10**6)}")
+    ws.create_contact(role="user", email=f"p{rng.randint(0, 10**6)}@example.com", name="Created Between Kills")
+    convs = ws.ids("conversations")
+    ws.add_conversation_part(rng.choice(convs), author_type="user", body="written between two crashes")
+    ws.update_company(rng.choice(ws.ids("companies")), name=f"Co {rng.randint(0, 10**6)}")
+    ws.add_activity_log()
+
+
+def _kill_at(runner: CliRunner, rng: random.Random, want: str) -> str | None:
+    """Start a run and SIGKILL it in phase `want` at a seeded moment; the phase hit, or None.
+
+    A run that resumes a package left by an earlier kill first loads it ("load" phase); the
+    extract kill is armed only once that package is gone, so every phase gets its share.
+    """
+    leftover = set(pending_packages(runner.pipelines_dir, PIPELINE))
+    proc = runner.start()
+    t0 = time.monotonic()
+    extract_delay = rng.uniform(0.3, 2.0)
+    tail = rng.uniform(0.0, 0.25 if want == "load" else 0.04)
+    armed_at: float | None = None
+    resumed_at: float | None = None if leftover else t0
+    try:
+        while proc.poll() is None:
+            now = time.monotonic()
+            phase = runner.phase()
+            if resumed_at is None and not leftover & set(pending_packages(runner.pipelines_dir, PIPELINE)):
+                resumed_at = now
+            if armed_at is None:
+                if want == "extract" and resumed_at is not None and now - resumed_at >= extract_delay:
+                    armed_at = now
+                elif want != "extract" and resumed_at is not None and phase == want:
+                    armed_at = now
+                elif want != "extract" and resumed_at is not None and PHASES.index(phase) > PHASES.index(want):
+                    armed_at = now  # overshot: kill as soon as possible
+            if armed_at is not None and now - armed_at >= tail:
+                hit = runner.phase()
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+                return hit
+            if now - t0 > 90:
+                raise AssertionError("sync did not finish nor reach the wanted phase in 90 s")
+            time.sleep(0.002)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, f"a run that finished on its own failed: {err[-3000:]}"
+        return None  # finished before the kill
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+
+def _crash_campaign(emu: EmulatorServer, target: Target, tmp_path: Path, kills: int, seed: int) -> Counter[str]:
+    runner = CliRunner(emu, target, tmp_path)
+    wh = target.warehouse
+    rng = random.Random(seed)
+    hit: Counter[str] = Counter()
+    attempts = 0
+    while sum(hit.values()) < kills:
+        attempts += 1
+        assert attempts < kills * 3, f"could not place the kills: {hit}"
+        want = PHASES[attempts % 3]
+        phase = _kill_at(runner, rng, want)
+        if phase is None:
+            log.info("run finished before the %s kill", want)
+            assert_matches_ground_truth(wh, emu.workspace)
+        else:
+            hit[phase] += 1
+            log.info("kill %d in %s (wanted %s); pending %s", sum(hit.values()), phase, want,
+                     pending_packages(runner.pipelines_dir, PIPELINE))
+        assert_cursors_not_past_loaded(wh, runner.pipelines_dir, PIPELINE)
+        if attempts % 4 == 0:
+            _mutate(emu, rng)
+        if attempts % 7 == 0:  # a full run in between: the warehouse must be exact right then
+            done = runner.run_to_completion()
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert_matches_ground_truth(wh, emu.workspace)
+    _mutate(emu, rng)
+    done = runner.run_to_completion()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_cursors_not_past_loaded(wh, runner.pipelines_dir, PIPELINE)
+    assert_matches_ground_truth(wh, emu.workspace)
+    assert not pending_packages(runner.pipelines_dir, PIPELINE)
+    log.info("kills per phase: %s", dict(hit))
+    return hit
+
+
+@pytest.fixture
+def slow_emu() -> EmulatorServer:
+    """Tiny workspace with a little latency so a run lasts long enough to be killed mid-flight."""
+    with EmulatorServer(profile="tiny", seed=5, faults={"latency_ms": 4}) as server:
+        yield server
+
+
+def test_sigkill_20_times_duckdb(slow_emu: EmulatorServer, tmp_path: Path) -> None:
+    """20 seeded SIGKILLs across extract/normalize/load on DuckDB, mutations in between."""
+    from tests.resilience.conftest import DATASET, Warehouse
+
+    path = tmp_path / "warehouse.duckdb"
+    target = Target("duckdb", DATASET, Warehouse("duckdb", DATASET, duckdb_path=path), None, {}, ["--duckdb-path", str(path)])
+    hit = _crash_campaign(slow_emu, target, tmp_path, kills=20, seed=20240601)
+    assert all(hit[p] >= 3 for p in PHASES), hit
+
+
+@pytest.mark.postgres
+def test_sigkill_postgres(slow_emu: EmulatorServer, tmp_path: Path) -> None:
+    """The same campaign, shorter, into Postgres (transactions and staging schema differ)."""
+    import uuid
+
+    from tests.conftest import POSTGRES_DSN, drop_schemas
+    from tests.resilience.conftest import Warehouse
+
+    dataset = f"crash_{uuid.uuid4().hex[:10]}"
+    target = Target(
+        "postgres", dataset, Warehouse("postgres", dataset, dsn=POSTGRES_DSN), None,
+        {"DESTINATION__POSTGRES__CREDENTIALS": POSTGRES_DSN}, ["--destination", "postgres", "--dataset", dataset],
+    )
+    try:
+        hit = _crash_campaign(slow_emu, target, tmp_path, kills=6, seed=7)
+        assert all(hit[p] >= 1 for p in PHASES), hit
+    finally:
+        drop_schemas(POSTGRES_DSN, dataset, f"{dataset}_staging")
+
+
+def test_concurrent_run_is_refused(tmp_path: Path) -> None:
+    """A second sync of the same pipeline while one runs exits non-zero with a clear message."""
+    from tests.resilience.conftest import DATASET, Warehouse
+
+    with EmulatorServer(profile="tiny", seed=5, faults={"latency_ms": 25}) as emu:
+        path = tmp_path / "warehouse.duckdb"
+        target = Target("duckdb", DATASET, Warehouse("duckdb", DATASET, duckdb_path=path), None, {}, ["--duckdb-path", str(path)])
+        runner = CliRunner(emu, target, tmp_path)
+        first = runner.start()
+        try:
+            time.sleep(2.0)
+            assert first.poll() is None, "the first run ended too early to test concurrency"
+            second = runner.run_to_completion(timeout=60)
+            assert first.poll() is None, "the second run should have been refused while the first ran"
+        finally:
+            out, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err[-3000:]
+        assert second.returncode != 0, "a concurrent second run was allowed"
+        lines = [x for x in second.stderr.strip().splitlines() if x.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), second.stderr
+        assert "already running" in lines[0] or "another" in lines[0], lines[0]
+        assert_matches_ground_truth(target.warehouse, emu.workspace)
