@@ -36,7 +36,7 @@ MAX_RETURNED_PARTS = 500
 
 ALL_STREAMS = (
     "contacts", "companies", "conversations", "conversation_parts", "admins", "tags", "teams",
-    "segments", "activity_logs", "data_attributes",
+    "segments", "activity_logs", "data_attributes", "tickets", "ticket_parts",
 )
 
 
@@ -109,6 +109,12 @@ def compute(
         )
         longest_day = max(by_day.values()) if by_day else 0
         chains["contacts search (longest single day) after /me"] = 1 + max(1, math.ceil(longest_day / PAGE))
+        # embedded tags/companies lists stop at 10: contacts with more need GET /contacts/{id}/<list>
+        gen = ws.gen
+        special = sum(1 for i in range(0, n, 1) if gen.is_special(i)) if hasattr(gen, "is_special") else 0
+        if special:
+            req["GET /contacts/{id}/tags"] = special
+            req["GET /contacts/{id}/companies"] = special
     else:
         by_day = Counter()
 
@@ -117,7 +123,9 @@ def compute(
         counts["companies"] = n
         pages = math.ceil(n / scroll_page_size) + 1  # the last, empty page ends the scroll
         req["GET /companies/scroll"] = pages
-        chains["companies scroll"] = pages
+        req["GET /companies/{id}/segments"] = n  # company segments are only at this endpoint
+        # each scroll page waits for the previous one; a page's segment calls can run concurrently
+        chains["companies scroll (+ its segment calls)"] = pages + (pages - 1)
 
     if "conversations" in streams or "conversation_parts" in streams:
         n = ws.count("conversations")
@@ -136,6 +144,15 @@ def compute(
             chains["conversations search (longest day) + detail"] = max(1, math.ceil(longest / PAGE)) + 1
         else:
             chains["conversations search page + detail"] = 2
+
+    if "tickets" in streams or "ticket_parts" in streams:
+        n = ws.count("tickets")
+        req["POST /tickets/search"] = max(1, math.ceil(n / PAGE))
+        req["GET /tickets/{id}"] = n
+        if "tickets" in streams:
+            counts["tickets"] = n
+        if "ticket_parts" in streams and count_parts:
+            counts["ticket_parts"] = sum(len(ws.ticket_parts(t)) for t in ws.ids("tickets"))
 
     app = ws.me().get("app") or {}
     app_created = int(app.get("created_at") or now - 365 * 86400)

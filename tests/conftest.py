@@ -81,7 +81,7 @@ def drop_schemas(dsn: str, *schemas: str) -> None:
 
 @pytest.fixture
 def postgres_dataset(postgres_credentials: str) -> Iterator[str]:
-    """A unique dataset (schema) name; the schema and dlt's ``<name>_staging`` are dropped after."""
+    """A unique dataset (schema) name; it, dlt's ``<name>_staging`` and the views' ``<name>_fivetran`` are dropped after."""
     name = f"test_{uuid.uuid4().hex[:12]}"
     yield name
-    drop_schemas(postgres_credentials, name, f"{name}_staging")
+    drop_schemas(postgres_credentials, f"{name}_fivetran", name, f"{name}_staging")
