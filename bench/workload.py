@@ -191,8 +191,8 @@ def incremental_minimum(changed: dict[str, int], streams: tuple[str, ...] = ALL_
     """Fewest calls that can read `changed` records per model (companies scroll excluded: a full read).
 
     One search page per 150 changed records (at least one call to learn there is nothing), one
-    detail per changed conversation, one activity-log page per 20 new logs, and the single-page
-    lists every run needs.
+    detail per changed conversation or ticket, the segments of each changed company, one
+    activity-log page per 20 new logs, and the single-page lists every run needs.
     """
     req: dict[str, int] = {"GET /me": 1}
     if "contacts" in streams:
@@ -201,6 +201,12 @@ def incremental_minimum(changed: dict[str, int], streams: tuple[str, ...] = ALL_
         req["POST /conversations/search"] = max(1, math.ceil(changed.get("conversations", 0) / PAGE))
         if "conversation_parts" in streams:
             req["GET /conversations/{id}"] = changed.get("conversations", 0)
+    if "companies" in streams:
+        req["GET /companies/{id}/segments"] = changed.get("companies", 0)  # segments of changed companies
+    if "tickets" in streams or "ticket_parts" in streams:
+        req["POST /tickets/search"] = max(1, math.ceil(changed.get("tickets", 0) / PAGE))
+        if "ticket_parts" in streams:
+            req["GET /tickets/{id}"] = changed.get("tickets", 0)
     if "activity_logs" in streams:
         req["GET /admins/activity_logs"] = max(1, math.ceil(changed.get("activity_logs", 0) / 20))
     for name, path in (("admins", "GET /admins"), ("tags", "GET /tags"), ("teams", "GET /teams"),

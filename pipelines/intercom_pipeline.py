@@ -177,14 +177,17 @@ def resolve_source_settings(
         raise UserError(f"invalid base URL '{base_url}': expected http(s)://host[:port]", EXIT_USAGE)
     start = parse_date(start_date if start_date is not None else _config("start_date"), "--start")
     end = parse_date(end_date if end_date is not None else _config("end_date"), "--end")
+    # the future check first: a backfill's --end defaults to now, which would blame --end
+    if start is not None and start > pendulum.now("UTC"):
+        raise UserError(
+            f"--start {start.to_date_string()} is in the future: give a start date in the past", EXIT_USAGE
+        )
     if start is not None and end is not None and end <= start:
         raise UserError(
             f"--end {end.to_date_string()} is not after --start {start.to_date_string()}: "
             "give an end date later than the start date",
             EXIT_USAGE,
         )
-    if start is not None and start > pendulum.now("UTC"):
-        raise UserError(f"--start {start.to_date_string()} is in the future", EXIT_USAGE)
     selected = parse_streams(streams)
     if selected:
         known = known_streams()
@@ -420,11 +423,27 @@ def run_sync(
     if report is not None:
         require_permissions(report, settings.streams)
     pipeline = build_pipeline(target)
+    with pipeline_lock(pipeline):
+        return _locked_run(settings, target, pipeline, report, started, full_refresh=full_refresh, views=views)
+
+
+def _locked_run(
+    settings: SourceSettings,
+    target: Target,
+    pipeline: dlt.Pipeline,
+    report: CheckReport | None,
+    started: float,
+    *,
+    full_refresh: bool,
+    views: bool,
+) -> RunSummary:
+    """The body of `run_sync`, run while this process holds the pipeline's lock."""
     if full_refresh:  # Postgres refuses to drop tables our views read
         _drop_views_quietly(pipeline)
     with translate_errors(settings, target):
         client = make_client(settings, max_retries=None)
         try:
+            finish_pending_packages(pipeline)
             pipeline.run(
                 build_source(settings, client),
                 refresh="drop_sources" if full_refresh else None,
@@ -447,6 +466,63 @@ def run_sync(
     summary.views = refresh_views(pipeline) if views else None  # type: ignore[attr-defined]
     summary.duration_seconds = time.monotonic() - started
     return summary
+
+
+def finish_pending_packages(pipeline: dlt.Pipeline) -> None:
+    """Load what an interrupted run left behind before extracting anything new.
+
+    Why: dlt's `run()` that finds pending packages only loads them and returns, silently skipping
+    the new extraction, so the first run after a crash reported success without syncing the
+    changes since. Its cursors were committed with those packages, so they must land first.
+    """
+    if pipeline.list_extracted_load_packages():
+        logger.warning("finishing the data an interrupted run extracted but did not load")
+        pipeline.normalize()
+    if pipeline.list_normalized_load_packages():
+        logger.warning("loading the packages an interrupted run left behind")
+        pipeline.load()
+
+
+class pipeline_lock:  # noqa: N801 - a context manager that reads like a statement
+    """An exclusive `fcntl.flock` on `<pipelines_dir>/.<pipeline_name>.lock` for one whole run.
+
+    Why: two syncs of one pipeline share dlt's working directory and cursors; interleaved they
+    corrupt packages and state. The OS drops the lock when the holder dies (even by SIGKILL), so a
+    crashed run never blocks the next one.
+    """
+
+    def __init__(self, pipeline: dlt.Pipeline) -> None:
+        self.name = pipeline.pipeline_name
+        self.path = Path(pipeline.pipelines_dir) / f".{self.name}.lock"
+        self._fh: Any = None
+
+    def __enter__(self) -> pipeline_lock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")  # noqa: SIM115 - held open for the duration of the run
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            fh.close()
+            raise UserError(
+                f"another sync of pipeline '{self.name}' is already running (pid {holder}, lock {self.path}): "
+                "wait for it to finish; two runs of one pipeline at once would corrupt its state",
+                EXIT_FAILURE,
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing releases the flock
+            self._fh = None
 
 
 def refresh_views(pipeline: dlt.Pipeline, fivetran_schema: str | None = None) -> str:
@@ -557,6 +633,23 @@ def explain(
             )
         if isinstance(cur, errors.IntercomConfigError):
             return UserError(_first_line(cur), EXIT_USAGE)
+        if isinstance(cur, errors.IntercomMalformedResponseError):
+            return UserError(
+                f"{api} answered something that is not Intercom's JSON (an HTML page from a proxy, "
+                "captive portal or a wrong --base-url?): check --base-url/--region and any proxy",
+                EXIT_NETWORK,
+            )
+        if (
+            isinstance(cur, errors.IntercomTransientError)
+            and getattr(cur, "status", None) is not None
+            and getattr(cur, "code", None) is None
+            and getattr(cur, "request_id", None) is None
+        ):
+            return UserError(
+                f"{api} kept answering HTTP {cur.status} without an Intercom JSON error body (a proxy or "
+                "gateway HTML page?): check --base-url/--region and any proxy, or retry later",
+                EXIT_NETWORK,
+            )
         if isinstance(cur, errors.IntercomTransientError) and getattr(cur, "status", None) is None:
             return UserError(
                 f"cannot reach {api}: {_first_line(cur)}; check --base-url/--region and the network",

@@ -134,7 +134,7 @@ def tickets(
     ctx = tctx.ctx
     client = ctx.client
     query = stream_fns.build_search_query(updated_at.start_value, updated_at.end_value, client.workspace_timezone())
-    with ThreadPoolExecutor(max_workers=max(1, min(ctx.max_workers, 16)), thread_name_prefix="intercom-ticket") as pool:
+    with ThreadPoolExecutor(max_workers=client.suggested_concurrency(ctx.max_workers), thread_name_prefix="intercom-ticket") as pool:
         for raws, _ in stream_fns._incremental_records(ctx, updated_at, search_pages(client, query), lambda r: {}, "updated_at"):
             if tctx.fetch_parts:
                 details = list(pool.map(lambda r: get_ticket(client, str(r["id"])), raws))

@@ -95,12 +95,15 @@ def _kill_at(runner: CliRunner, rng: random.Random, want: str) -> str | None:
     """Start a run and SIGKILL it in phase `want` at a seeded moment; the phase hit, or None.
 
     A run that resumes a package left by an earlier kill first loads it ("load" phase); the
-    extract kill is armed only once that package is gone, so every phase gets its share.
+    extract kill is armed only once that package is gone, and then after a seeded number of API
+    requests (only extract sends any), so every phase gets its share.
     """
     leftover = set(pending_packages(runner.pipelines_dir, PIPELINE))
+    runner.emu.reset_log()
     proc = runner.start()
     t0 = time.monotonic()
-    extract_delay = rng.uniform(0.3, 2.0)
+    # only extract talks to Intercom: killing after the N-th API request lands inside it
+    extract_after = rng.randint(3, 150)
     tail = rng.uniform(0.0, 0.25 if want == "load" else 0.04)
     armed_at: float | None = None
     resumed_at: float | None = None if leftover else t0
@@ -110,13 +113,13 @@ def _kill_at(runner: CliRunner, rng: random.Random, want: str) -> str | None:
             phase = runner.phase()
             if resumed_at is None and not leftover & set(pending_packages(runner.pipelines_dir, PIPELINE)):
                 resumed_at = now
-            if armed_at is None:
-                if want == "extract" and resumed_at is not None and now - resumed_at >= extract_delay:
+            if armed_at is None and resumed_at is not None:
+                if want == "extract":
+                    due = sum(runner.emu.request_log.values()) >= extract_after
+                else:  # in the wanted phase, or past it (overshot: kill as soon as possible)
+                    due = PHASES.index(phase) >= PHASES.index(want)
+                if due:
                     armed_at = now
-                elif want != "extract" and resumed_at is not None and phase == want:
-                    armed_at = now
-                elif want != "extract" and resumed_at is not None and PHASES.index(phase) > PHASES.index(want):
-                    armed_at = now  # overshot: kill as soon as possible
             if armed_at is not None and now - armed_at >= tail:
                 hit = runner.phase()
                 os.kill(proc.pid, signal.SIGKILL)
