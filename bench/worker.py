@@ -94,11 +94,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from pipelines import intercom_pipeline as ip
 
+    # no --max-workers: the product's default (intercom-sync run), not a bench-only value
+    workers = {"max_workers": args.max_workers} if args.max_workers else {}
     settings = ip.SourceSettings(
         access_token=args.token,
         base_url=args.base_url,
         streams=args.streams.split(",") if args.streams else None,
-        max_workers=args.max_workers or 8,
+        **workers,
     )
     target = ip.Target(
         destination=args.destination,

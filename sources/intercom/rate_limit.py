@@ -44,6 +44,10 @@ def seconds_until_reset(headers: Mapping[str, str], now: float, max_wait: float)
             server_now = parsedate_to_datetime(date).timestamp()
         except (TypeError, ValueError, IndexError, OverflowError):
             server_now = now
+        # `Date` has whole seconds: when our clock falls inside that second the clocks agree, and
+        # ours is the precise one (the truncated `Date` would add up to 1 s to every wait)
+        if 0.0 <= now - server_now < 1.0:
+            server_now = now
     return max(0.0, min(float(reset) - server_now, max_wait))
 
 
@@ -53,6 +57,8 @@ class RateLimiter:
     `acquire()` is called before every request and returns the seconds it slept; `update()` after
     every answer. Below `low_water` remaining calls, requests are spaced (reset - now) / remaining
     apart, handing out slots under a lock so concurrent workers queue instead of bursting.
+    When a new window starts (the reset passed, or an answer reports a later one), workers still
+    sleeping on the old window's slots are woken: the new window's budget is not left idle.
     """
 
     def __init__(
@@ -66,6 +72,9 @@ class RateLimiter:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._lock = threading.Lock()
+        self._new_window = threading.Condition(self._lock)
+        self._window = 0  # bumped when a new rate-limit window starts
+        self._custom_sleep = sleep is not time.sleep
         self._low_water_fraction = low_water_fraction
         self._min_low_water = min_low_water
         self._max_wait = max_wait
@@ -100,6 +109,8 @@ class RateLimiter:
                 or reset_at > self._reset_at + 0.5
                 or self._remaining is None
             ):
+                if self._reset_at is not None and reset_at is not None and reset_at > self._reset_at + 0.5:
+                    self._start_window()
                 self._remaining, self._reset_at = remaining, reset_at
             else:
                 self._remaining = min(self._remaining, remaining)
@@ -118,6 +129,7 @@ class RateLimiter:
                 if now >= self._reset_at:
                     # the window has passed: the next answer tells us the new budget
                     self._remaining, self._reset_at = None, None
+                    self._start_window()
                 elif self._remaining <= 0:
                     wait = self._reset_at - now + random.uniform(0, self._jitter)
                     self._next_slot = max(self._next_slot, now + wait)
@@ -129,10 +141,23 @@ class RateLimiter:
                     self._remaining -= 1
                 else:
                     self._remaining -= 1
-        if wait > 0:
-            logger.debug("rate limit: waiting %.2fs before the next request", wait)
+            window = self._window
+        if wait <= 0:
+            return 0.0
+        logger.debug("rate limit: waiting %.2fs before the next request", wait)
+        if self._custom_sleep:
             self._sleep(wait)
-        return wait
+            return wait
+        started = time.monotonic()
+        with self._new_window:
+            self._new_window.wait_for(lambda: self._window != window, timeout=wait)
+        return time.monotonic() - started
+
+    def _start_window(self) -> None:
+        """A new window (lock held): forget the old slots and wake their sleepers."""
+        self._window += 1
+        self._next_slot = 0.0
+        self._new_window.notify_all()
 
     def snapshot(self) -> dict[str, float | int | None]:
         """Current view of the budget, for logs and tests."""

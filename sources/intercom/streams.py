@@ -15,7 +15,11 @@ into dlt resources. Cursor rules shared by the incremental streams:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -96,9 +100,15 @@ class RecentWindow:
 
     STATE_KEY = "recent"
 
+    _MIN_PRUNE_SIZE = 10_000
+
     def __init__(self, entries: Mapping[str, int] | None, lookback_seconds: int) -> None:
         self._entries: dict[str, int] = {str(k): int(v) for k, v in (entries or {}).items()}
         self._lookback = lookback_seconds
+        self._newest: int | None = max(self._entries.values()) if self._entries else None
+        # pruned as it grows (amortized O(1) per record): a full sync of 1M contacts would
+        # otherwise hold every id and re-scan them all on every page
+        self._prune_at = max(self._MIN_PRUNE_SIZE, 2 * len(self._entries))
 
     @classmethod
     def load(cls, state: Mapping[str, Any], lookback_seconds: int) -> RecentWindow:
@@ -108,14 +118,21 @@ class RecentWindow:
         return epoch is not None and self._entries.get(record_id) == epoch
 
     def record(self, record_id: str, epoch: int | None) -> None:
-        if epoch is not None:
-            self._entries[record_id] = epoch
+        if epoch is None:
+            return
+        self._entries[record_id] = epoch
+        if self._newest is None or epoch > self._newest:
+            self._newest = epoch
+        if len(self._entries) >= self._prune_at:
+            # entries below the floor of the newest so far are below the final floor too
+            self._entries = self.pruned()
+            self._prune_at = max(self._MIN_PRUNE_SIZE, 2 * len(self._entries))
 
     def pruned(self) -> dict[str, int]:
         """Entries still inside the lookback window of the newest entry (what the next run re-reads)."""
-        if not self._entries:
+        if not self._entries or self._newest is None:
             return {}
-        floor = max(self._entries.values()) - self._lookback - 1
+        floor = self._newest - self._lookback - 1
         return {k: v for k, v in self._entries.items() if v >= floor}
 
     def save(self, state: dict[str, Any]) -> None:
@@ -166,25 +183,31 @@ def _incremental_records(
 ) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """(raw, shaped) pages of records in range and changed since loaded; maintains the map."""
     backfill = inc.end_value is not None
-    state = dlt.current.resource_state()
+    state = _RESOURCE_STATE.get()
+    if state is None:
+        state = dlt.current.resource_state()
     recent = RecentWindow.load({} if backfill else state, ctx.lookback_seconds)
     skipped = 0
-    for page in pages:
-        raws, rows = [], []
-        for raw in page:
-            record_id = str(raw.get("id"))
-            epoch = schema.to_epoch(raw.get(cursor_field))
-            if not _in_range(schema.to_datetime(raw.get(cursor_field)), inc):
-                continue
-            if not backfill and recent.unchanged(record_id, epoch):
-                skipped += 1
-                continue
-            raws.append(raw)
-            rows.append(shape(raw))
-            if not backfill:
-                recent.record(record_id, epoch)
-        if rows:
-            yield raws, rows
+    try:
+        for page in pages:
+            raws, rows = [], []
+            for raw in page:
+                record_id = str(raw.get("id"))
+                when = schema.to_datetime(raw.get(cursor_field))
+                if not _in_range(when, inc):
+                    continue
+                epoch = int(when.timestamp()) if when is not None else None
+                if not backfill and recent.unchanged(record_id, epoch):
+                    skipped += 1
+                    continue
+                raws.append(raw)
+                rows.append(shape(raw))
+                if not backfill:
+                    recent.record(record_id, epoch)
+            if rows:
+                yield raws, rows
+    finally:
+        # once, not per page: pruning scans the whole map
         if not backfill:
             recent.save(state)
     if skipped:
@@ -208,7 +231,84 @@ def _ordered_map(
         yield pending.popleft().result()
 
 
+_AHEAD_PAGES = 2  # pages a stream may fetch ahead of dlt's extract (bounds memory)
+_DONE = object()
+# the resource's state, resolved in dlt's thread: dlt's state container is not visible from ours
+_RESOURCE_STATE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "intercom_resource_state", default=None
+)
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def read_ahead(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """Run a stream generator in its own thread, at most `_AHEAD_PAGES` pages ahead of dlt.
+
+    Why: dlt only advances a resource when its extract loop asks for the next item, and that loop
+    also writes every other resource's items. While it is busy, a stream that fetches between
+    yields (search pages, conversation details, segments) sends nothing and the quota goes idle.
+    The thread keeps fetching while dlt writes; the bounded queue keeps memory flat. The thread
+    runs in a copy of the caller's context, with the resource state resolved beforehand (dlt's
+    state container is only visible from the thread dlt runs the resource in).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        pages: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD_PAGES)
+        stop = threading.Event()
+        context = contextvars.copy_context()
+        context.run(_RESOURCE_STATE.set, dlt.current.resource_state())
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce() -> None:
+            gen = fn(*args, **kwargs)
+            try:
+                while not stop.is_set():
+                    try:
+                        item = context.run(next, gen)
+                    except StopIteration:
+                        put(_DONE)
+                        return
+                    if not put(item):
+                        return
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+                put(_Failed(exc))
+            finally:
+                context.run(gen.close)
+
+        thread = threading.Thread(target=produce, name=f"intercom-ahead-{fn.__name__}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = pages.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.exc
+                yield item
+        finally:
+            stop.set()
+            while thread.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    pages.get(timeout=0.1)
+            thread.join()
+
+    return wrapper
+
+
 # ------------------------------------------------------------------------- streams
+@read_ahead
 def contacts(
     ctx: StreamContext,
     updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
@@ -225,6 +325,7 @@ def contacts(
         first = False
 
 
+@read_ahead
 def companies(
     ctx: StreamContext,
     updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
@@ -241,6 +342,7 @@ def companies(
         first = False
 
 
+@read_ahead
 def conversations(
     ctx: StreamContext,
     updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
@@ -325,6 +427,7 @@ def conversation_parts(conversation_rows: TDataItem, ctx: StreamContext) -> Iter
         yield out
 
 
+@read_ahead
 def activity_logs(
     ctx: StreamContext,
     created_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("created_at"),  # noqa: B008

@@ -126,6 +126,7 @@ COLUMNS: dict[str, dict[str, TColumnSchema]] = {
 }
 
 
+@stream_fns.read_ahead
 def tickets(
     tctx: TicketContext,
     updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
