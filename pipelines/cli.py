@@ -143,6 +143,14 @@ def _add_target_options(p: argparse.ArgumentParser, *, streams: bool = True) -> 
     prog.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
 
 
+def _add_skip_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--skip-denied-streams",
+        action="store_true",
+        help="skip the selected streams the token lacks the permission for (one warning each) and sync the rest",
+    )
+
+
 def _add_views_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-views",
@@ -173,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="after the load, list every contact, company and conversation id and mark the vanished ones deleted",
     )
+    _add_skip_flag(run)
     _add_views_flag(run)
 
     backfill = sub.add_parser(
@@ -182,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--end", metavar="DATE", help="end date, exclusive (default: now)")
     _add_source_options(backfill)
     _add_target_options(backfill)
+    _add_skip_flag(backfill)
     _add_views_flag(backfill)
 
     views = sub.add_parser(
@@ -245,6 +255,7 @@ def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
     _redactor.secrets = [settings.access_token]
     settings.history = bool(getattr(args, "history", False) or ip.history_configured())
     settings.reconcile_deletes = bool(getattr(args, "reconcile_deletes", False))
+    settings.skip_denied_streams = bool(getattr(args, "skip_denied_streams", False))
     if backfill:
         print(
             f"Backfilling {settings.start_date.to_date_string()} .. {settings.end_date.to_iso8601_string()} "

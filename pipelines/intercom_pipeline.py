@@ -66,6 +66,7 @@ class SourceSettings:
     streams: list[str] | None = None
     history: bool = False  # scd2 versions of contacts, companies, conversations, tickets
     reconcile_deletes: bool = False  # mark vanished contacts/companies/conversations after the load
+    skip_denied_streams: bool = False  # drop streams the token may not read (one warning each) instead of failing
 
     @property
     def api_url(self) -> str:
@@ -350,6 +351,27 @@ def require_permissions(report: CheckReport, streams: list[str] | None) -> None:
     )
 
 
+def skip_denied_streams(report: CheckReport, streams: list[str] | None) -> list[str] | None:
+    """`--skip-denied-streams`: the selected streams the token may read, one warning per other.
+
+    When every selected stream is denied nothing is left to sync: the selection is returned
+    unchanged so `require_permissions` fails with its usual message.
+    """
+    wanted = list(streams or report.allowed)
+    denied = [s for s in wanted if report.allowed.get(s) is False]
+    kept = [s for s in wanted if s not in denied]
+    if not denied or not kept:
+        return streams
+    for stream in denied:
+        perm = report.missing.get(stream) or f"read {stream}"
+        logger.warning(
+            "skipping %s: the token lacks '%s'; grant it in the Developer Hub or drop the stream with --streams",
+            stream,
+            perm,
+        )
+    return kept
+
+
 # --------------------------------------------------------------------------- pipeline
 
 
@@ -394,6 +416,51 @@ def build_pipeline(target: Target) -> dlt.Pipeline:
         raise
 
 
+def saved_target(target: Target) -> dict[str, Any] | None:
+    """The pipeline's saved state (local `state.json`), read before dlt opens the pipeline."""
+    import json
+
+    from dlt.common.pipeline import get_dlt_pipelines_dir
+
+    path = Path(target.pipelines_dir or get_dlt_pipelines_dir()) / target.pipeline_name / "state.json"
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def guard_destination(target: Target, saved: dict[str, Any] | None) -> None:
+    """Refuse to point a pipeline with saved cursors at another destination type or dataset.
+
+    Why: the cursors belong to the data already loaded elsewhere; reused against a new destination
+    they would load only the recent changes there (silent data loss). `--full-refresh` or a new
+    `--pipeline-name` starts the new destination from scratch instead.
+    """
+    if not saved or not saved.get("sources"):
+        return  # nothing saved yet: any destination is a first load
+    old_type = str(saved.get("destination_type") or "")
+    old_dataset = str(saved.get("dataset_name") or "")
+    try:
+        from dlt.common.destination import Destination
+
+        new_type = str(Destination.from_reference(make_destination(target)).destination_type)
+    except Exception:  # an unknown destination: build_pipeline says so
+        logger.debug("cannot resolve destination %s", target.destination, exc_info=True)
+        return
+    if (not old_type or old_type == new_type) and (not old_dataset or old_dataset == target.dataset_name):
+        return
+
+    def short(kind: str) -> str:
+        return kind.rsplit(".", 1)[-1]
+
+    raise UserError(
+        f"pipeline '{target.pipeline_name}' keeps the cursors of {short(old_type) or '?'} dataset '{old_dataset}'; "
+        f"using them for {short(new_type)} dataset '{target.dataset_name}' would load only recent changes there: "
+        "pass a different --pipeline-name for the new destination, or --full-refresh to reload everything into it",
+        EXIT_USAGE,
+    )
+
+
 # Bulk file formats per destination: DuckDB reads parquet natively; Postgres loads csv with COPY.
 # dlt's default for both is `insert_values` (SQL INSERT statements), the slowest path by far.
 LOADER_FILE_FORMATS: dict[str, str] = {"duckdb": "parquet", "postgres": "csv"}
@@ -421,7 +488,11 @@ def run_sync(
     started = time.monotonic()
     report = check_workspace(settings, settings.streams) if preflight else None
     if report is not None:
+        if settings.skip_denied_streams:
+            settings.streams = skip_denied_streams(report, settings.streams)
         require_permissions(report, settings.streams)
+    if not full_refresh:  # before dlt opens the pipeline (it would warn about the mismatch)
+        guard_destination(target, saved_target(target))
     pipeline = build_pipeline(target)
     with pipeline_lock(pipeline):
         return _locked_run(settings, target, pipeline, report, started, full_refresh=full_refresh, views=views)

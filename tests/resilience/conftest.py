@@ -27,6 +27,8 @@ import pendulum
 import pytest
 
 from intercom_emulator.testing import EmulatorServer
+from pipelines.intercom_pipeline import Target as PipelineTarget
+from pipelines.intercom_pipeline import pipeline_run_kwargs
 from sources.intercom import IntercomClient, intercom_source
 from tests.conftest import POSTGRES_DSN, drop_schemas, postgres_unavailable_reason
 
@@ -81,6 +83,17 @@ class Warehouse:
         except Exception:  # noqa: BLE001 - a missing file/schema simply has no tables
             return set()
 
+    def columns(self, table: str) -> set[str]:
+        """Column names of one table (empty when it does not exist)."""
+        sql = (
+            "select column_name from information_schema.columns "
+            f"where table_schema = '{self.dataset}' and table_name = '{table}'"
+        )
+        try:
+            return {str(r[0]) for r in self.query(sql)}
+        except Exception:  # noqa: BLE001 - a missing file/schema simply has no columns
+            return set()
+
     def epoch(self, column: str) -> str:
         """SQL for a timestamp column as integer unix seconds (same text works on both engines)."""
         return f"cast(extract(epoch from {column}) as bigint)"
@@ -102,13 +115,47 @@ def _full(ws: Any, field: str, contact: dict[str, Any]) -> list[dict[str, Any]]:
     return list(reader(contact["id"]))
 
 
+# why a row may carry `_deleted_at` (sources/intercom/deletes.py), per table
+DELETE_REASONS: dict[str, set[str]] = {
+    "contacts": {"deleted", "merged", "archived"},
+    "companies": {"deleted"},
+    "conversations": {"deleted"},
+    **{t: {"missing_from_list"} for t in REPLACED},
+}
+
+
 def assert_matches_ground_truth(wh: Warehouse, ws: Any, streams: Sequence[str] = ALL_STREAMS) -> dict[str, int]:
     """The warehouse equals `ws`'s ground truth for `streams`: ids, no duplicates, key fields.
 
-    Returns the number of rows compared per table (for reports).
+    Deleted rows: a row marked with `_deleted_at` (a reconciliation or a soft delete noticed it
+    vanished) counts as deleted, not as an extra row, provided its id really is gone from the
+    ground truth and `_deleted_reason` is one the connector documents; the relation rows of a
+    deleted parent are left out of the comparison. An unmarked row of a vanished record is extra.
+
+    Returns the number of rows compared per table (for reports), plus `<table> (deleted)` counts.
     """
     compared: dict[str, int] = {}
     tables = wh.tables()
+    marked: dict[str, set[str]] = {}  # table -> ids of rows marked deleted
+
+    def deleted_ids(table: str, truth_ids: set[str]) -> set[str]:
+        if table not in tables or "_deleted_at" not in wh.columns(table):
+            return set()
+        rows = wh.query(f"select id, _deleted_reason from {table} where _deleted_at is not null")
+        ids = {str(r[0]) for r in rows}
+        alive = sorted(ids & truth_ids)
+        assert not alive, f"{table}: {len(alive)} live records marked deleted, e.g. {alive[:3]}"
+        bad = sorted({str(r[1]) for r in rows} - DELETE_REASONS.get(table, set()))
+        assert not bad, f"{table}: unexpected _deleted_reason {bad}"
+        marked[table] = ids
+        compared[f"{table} (deleted)"] = len(ids)
+        return ids
+
+    def live(table: str, column: str = "id") -> str:
+        """SQL condition: the row is not marked deleted (`column` is its id in `table`)."""
+        if not marked.get(table):
+            return "true"
+        return f"{column} not in (select id from {table} where _deleted_at is not null)"
 
     def check(table: str, sql: str, truth: list[tuple[Any, ...]]) -> None:
         assert table in tables, f"{table}: table missing from the warehouse ({sorted(tables)})"
@@ -134,40 +181,44 @@ def assert_matches_ground_truth(wh: Warehouse, ws: Any, streams: Sequence[str] =
     if "contacts" in streams:
         truth = ws.ground_truth("contacts")
         ids_unique("contacts")
+        deleted_ids("contacts", {str(c["id"]) for c in truth})
         check(
             "contacts",
-            f"select id, {wh.epoch('updated_at')}, email, name, role from contacts",
+            f"select id, {wh.epoch('updated_at')}, email, name, role from contacts where {live('contacts')}",
             [(str(c["id"]), int(c["updated_at"]), s(c.get("email")), s(c.get("name")), s(c.get("role"))) for c in truth],
         )
         check(
             "contacts__tags",
-            "select contact_id, id from contacts__tags",
+            f"select contact_id, id from contacts__tags where {live('contacts', 'contact_id')}",
             [(str(c["id"]), str(t["id"])) for c in truth for t in _full(ws, "tags", c)],
         )
         check(
             "contacts__companies",
-            "select contact_id, id from contacts__companies",
+            f"select contact_id, id from contacts__companies where {live('contacts', 'contact_id')}",
             [(str(c["id"]), str(x["id"])) for c in truth for x in _full(ws, "companies", c)],
         )
     if "companies" in streams:
         truth = ws.ground_truth("companies")
         ids_unique("companies")
+        deleted_ids("companies", {str(c["id"]) for c in truth})
         check(
             "companies",
-            f"select id, {wh.epoch('updated_at')}, name, company_id, user_count from companies",
+            f"select id, {wh.epoch('updated_at')}, name, company_id, user_count from companies where {live('companies')}",
             [(str(c["id"]), int(c["updated_at"]), s(c.get("name")), s(c.get("company_id")), int(c["user_count"])) for c in truth],
         )
         check(
             "companies__tags",
-            "select company_id, id from companies__tags",
+            f"select company_id, id from companies__tags where {live('companies', 'company_id')}",
             [(str(c["id"]), str(t["id"])) for c in truth for t in c["tags"]["tags"]],
         )
     if "conversations" in streams:
         truth = ws.ground_truth("conversations")
         ids_unique("conversations")
+        deleted_ids("conversations", {str(c["id"]) for c in truth})
         check(
             "conversations",
-            f"select id, {wh.epoch('updated_at')}, state, statistics__count_conversation_parts from conversations",
+            f"select id, {wh.epoch('updated_at')}, state, statistics__count_conversation_parts from conversations "
+            f"where {live('conversations')}",
             [
                 (str(c["id"]), int(c["updated_at"]), s(c["state"]), int(c["statistics"]["count_conversation_parts"]))
                 for c in truth
@@ -175,7 +226,7 @@ def assert_matches_ground_truth(wh: Warehouse, ws: Any, streams: Sequence[str] =
         )
         check(
             "conversations__contacts",
-            "select conversation_id, id from conversations__contacts",
+            f"select conversation_id, id from conversations__contacts where {live('conversations', 'conversation_id')}",
             [(str(c["id"]), str(x["id"])) for c in truth for x in c["contacts"]["contacts"]],
         )
     if "conversation_parts" in streams:
@@ -184,7 +235,8 @@ def assert_matches_ground_truth(wh: Warehouse, ws: Any, streams: Sequence[str] =
         # were loaded while still among the newest 500 stay (they exist); nothing else may differ
         truncated = {str(c["id"]) for c in ws.ground_truth("conversations")
                      if int(c["statistics"]["count_conversation_parts"]) > 500}
-        kept = " and ".join(f"conversation_id <> '{cid}'" for cid in sorted(truncated)) or "true"
+        kept = " and ".join([*(f"conversation_id <> '{cid}'" for cid in sorted(truncated)),
+                             live("conversations", "conversation_id")])
         check(
             "conversation_parts",
             f"select id, conversation_id, part_type from conversation_parts where {kept}",
@@ -208,7 +260,9 @@ def assert_matches_ground_truth(wh: Warehouse, ws: Any, streams: Sequence[str] =
     for stream in REPLACED:
         if stream in streams:
             ids_unique(stream)
-            check(stream, f"select id, name from {stream}", [(str(r["id"]), s(r.get("name"))) for r in ws.ground_truth(stream)])
+            truth = ws.ground_truth(stream)
+            deleted_ids(stream, {str(r["id"]) for r in truth})
+            check(stream, f"select id, name from {stream} where {live(stream)}", [(str(r["id"]), s(r.get("name"))) for r in truth])
     if "tickets" in streams and "tickets" in tables:
         ids_unique("tickets")
         check(
@@ -354,7 +408,8 @@ class Sync:
         )
         try:
             source = intercom_source(access_token=self.emu.token, base_url=self.emu.base_url, client=self.client, **kwargs)
-            self.pipeline.run(source)
+            # the load path production uses (parquet into DuckDB, csv COPY into Postgres)
+            self.pipeline.run(source, **pipeline_run_kwargs(PipelineTarget(destination=self.target.kind)))
         finally:
             self.client.close()
         stats = self.client.stats.as_dict()
@@ -399,10 +454,13 @@ class ScrollExpirer(threading.Thread):
         while not self._halt.is_set() and self.fired < self.times:
             scroll = state.scroll
             if scroll is not None and scroll.page >= 1 and not scroll.done:
+                # restore what the test configured, not Intercom's 60 s: a scroll a 5xx orphans
+                # later must expire as fast as the test intended (a 60 s wait proves nothing more)
+                idle = state.knobs.scroll_idle_timeout
                 self.emu.configure(scroll_idle_timeout=0.0)
                 while not self._halt.is_set() and state.scroll is scroll:
                     time.sleep(0.002)
-                self.emu.configure(scroll_idle_timeout=60.0)
+                self.emu.configure(scroll_idle_timeout=idle)
                 self.fired += 1
             time.sleep(0.002)
 

@@ -18,6 +18,7 @@ import pytest
 
 from intercom_emulator.testing import EmulatorServer, free_port
 from pipelines.cli import main
+from sources.intercom.settings import STREAMS
 from tests.resilience.conftest import (
     DATASET,
     TOKEN,
@@ -56,6 +57,17 @@ def _target(root: Path) -> list[str]:
             "--pipeline-name", PIPELINE, "--no-progress"]
 
 
+_GOLDEN_BEFORE: dict[Path, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+
+def _golden_before(golden: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Snapshot and state of the golden sync, read once: every copy starts byte-identical."""
+    if golden not in _GOLDEN_BEFORE:
+        before = Warehouse("duckdb", DATASET, duckdb_path=golden / "w.duckdb").snapshot()
+        _GOLDEN_BEFORE[golden] = (before, local_state(golden / "p", PIPELINE))
+    return _GOLDEN_BEFORE[golden]
+
+
 class Workdir:
     """A copy of the golden sync plus the before-snapshot to compare with afterwards."""
 
@@ -63,8 +75,7 @@ class Workdir:
         self.root = tmp_path / "copy"
         shutil.copytree(golden, self.root)
         self.wh = Warehouse("duckdb", DATASET, duckdb_path=self.root / "w.duckdb")
-        self.before = self.wh.snapshot()
-        self.state_before = local_state(self.root / "p", PIPELINE)
+        self.before, self.state_before = _golden_before(golden)
         assert self.before and self.state_before
 
     @property
@@ -115,15 +126,42 @@ def test_token_lacking_scope_names_permission(emu, wd, capsys, monkeypatch):
     wd.assert_unchanged()
 
 
-@pytest.mark.xfail(strict=True, reason="missing feature: no --skip-denied-streams option yet (README lists only --streams)")
 def test_token_lacking_scope_can_skip_denied_streams(emu, wd, capsys, monkeypatch):
-    """The option to skip what the token cannot read, with a warning naming the permission."""
+    """`--skip-denied-streams`: one warning per stream the token cannot read, naming the
+    permission; the allowed streams are synced, the tables of the denied ones are left as they are."""
     monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", LIMITED)
+    ws = emu.workspace
+    ws.delete_admin(ws.ground_truth("admins")[-1]["id"])  # allowed streams change: the run must pick it up
+    ws.add_activity_log()
+    ws.clock.advance(5)
+    allowed = {"admins", "tags", "teams", "activity_logs"}  # read_admins, read_tags
     rc, err = _run(capsys, ["run", "--base-url", emu.base_url, "--skip-denied-streams", *wd.args])
     assert rc == 0, err
-    assert "warning" in err.lower() and "Read conversations" in err, err
-    # the allowed streams were synced; nothing of the denied ones was lost
-    assert_matches_ground_truth(wd.wh, emu.workspace)
+    warnings = [x for x in err.strip().splitlines() if x.strip()]
+    denied = [s for s in STREAMS if s not in allowed]
+    assert len(warnings) == len(denied), err
+    needs = {"conversations": "Read conversations", "contacts": "Read and list users and companies",
+             "tickets": "Read tickets"}
+    for stream, line in zip(denied, warnings, strict=True):
+        assert "WARNING" in line and f"skipping {stream}: the token lacks '" in line, line
+        assert "Developer Hub" in line and "--streams" in line, line
+        if stream in needs:
+            assert f"'{needs[stream]}'" in line, line
+    # the allowed streams were synced (the deleted admin is marked); nothing of the denied ones changed
+    assert assert_matches_ground_truth(wd.wh, ws)["admins (deleted)"] == 1
+    after = wd.wh.snapshot()
+    for table, rows in wd.before.items():
+        if table.split("__")[0] not in allowed and not table.startswith("_dlt"):
+            assert after[table] == rows, f"{table} changed although its stream was skipped"
+
+
+def test_skip_denied_streams_fails_when_every_stream_is_denied(emu, wd, capsys, monkeypatch):
+    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", LIMITED)
+    rc, err = _run(capsys, ["run", "--base-url", emu.base_url, "--skip-denied-streams",
+                            "--streams", "contacts,conversations", *wd.args])
+    assert rc == 3
+    one_line(err, "Read conversations", "Read and list users and companies")
+    wd.assert_unchanged()
 
 
 def test_unknown_stream(emu, wd, capsys):
@@ -168,11 +206,42 @@ def test_wrong_region(wd, capsys):
 def test_wrong_postgres_credentials(emu, wd, capsys, monkeypatch, postgres_credentials):
     bad = postgres_credentials.replace("postgres:postgres@", "no_such_role:wrong@")
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", bad)
-    rc, err = _run(capsys, ["run", "--base-url", emu.base_url, "--destination", "postgres", "--dataset", "res_badcreds", *wd.args])
+    # its own pipeline name: the golden one keeps DuckDB's cursors and would be refused (exit 2)
+    rc, err = _run(capsys, ["run", "--base-url", emu.base_url, "--destination", "postgres", "--dataset", "res_badcreds",
+                            *wd.args, "--pipeline-name", "badcreds"])
     assert rc == 5
     line = one_line(err, "Postgres", "DESTINATION__POSTGRES__CREDENTIALS")
     assert "wrong" not in line.split("no_such_role")[-1][:10], "password echoed"
     wd.assert_unchanged()
+
+
+def test_same_pipeline_other_dataset_is_refused(emu, wd, capsys):
+    """The saved cursors belong to the golden dataset: reused for another one they would load
+    only recent changes there (silent data loss)."""
+    rc, err = _run(capsys, ["run", "--base-url", emu.base_url, "--dataset", "other_data", *wd.args])
+    assert rc == 2
+    one_line(err, "'intercom_data'", "'other_data'", "--pipeline-name", "--full-refresh")
+    wd.assert_unchanged()
+    assert not Warehouse("duckdb", "other_data", duckdb_path=wd.root / "w.duckdb").tables()
+
+
+@pytest.mark.postgres
+def test_same_pipeline_other_destination_is_refused(emu, wd, capsys, monkeypatch, postgres_credentials, postgres_dataset):
+    """DuckDB first, then Postgres with the same pipeline name: refused, nothing changed anywhere;
+    `--full-refresh` (the advertised fix) then loads everything into Postgres."""
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_credentials)
+    argv = ["run", "--base-url", emu.base_url, "--destination", "postgres", "--dataset", postgres_dataset,
+            "--no-views", *wd.args]
+    rc, err = _run(capsys, argv)
+    assert rc == 2
+    one_line(err, "duckdb", "postgres", f"'{postgres_dataset}'", "--pipeline-name", "--full-refresh")
+    wd.assert_unchanged()
+    pg = Warehouse("postgres", postgres_dataset, dsn=postgres_credentials)
+    assert not pg.tables(), "a refused run created tables in Postgres"
+
+    rc, err = _run(capsys, [*argv, "--full-refresh"])
+    assert rc == 0, err
+    assert_matches_ground_truth(pg, emu.workspace)
 
 
 @pytest.mark.parametrize("name", ["my-data", "1data", "drop table;", "x" * 64])

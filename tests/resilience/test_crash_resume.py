@@ -28,6 +28,7 @@ from tests.resilience.conftest import (
     assert_matches_ground_truth,
     pending_packages,
     subprocess_env,
+    wait_until,
 )
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class CliRunner:
         self.target = target
         self.workdir = workdir
         self.pipelines_dir = workdir / "pipelines"
+        self.last_requests = 150  # API requests of the last run that finished on its own
         self.env = subprocess_env({"INTERCOM_ACCESS_TOKEN": TOKEN, "PYTHONPATH": str(REPO), **target.env})
 
     def argv(self) -> list[str]:
@@ -102,8 +104,10 @@ def _kill_at(runner: CliRunner, rng: random.Random, want: str) -> str | None:
     runner.emu.reset_log()
     proc = runner.start()
     t0 = time.monotonic()
-    # only extract talks to Intercom: killing after the N-th API request lands inside it
-    extract_after = rng.randint(3, 150)
+    # only extract talks to Intercom: killing after the N-th API request lands inside it; an
+    # incremental run makes far fewer requests than the first load, so stay below what the last
+    # complete run made (otherwise the run ends before the kill and the attempt is wasted)
+    extract_after = rng.randint(3, max(4, min(150, runner.last_requests - 2)))
     tail = rng.uniform(0.0, 0.25 if want == "load" else 0.04)
     armed_at: float | None = None
     resumed_at: float | None = None if leftover else t0
@@ -130,6 +134,7 @@ def _kill_at(runner: CliRunner, rng: random.Random, want: str) -> str | None:
             time.sleep(0.002)
         _, err = proc.communicate(timeout=10)
         assert proc.returncode == 0, f"a run that finished on its own failed: {err[-3000:]}"
+        runner.last_requests = sum(runner.emu.request_log.values())
         return None  # finished before the kill
     finally:
         if proc.poll() is None:
@@ -174,8 +179,13 @@ def _crash_campaign(emu: EmulatorServer, target: Target, tmp_path: Path, kills: 
 
 @pytest.fixture
 def slow_emu() -> EmulatorServer:
-    """Tiny workspace with a little latency so a run lasts long enough to be killed mid-flight."""
-    with EmulatorServer(profile="tiny", seed=5, faults={"latency_ms": 4}) as server:
+    """Tiny workspace with a little latency so a run lasts long enough to be killed mid-flight.
+
+    A run killed mid-scroll leaves the workspace's one companies scroll open: the next run waits
+    for it to expire. A 2-second idle timeout instead of Intercom's 60 keeps that wait (the
+    behaviour under test) without spending a minute on it.
+    """
+    with EmulatorServer(profile="tiny", seed=5, faults={"latency_ms": 4}, scroll_idle_timeout=2.0) as server:
         yield server
 
 
@@ -213,16 +223,20 @@ def test_concurrent_run_is_refused(tmp_path: Path) -> None:
     """A second sync of the same pipeline while one runs exits non-zero with a clear message."""
     from tests.resilience.conftest import DATASET, Warehouse
 
-    with EmulatorServer(profile="tiny", seed=5, faults={"latency_ms": 25}) as emu:
+    # slow answers keep the first run busy while the second one starts; no fixed sleep: the
+    # second starts once the first holds the pipeline lock, and the first speeds up afterwards
+    with EmulatorServer(profile="tiny", seed=5, faults={"latency_ms": 60}) as emu:
         path = tmp_path / "warehouse.duckdb"
         target = Target("duckdb", DATASET, Warehouse("duckdb", DATASET, duckdb_path=path), None, {}, ["--duckdb-path", str(path)])
         runner = CliRunner(emu, target, tmp_path)
+        lock = runner.pipelines_dir / f".{PIPELINE}.lock"
         first = runner.start()
         try:
-            time.sleep(2.0)
+            assert wait_until(lambda: lock.is_file() and lock.read_text().strip() != "", 60), "the first run never locked"
             assert first.poll() is None, "the first run ended too early to test concurrency"
             second = runner.run_to_completion(timeout=60)
             assert first.poll() is None, "the second run should have been refused while the first ran"
+            emu.configure(faults={"latency_ms": 0})
         finally:
             out, err = first.communicate(timeout=120)
         assert first.returncode == 0, err[-3000:]

@@ -85,8 +85,11 @@ def test_token_never_leaks(secret_emu: EmulatorServer, target: Target, tmp_path:
     assert "DEBUG" in ok.stderr, "the run was not at debug level"
     assert_matches_ground_truth(target.warehouse, secret_emu.workspace)
 
-    # a failing run at debug level: conversation details always 500, retries exhausted
-    secret_emu.configure(endpoint_faults={"GET /conversations/{id}": {"error_rate": 1.0}})
+    # a failing run at debug level: conversation details always fail, mostly with a retried 5xx
+    # (so retry log lines are scanned too) until a 400, which is not retried, ends the run; with
+    # 5xx only, the CLI's production backoff (six retries) made this the slowest secrets check
+    secret_emu.configure(fault_seed=3, endpoint_faults={
+        "GET /conversations/{id}": {"error_rate": 1.0, "error_statuses": [500, 503, 502, 400]}})
     secret_emu.workspace.add_conversation_part(secret_emu.workspace.ids("conversations")[0], body="x")
     secret_emu.workspace.clock.advance(5)
     bad = _cli(secret_emu, target, tmp_path)
