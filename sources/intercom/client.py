@@ -220,13 +220,15 @@ class IntercomClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         url: str | None = None,
-        retry_server_errors: bool = True,
+        idempotent: bool = True,
     ) -> dict[str, Any]:
         """Send one API call and return its parsed JSON object.
 
         `endpoint` is a key of `settings.ENDPOINTS`; `url` overrides the path (e.g. a `pages.next`
         URL, which must point at our API host). Retries 5xx, timeouts, connection errors and
         malformed bodies with exponential backoff and full jitter; 429s wait for the reset.
+        A call that is not `idempotent` (a scroll page: the server may have moved the scroll on
+        before the answer was lost) is never resent after a failure; the caller restarts instead.
         """
         ep = settings.ENDPOINTS[endpoint]
         template = ep.template
@@ -246,7 +248,7 @@ class IntercomClient:
                 self._observe_latency(time.perf_counter() - sent)
             except httpx.TransportError as exc:
                 reason = type(exc).__name__
-                if attempt >= self.max_retries:
+                if attempt >= self.max_retries or not idempotent:
                     raise IntercomTransientError(
                         f"{template}: {reason} persisted after {attempt + 1} attempts ({exc})",
                         endpoint=template,
@@ -271,7 +273,7 @@ class IntercomClient:
                     self.stats.add("retries", f"{template} 429")
                 continue
             if status in _RETRYABLE_STATUS:
-                if attempt >= self.max_retries or not retry_server_errors:
+                if attempt >= self.max_retries or not idempotent:
                     code, message, request_id = _error_details(response)
                     raise IntercomTransientError(
                         f"{template}: HTTP {status} persisted after {attempt + 1} attempts "
@@ -288,7 +290,7 @@ class IntercomClient:
                 if not isinstance(body, dict):
                     raise ValueError(f"expected a JSON object, got {type(body).__name__}")
             except (orjson.JSONDecodeError, ValueError) as exc:
-                if attempt >= self.max_retries:
+                if attempt >= self.max_retries or not idempotent:
                     raise IntercomMalformedResponseError(
                         f"{template}: HTTP {status} with a body that is not a JSON object after "
                         f"{attempt + 1} attempts ({exc})",
@@ -504,7 +506,7 @@ class IntercomClient:
         while True:
             params = {"scroll_param": scroll_param} if scroll_param else None
             try:
-                body = self.request("companies_scroll", params=params, retry_server_errors=scroll_param is None)
+                body = self.request("companies_scroll", params=params, idempotent=scroll_param is None)
             except IntercomAPIError as exc:
                 if scroll_param is None and exc.status == 400 and exc.code == "scroll_exists":
                     delay = min(self.backoff_max, self.backoff_base * (2**attempt)) * random.uniform(0.5, 1.0)

@@ -423,8 +423,13 @@ class Sync:
 
 @pytest.fixture
 def emu() -> Iterator[EmulatorServer]:
-    """A tiny deterministic workspace served over real HTTP in this process."""
-    with EmulatorServer(profile="tiny", seed=3) as server:
+    """A tiny deterministic workspace served over real HTTP in this process.
+
+    A scroll broken by an injected fault stays open on the server until it idles out (about a
+    minute on Intercom), and the client's restart waits for that; 3 s keeps the restart path real
+    without a minute's wait per broken scroll.
+    """
+    with EmulatorServer(profile="tiny", seed=3, scroll_idle_timeout=3.0) as server:
         yield server
 
 
