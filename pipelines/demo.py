@@ -5,6 +5,8 @@ a local DuckDB file, show what landed and answer one analyst question from it.
 from __future__ import annotations
 
 import logging
+import shlex
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -131,6 +133,6 @@ def run_demo(
     print(format_rows(columns, rows))
     print(
         f"\nDemo finished in {time.monotonic() - started:.1f}s. Explore it with:\n"
-        f"  python -c \"import duckdb; print(duckdb.connect('{path}').sql('select * from {DEMO_DATASET}.conversations limit 5'))\""
+        f"  {shlex.quote(sys.executable)} -c \"import duckdb; print(duckdb.connect('{path}').sql('select * from {DEMO_DATASET}.conversations limit 5'))\""
     )
     return ip.EXIT_OK

@@ -69,7 +69,7 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(
         f"Requests: {summary.requests:,}   retries: {summary.retries:,}   "
         f"rate limited (429): {summary.rate_limited:,}   "
-        f"rate-limit waits: {summary.rate_limit_wait_seconds:.1f}s   "
+        f"rate-limit waits: {summary.rate_limit_wait_seconds:.1f}s (summed over workers)   "
         f"duration: {summary.duration_seconds:.1f}s"
     )
     if summary.requests_by_endpoint:
