@@ -324,48 +324,33 @@ async def get_contact(request: web.Request) -> web.Response:
     return _one(request, _contact(_state(request), request.match_info["id"]))
 
 
-async def contact_companies(request: web.Request) -> web.Response:
+def _contact_sublist(request: web.Request, rows_of: str, paged: bool) -> web.Response:
+    """GET /contacts/{id}/<list>: the full list, one page (the 2.15 shapes differ: some are paged)."""
     state = _state(request)
     cid = request.match_info["id"]
     _contact(state, cid)
-    rows = state.ws.contact_companies(cid)
-    return json_response(
-        {
-            "type": "list",
-            "data": rows,
-            "pages": {"type": "pages", "next": None, "page": 1, "per_page": max(50, len(rows)), "total_pages": 1},
-            "total_count": len(rows),
-        }
-    )
+    rows = getattr(state.ws, rows_of)(cid)
+    body: dict[str, Any] = {"type": "list", "data": rows}
+    if paged:
+        body["pages"] = {"type": "pages", "next": None, "page": 1, "per_page": max(50, len(rows)), "total_pages": 1}
+        body["total_count"] = len(rows)
+    return json_response(body)
+
+
+async def contact_companies(request: web.Request) -> web.Response:
+    return _contact_sublist(request, "contact_companies", paged=True)
 
 
 async def contact_tags(request: web.Request) -> web.Response:
-    state = _state(request)
-    cid = request.match_info["id"]
-    _contact(state, cid)
-    return json_response({"type": "list", "data": state.ws.contact_tags(cid)})
+    return _contact_sublist(request, "contact_tags", paged=False)
 
 
 async def contact_segments(request: web.Request) -> web.Response:
-    state = _state(request)
-    cid = request.match_info["id"]
-    _contact(state, cid)
-    return json_response({"type": "list", "data": state.ws.contact_segments(cid)})
+    return _contact_sublist(request, "contact_segments", paged=False)
 
 
 async def contact_notes(request: web.Request) -> web.Response:
-    state = _state(request)
-    cid = request.match_info["id"]
-    _contact(state, cid)
-    rows = state.ws.contact_notes(cid)
-    return json_response(
-        {
-            "type": "list",
-            "data": rows,
-            "total_count": len(rows),
-            "pages": {"type": "pages", "next": None, "page": 1, "per_page": max(50, len(rows)), "total_pages": 1},
-        }
-    )
+    return _contact_sublist(request, "contact_notes", paged=True)
 
 
 # ---------------------------------------------------------------- cursor lists and search
