@@ -481,13 +481,6 @@ def activity_logs(
         yield rows
 
 
-def simple_list(ctx: StreamContext, endpoint: str, params: Mapping[str, Any] | None = None) -> Iterator[TDataItem]:
-    """admins, tags, teams, segments: one GET each, full replace."""
-    rows = [schema.shape_simple(r) for r in ctx.client.list_records(endpoint, params=params)]
-    if rows:
-        yield rows
-
-
 def data_attributes(ctx: StreamContext) -> Iterator[TDataItem]:
     """GET /data_attributes for each model (shared with the typing of custom attributes)."""
     for model in settings.DATA_ATTRIBUTE_MODELS:
