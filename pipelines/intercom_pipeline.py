@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -546,12 +547,33 @@ def finish_pending_packages(pipeline: dlt.Pipeline) -> None:
     the new extraction, so the first run after a crash reported success without syncing the
     changes since. Its cursors were committed with those packages, so they must land first.
     """
+    drop_stale_extracted_packages(Path(pipeline.working_dir))
     if pipeline.list_extracted_load_packages():
         logger.warning("finishing the data an interrupted run extracted but did not load")
         pipeline.normalize()
     if pipeline.list_normalized_load_packages():
         logger.warning("loading the packages an interrupted run left behind")
         pipeline.load()
+
+
+def drop_stale_extracted_packages(working_dir: Path) -> list[str]:
+    """Remove extracted packages that normalize had already handed over to the load step.
+
+    Why: a kill after normalize moved a package to `load/normalized` but before it deleted the
+    extracted original leaves both; normalizing the original again then fails on every later run
+    (the target folder exists). The normalized copy is complete, so the original is redundant.
+    """
+    extracted = working_dir / "normalize" / "extracted"
+    done = [working_dir / "load" / "normalized", working_dir / "load" / "loaded"]
+    dropped = []
+    for package in sorted(p for p in extracted.glob("*") if p.is_dir()):
+        if any((folder / package.name).is_dir() for folder in done):
+            shutil.rmtree(package)
+            shutil.rmtree(working_dir / "load" / "new" / package.name, ignore_errors=True)
+            dropped.append(package.name)
+    if dropped:
+        logger.warning("dropped extracted packages an interrupted run had already normalized: %s", dropped)
+    return dropped
 
 
 class pipeline_lock:  # noqa: N801 - a context manager that reads like a statement

@@ -266,3 +266,18 @@ def test_concurrent_run_is_refused(tmp_path: Path) -> None:
         assert len(lines) == 1 and lines[0].startswith("error: "), second.stderr
         assert "already running" in lines[0] or "another" in lines[0], lines[0]
         assert_matches_ground_truth(target.warehouse, emu.workspace)
+
+
+def test_extracted_package_already_normalized_is_dropped(tmp_path: Path) -> None:
+    """A kill between normalize's hand-over and its clean-up leaves the package twice; only the
+    normalized copy may stay, or every later normalize fails on the existing target folder."""
+    from pipelines.intercom_pipeline import drop_stale_extracted_packages
+
+    for folder in ("normalize/extracted/111", "load/new/111", "load/normalized/111", "normalize/extracted/222"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "job.parquet").write_text("x")
+    assert drop_stale_extracted_packages(tmp_path) == ["111"]
+    assert not (tmp_path / "normalize/extracted/111").exists()
+    assert not (tmp_path / "load/new/111").exists()
+    assert (tmp_path / "load/normalized/111/job.parquet").is_file()
+    assert (tmp_path / "normalize/extracted/222/job.parquet").is_file()  # not normalized yet: kept
