@@ -408,23 +408,36 @@ def conversations(
             pool.shutdown(wait=True)
 
 
+def handed_over_parts(
+    parent_rows: TDataItem,
+    lock: threading.Lock,
+    cache: dict[str, list[dict[str, Any]]],
+    fetch_parts: Callable[[str], list[dict[str, Any]]],
+) -> Iterator[TDataItem]:
+    """The parts of each parent row: those its resource fetched and handed over in `cache`, else
+    fetched now with `fetch_parts(id)` (a parent row dlt kept but whose hand-over is gone)."""
+    rows = parent_rows if isinstance(parent_rows, list) else [parent_rows]
+    out: list[dict[str, Any]] = []
+    for parent in rows:
+        pid = str(parent["id"])
+        with lock:
+            parts = cache.pop(pid, None)
+        out.extend(fetch_parts(pid) if parts is None else parts)
+    if out:
+        yield out
+
+
 def conversation_parts(conversation_rows: TDataItem, ctx: StreamContext) -> Iterator[TDataItem]:
     """Every part of each conversation the `conversations` resource loaded in this run.
 
     Fed with the conversation rows after dlt's incremental filter; never filtered by part time.
     """
-    rows = conversation_rows if isinstance(conversation_rows, list) else [conversation_rows]
-    out: list[dict[str, Any]] = []
-    for conv in rows:
-        cid = str(conv["id"])
-        with ctx._lock:
-            parts = ctx.parts_cache.pop(cid, None)
-        if parts is None:
-            detail = ctx.client.get_conversation(cid)
-            parts = schema.shape_parts(detail, cid) if detail is not None else []
-        out.extend(parts)
-    if out:
-        yield out
+
+    def fetch(cid: str) -> list[dict[str, Any]]:
+        detail = ctx.client.get_conversation(cid)
+        return schema.shape_parts(detail, cid) if detail is not None else []
+
+    yield from handed_over_parts(conversation_rows, ctx._lock, ctx.parts_cache, fetch)
 
 
 @read_ahead

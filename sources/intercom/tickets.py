@@ -156,15 +156,9 @@ def tickets(
 
 def ticket_parts(ticket_rows: TDataItem, tctx: TicketContext) -> Iterator[TDataItem]:
     """Every part of each ticket the `tickets` resource loaded in this run."""
-    rows = ticket_rows if isinstance(ticket_rows, list) else [ticket_rows]
-    out: list[dict[str, Any]] = []
-    for ticket in rows:
-        tid = str(ticket["id"])
-        with tctx.lock:
-            parts = tctx.parts_cache.pop(tid, None)
-        if parts is None:
-            detail = get_ticket(tctx.ctx.client, tid)
-            parts = shape_ticket_parts(detail, tid) if detail is not None else []
-        out.extend(parts)
-    if out:
-        yield out
+
+    def fetch(tid: str) -> list[dict[str, Any]]:
+        detail = get_ticket(tctx.ctx.client, tid)
+        return shape_ticket_parts(detail, tid) if detail is not None else []
+
+    yield from stream_fns.handed_over_parts(ticket_rows, tctx.lock, tctx.parts_cache, fetch)
