@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         pipeline_name=args.pipeline_name,
         duckdb_path=str(Path(args.workdir) / "bench.duckdb"),
         pipelines_dir=str(Path(args.workdir) / "pipelines"),
+        tuned=args.mode == "product",
     )
     pipeline = ip.build_pipeline(target)
     client = ip.make_client(settings, max_retries=None)

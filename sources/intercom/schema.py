@@ -38,6 +38,10 @@ def is_timestamp_key(key: str) -> bool:
     return key.endswith("_at") or key in TIMESTAMP_KEYS
 
 
+_TIMESTAMP_KEY_CACHE: dict[str, bool] = {}  # the same few hundred keys repeat on every record
+_SCALAR_TYPES = frozenset({str, int, float, bool})
+
+
 def to_datetime(value: Any) -> datetime | None:
     """Intercom timestamp (int, float or numeric string of Unix seconds) -> aware UTC datetime."""
     if value is None or isinstance(value, bool):
@@ -72,15 +76,37 @@ def to_epoch(value: Any) -> int | None:
 
 
 def convert_timestamps(obj: Any) -> Any:
-    """Recursively convert every timestamp-named key in dicts (and dicts inside lists)."""
+    """Recursively convert every timestamp-named key in dicts (and dicts inside lists).
+
+    Written for speed (it sees every value the API returns): exact type checks first, the
+    key test cached, scalars under other keys copied as they are.
+    """
     if isinstance(obj, dict):
-        return {
-            k: to_datetime(v) if is_timestamp_key(k) and not isinstance(v, (dict, list)) else convert_timestamps(v)
-            for k, v in obj.items()
-        }
+        return _convert_dict(obj)
     if isinstance(obj, list):
         return [convert_timestamps(v) for v in obj]
     return obj
+
+
+def _convert_dict(obj: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    cache = _TIMESTAMP_KEY_CACHE
+    for key, value in obj.items():
+        kind = type(value)
+        if kind is dict:
+            out[key] = _convert_dict(value)
+        elif kind is list:
+            out[key] = [_convert_dict(v) if type(v) is dict else convert_timestamps(v) for v in value]
+        elif value is None:
+            out[key] = None
+        elif kind not in _SCALAR_TYPES and isinstance(value, (dict, list)):
+            out[key] = convert_timestamps(value)
+        else:
+            is_timestamp = cache.get(key)
+            if is_timestamp is None:
+                is_timestamp = cache[key] = is_timestamp_key(key)
+            out[key] = to_datetime(value) if is_timestamp else value
+    return out
 
 
 def snake_case(name: str) -> str:

@@ -22,6 +22,9 @@ SEARCH_PAGE_SIZE = 150  # Intercom's maximum for search and cursor lists
 ACTIVITY_LOG_WINDOW_SECONDS = 5 * 24 * 3600  # 5-day windows: wider ones have caused 500s
 ACTIVITY_LOG_WORKERS = 8  # activity-log windows fetched at once
 HTTP_POOL_EXTRA = 16  # connections beyond the detail workers: streams run in parallel
+# Calls a second one Python process can send and parse (httpx costs ~1 ms of CPU a call). Pools
+# are sized for min(quota, this) x latency: with a fast server, more threads only fight for the GIL.
+CLIENT_MAX_CALLS_PER_SECOND = 400
 MAX_RETURNED_PARTS = 500  # GET /conversations/{id} returns at most the newest 500 parts
 
 # HTTP behaviour
@@ -44,11 +47,19 @@ PERM_TICKETS = "Read tickets"
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One Intercom route: method, path template (the key of request stats) and its permission."""
+    """One Intercom route: method, path template (the key of request stats) and its permission.
+
+    `bulk` marks the per-record fetches that any number of workers can send side by side
+    (conversation and ticket details). Every other call sits on a chain that must run one call
+    after another (search and scroll cursors, activity-log pages, a page's relation calls before
+    the next page): when the budget runs low, the rate limiter lets those go first, so a chain
+    does not queue behind thousands of detail calls and become the tail of the sync.
+    """
 
     method: str
     path: str
     permission: str | None
+    bulk: bool = False
 
     @property
     def template(self) -> str:
@@ -61,7 +72,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "companies_scroll": Endpoint("GET", "/companies/scroll", PERM_USERS_COMPANIES),
     "companies_list": Endpoint("GET", "/companies", PERM_USERS_COMPANIES),
     "conversations_search": Endpoint("POST", "/conversations/search", PERM_CONVERSATIONS),
-    "conversation": Endpoint("GET", "/conversations/{id}", PERM_CONVERSATIONS),
+    "conversation": Endpoint("GET", "/conversations/{id}", PERM_CONVERSATIONS, bulk=True),
     "admins": Endpoint("GET", "/admins", PERM_ADMINS),
     "activity_logs": Endpoint("GET", "/admins/activity_logs", PERM_ADMINS),
     "teams": Endpoint("GET", "/teams", PERM_ADMINS),
@@ -76,7 +87,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "company_segments": Endpoint("GET", "/companies/{id}/segments", PERM_USERS_COMPANIES),
     "contacts_list": Endpoint("GET", "/contacts", PERM_USERS_COMPANIES),
     "conversations_list": Endpoint("GET", "/conversations", PERM_CONVERSATIONS),
-    "ticket": Endpoint("GET", "/tickets/{id}", PERM_TICKETS),
+    "ticket": Endpoint("GET", "/tickets/{id}", PERM_TICKETS, bulk=True),
 }
 
 # key of the record list in single-page list answers

@@ -215,6 +215,22 @@ def test_wrong_postgres_credentials(emu, wd, capsys, monkeypatch, postgres_crede
     wd.assert_unchanged()
 
 
+def test_duckdb_memory_limit_too_small(emu, wd, capsys, monkeypatch):
+    """A DuckDB memory_limit too small for the load: exit 5 naming the setting, nothing loaded is
+    lost, and once the limit is raised the next run loads the kept data and the new changes."""
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "1MB"}')
+    emu.workspace.clock.advance(60)
+    emu.workspace.update_contact(emu.workspace.ids("contacts")[0], name="Renamed Before The Failed Load")
+    rc, err = _run(capsys, ["run", "--base-url", emu.base_url, *wd.args])
+    assert rc == 5
+    one_line(err, "out of memory", "memory_limit", "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG")
+    assert wd.wh.snapshot() == wd.before, "a failed load changed the warehouse"
+    monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG")
+    rc, err = _run(capsys, ["run", "--base-url", emu.base_url, *wd.args])
+    assert rc == 0, err
+    assert_matches_ground_truth(wd.wh, emu.workspace)
+
+
 def test_same_pipeline_other_dataset_is_refused(emu, wd, capsys):
     """The saved cursors belong to the golden dataset: reused for another one they would load
     only recent changes there (silent data loss)."""
