@@ -52,11 +52,23 @@ ALL_FAULTS: dict[str, Any] = {
 SCROLL_FAULTS: dict[str, Any] = {**ALL_FAULTS, "scroll_error_on_page": 40, "scroll_error_times": 1}
 
 
-def _truth(base_url: str, out: Path) -> dict[str, int]:
-    """Ask the emulator to dump its ground truth; returns rows per stream."""
-    resp = httpx.post(f"{base_url}/_emulator/dump", json={"out": str(out)}, timeout=3600)
-    resp.raise_for_status()
-    return {p.stem: sum(1 for _ in p.open()) for p in out.glob("*.jsonl")}
+def _truth(base_url: str, out: Path, streams: list[str] | None = None) -> dict[str, int]:
+    """Write the emulator's ground truth of the compared streams as <stream>.jsonl; rows per stream.
+
+    Streamed per stream from `/_emulator/ground_truth/{stream}`: the full dump of a 1M-contact
+    workspace writes every stream (500,000 conversations with their parts), most of it not synced.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = [s for s in (*COMPARED_STREAMS, "conversation_parts") if not streams or s in streams]
+    counts: dict[str, int] = {}
+    with httpx.Client(base_url=base_url, timeout=3600) as http:
+        for stream in wanted:
+            with http.stream("GET", f"/_emulator/ground_truth/{stream}") as resp, (out / f"{stream}.jsonl").open("wb") as fh:
+                resp.raise_for_status()
+                for chunk in resp.iter_bytes():
+                    fh.write(chunk)
+            counts[stream] = sum(1 for _ in (out / f"{stream}.jsonl").open("rb"))
+    return counts
 
 
 COMPARED_STREAMS = ("contacts", "companies", "conversations", "activity_logs", "admins", "tags", "teams", "segments")
@@ -162,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         server_log = httpx.get(f"{base}/_emulator/requests", timeout=30).json()
         truth_dir = work / "truth"
-        _truth(base, truth_dir)
+        _truth(base, truth_dir, streams)
         compared = _compare(db, "intercom_data", truth_dir, streams)
         numbers = {
             "scale": args.scale,

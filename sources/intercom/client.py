@@ -245,7 +245,7 @@ class IntercomClient:
         attempt = 0
         limited = 0
         while True:
-            waited = self.limiter.acquire(urgent=not ep.bulk)
+            waited = self.limiter.acquire()
             if waited:
                 self.stats.add("rate_limit_wait_seconds", amount=waited)
             self.stats.add("requests", template)

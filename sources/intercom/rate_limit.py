@@ -56,10 +56,7 @@ class RateLimiter:
 
     `acquire()` is called before every request and returns the seconds it slept; `update()` after
     every answer. Below `low_water` remaining calls, requests are spaced (reset - now) / remaining
-    apart, handing out slots under a lock so concurrent workers queue instead of bursting. An
-    `urgent` call (one link of a sequential chain, such as the next search page) takes a remaining
-    call at once instead of the next slot: every call still spends one of `remaining`, so the
-    window's budget is never exceeded, but a chain no longer waits behind every queued detail call.
+    apart, handing out slots under a lock so concurrent workers queue instead of bursting.
     When a new window starts (the reset passed, or an answer reports a later one), workers still
     sleeping on the old window's slots are woken: the new window's budget is not left idle.
     """
@@ -123,7 +120,7 @@ class RateLimiter:
         with self._lock:
             self._remaining = 0
 
-    def acquire(self, urgent: bool = False) -> float:
+    def acquire(self) -> float:
         """Wait, if the budget requires it, before sending one request; returns seconds slept."""
         with self._lock:
             now = self._clock()
@@ -136,7 +133,7 @@ class RateLimiter:
                 elif self._remaining <= 0:
                     wait = self._reset_at - now + random.uniform(0, self._jitter)
                     self._next_slot = max(self._next_slot, now + wait)
-                elif self._remaining <= self._low_water() and not urgent:
+                elif self._remaining <= self._low_water():
                     interval = (self._reset_at - now) / self._remaining
                     slot = max(now, self._next_slot)
                     self._next_slot = slot + interval

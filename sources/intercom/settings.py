@@ -47,19 +47,11 @@ PERM_TICKETS = "Read tickets"
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One Intercom route: method, path template (the key of request stats) and its permission.
-
-    `bulk` marks the per-record fetches that any number of workers can send side by side
-    (conversation and ticket details). Every other call sits on a chain that must run one call
-    after another (search and scroll cursors, activity-log pages, a page's relation calls before
-    the next page): when the budget runs low, the rate limiter lets those go first, so a chain
-    does not queue behind thousands of detail calls and become the tail of the sync.
-    """
+    """One Intercom route: method, path template (the key of request stats) and its permission."""
 
     method: str
     path: str
     permission: str | None
-    bulk: bool = False
 
     @property
     def template(self) -> str:
@@ -72,7 +64,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "companies_scroll": Endpoint("GET", "/companies/scroll", PERM_USERS_COMPANIES),
     "companies_list": Endpoint("GET", "/companies", PERM_USERS_COMPANIES),
     "conversations_search": Endpoint("POST", "/conversations/search", PERM_CONVERSATIONS),
-    "conversation": Endpoint("GET", "/conversations/{id}", PERM_CONVERSATIONS, bulk=True),
+    "conversation": Endpoint("GET", "/conversations/{id}", PERM_CONVERSATIONS),
     "admins": Endpoint("GET", "/admins", PERM_ADMINS),
     "activity_logs": Endpoint("GET", "/admins/activity_logs", PERM_ADMINS),
     "teams": Endpoint("GET", "/teams", PERM_ADMINS),
@@ -87,7 +79,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "company_segments": Endpoint("GET", "/companies/{id}/segments", PERM_USERS_COMPANIES),
     "contacts_list": Endpoint("GET", "/contacts", PERM_USERS_COMPANIES),
     "conversations_list": Endpoint("GET", "/conversations", PERM_CONVERSATIONS),
-    "ticket": Endpoint("GET", "/tickets/{id}", PERM_TICKETS, bulk=True),
+    "ticket": Endpoint("GET", "/tickets/{id}", PERM_TICKETS),
 }
 
 # key of the record list in single-page list answers

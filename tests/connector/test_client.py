@@ -79,20 +79,6 @@ def test_proxy_from_the_environment_is_used(emu: EmulatorServer, monkeypatch: py
         assert client.search("contacts_search", {"field": "updated_at", "operator": ">", "value": "0"}).__next__()
 
 
-def test_urgent_calls_skip_the_queue_but_never_overspend() -> None:
-    """A chain's next page (urgent) goes at once while detail calls are spaced to the reset, and
-    together they never spend more than the window's remaining calls."""
-    now = [1000.0]
-    lim = RateLimiter(clock=lambda: now[0], sleep=lambda s: None, jitter=0.0, min_low_water=5)
-    lim.update({"x-ratelimit-limit": "100", "x-ratelimit-remaining": "10", "x-ratelimit-reset": "1010"})
-    queued = [lim.acquire() for _ in range(4)]  # bulk calls: spaced slots, later and later
-    assert queued[0] == 0 and queued[1] > 0 and queued[3] > queued[2] > queued[1]
-    assert lim.acquire(urgent=True) == 0  # a search page does not wait behind them
-    sent = 5 + sum(1 for _ in range(20) if lim.acquire(urgent=True) == 0)
-    assert sent == 10  # the window's 10 calls, no more: the rest wait for the reset
-    assert lim.acquire(urgent=True) == pytest.approx(10.0)
-
-
 def test_permission_error_names_the_permission(emu: EmulatorServer) -> None:
     emu.configure(tokens=["limited-token:read_tags,read_admins"])
     with _client(emu, "limited-token") as client:
