@@ -2,8 +2,9 @@
 
 It knows nothing of dlt. One instance serves every stream and is thread-safe, so the
 conversation-detail pool shares its connection pool, its rate limiter and its statistics.
-The access token lives only in the default headers of the underlying httpx client: it is never
-logged, never put into an exception message and never shown by `repr`.
+The access token lives only in the request headers (the httpx client's defaults and the header
+sets `_send` reuses): it is never logged, never put into an exception message and never shown by
+`repr`.
 """
 
 from __future__ import annotations
