@@ -79,6 +79,22 @@ def test_proxy_from_the_environment_is_used(emu: EmulatorServer, monkeypatch: py
         assert client.search("contacts_search", {"field": "updated_at", "operator": ">", "value": "0"}).__next__()
 
 
+def test_detail_pool_is_sized_from_what_one_process_can_send(emu: EmulatorServer) -> None:
+    """Workers = min(quota, CLIENT_MAX_CALLS_PER_SECOND) x observed latency: an unlimited quota
+    with a fast server gives a small pool (more threads only fight for the GIL), Intercom's
+    10,000 a minute at 100 ms gives the 27 workers that keep the quota busy."""
+    emu.configure(rate_limit_per_minute=60_000_000, workspace_rate_limit_per_minute=0, faults={"latency_ms": 10})
+    with _client(emu) as client:
+        client.list_records("teams")
+        fast = client.suggested_concurrency(32)
+    assert 2 < fast <= 20, fast  # ceil(400/s x ~0.012 s x 1.5) + 2; uncapped it would be 32
+    emu.configure(rate_limit_per_minute=10_000, workspace_rate_limit_per_minute=25_000, faults={"latency_ms": 100})
+    with _client(emu) as client:
+        client.list_records("teams")
+        quota_bound = client.suggested_concurrency(32)
+    assert 27 <= quota_bound <= 32, quota_bound  # ceil(166.7/s x >= 0.1 s x 1.5) + 2
+
+
 def test_permission_error_names_the_permission(emu: EmulatorServer) -> None:
     emu.configure(tokens=["limited-token:read_tags,read_admins"])
     with _client(emu, "limited-token") as client:
