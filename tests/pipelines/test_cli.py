@@ -361,3 +361,29 @@ def test_bad_postgres_credentials(emulator, token_env, target_args, monkeypatch,
     assert_one_line_error(
         capsys.readouterr().err, "cannot connect to Postgres", "DESTINATION__POSTGRES__CREDENTIALS"
     )
+
+
+def test_duckdb_connections_get_the_memory_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The product caps DuckDB (128MB, one thread, no insertion order); a user's own
+    global_config replaces that; dlt's defaults (the benchmark baseline) leave DuckDB alone."""
+    from pipelines.intercom_pipeline import Target, build_pipeline
+
+    def settings(target: Target) -> tuple[str, int, bool]:
+        with build_pipeline(target).sql_client() as client:
+            row = client.execute_sql(
+                "select current_setting('memory_limit'), current_setting('threads'), "
+                "current_setting('preserve_insertion_order')"
+            )[0]
+        return str(row[0]), int(row[1]), bool(row[2])
+
+    def target(name: str, tuned: bool = True) -> Target:
+        return Target(duckdb_path=str(tmp_path / f"{name}.duckdb"), pipelines_dir=str(tmp_path / "p"),
+                      pipeline_name=name, tuned=tuned)
+
+    limit, threads, ordered = settings(target("product"))
+    assert limit.replace(" ", "") in ("122.0MiB", "128.0MB") and threads == 1 and ordered is False, (limit, threads, ordered)
+    _, _, ordered = settings(target("baseline", tuned=False))
+    assert ordered is True
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "1GB"}')
+    limit, _, ordered = settings(target("user"))
+    assert limit.replace(" ", "") in ("953.6MiB", "1.0GB", "1000.0MB") and ordered is True, (limit, ordered)
