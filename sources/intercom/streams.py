@@ -289,6 +289,8 @@ def read_ahead(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]
 
         thread = threading.Thread(target=produce, name=f"intercom-ahead-{fn.__name__}", daemon=True)
         thread.start()
+        # dlt's extract pool, or its main loop if the resource lost `parallelized` (see __init__.py)
+        logger.debug("stream %s: pages handed to dlt in thread %s", fn.__name__, threading.current_thread().name)
         try:
             while True:
                 item = pages.get()

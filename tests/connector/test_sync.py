@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import Counter
@@ -163,3 +164,15 @@ def test_single_stream_selection(sync: Sync, stream: str) -> None:
     sync.run(streams=[stream])
     assert {t.split("__")[0] for t in sync.rows_loaded()} == {stream}  # teams also load teams__admins
     assert sync.rows_loaded()[stream] == len(sync.emu.workspace.ground_truth(stream))
+
+
+def test_streams_hand_pages_to_dlt_from_its_extract_pool(sync: Sync, caplog: pytest.LogCaptureFixture) -> None:
+    """dlt 1.31 drops `parallelized=True` when a resource with an incremental argument is bound.
+    The streams then ran one after another in dlt's main extract loop, and a stream waiting for
+    its next page stalled every other one (the quota sat idle for seconds at a time)."""
+    with caplog.at_level(logging.DEBUG, logger="sources.intercom.streams"):
+        sync.run()
+    handed = [r.getMessage() for r in caplog.records if "pages handed to dlt" in r.getMessage()]
+    streams = {m.split()[1].rstrip(":") for m in handed}
+    assert {"contacts", "companies", "conversations", "activity_logs", "tickets"} <= streams
+    assert [m for m in handed if m.endswith("MainThread")] == []
