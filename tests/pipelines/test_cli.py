@@ -387,3 +387,28 @@ def test_duckdb_connections_get_the_memory_settings(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "1GB"}')
     limit, _, ordered = settings(target("user"))
     assert limit.replace(" ", "") in ("953.6MiB", "1.0GB", "1000.0MB") and ordered is True, (limit, ordered)
+
+
+def test_sync_tunes_the_garbage_collector_unless_the_process_chose(tmp_path: Path) -> None:
+    """The product raises CPython's GC thresholds (14.4 s of GC in a 153 s bench sync); dlt's
+    defaults (the benchmark baseline) leave them alone, and so does a process that set its own."""
+    import gc
+
+    from pipelines.intercom_pipeline import GC_THRESHOLDS, Target, build_pipeline
+
+    def target(name: str, tuned: bool = True) -> Target:
+        return Target(duckdb_path=str(tmp_path / f"{name}.duckdb"), pipelines_dir=str(tmp_path / "p"),
+                      pipeline_name=name, tuned=tuned)
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        build_pipeline(target("baseline", tuned=False))
+        assert gc.get_threshold() == (700, 10, 10)
+        build_pipeline(target("product"))
+        assert gc.get_threshold() == GC_THRESHOLDS
+        gc.set_threshold(2000, 10, 10)
+        build_pipeline(target("own"))
+        assert gc.get_threshold() == (2000, 10, 10)
+    finally:
+        gc.set_threshold(*before)
