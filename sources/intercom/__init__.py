@@ -171,7 +171,7 @@ def intercom_source(
 
         `.parallelize()` comes after binding: dlt 1.31 drops `parallelized=True` when a resource
         with an incremental argument is called, and then runs every stream's generator in its
-        own extract loop, one after another, so one stream waiting for its next page stalled
+        main extract loop, one after another, so one stream waiting for its next page stalled
         all the others (measured: the quota idle for seconds at a time).
         """
         columns = {**schema.COLUMNS.get(name, {}), **ticket_fns.COLUMNS.get(name, {})}
