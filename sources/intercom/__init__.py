@@ -166,7 +166,7 @@ def intercom_source(
             path, initial_value=start, end_value=end, lag=lag, range_start="closed", range_end="open",
         )
 
-    def merge_resource(fn: Any, name: str, cursor_field: str = "updated_at") -> DltResource:
+    def merge_resource(fn: Any, name: str, stream_ctx: Any = ctx, cursor_field: str = "updated_at") -> DltResource:
         """An incremental stream, bound to its cursor and run in dlt's extract pool.
 
         `.parallelize()` comes after binding: dlt 1.31 drops `parallelized=True` when a resource
@@ -183,10 +183,8 @@ def intercom_source(
         resource = dlt.resource(
             fn, name=name, primary_key="id", **disposition, columns=columns, selected=name in selected,
         )
-        stream_ctx = tctx if name == "tickets" else ctx
         return resource(stream_ctx, **{cursor_field: cursor(cursor_field)}).parallelize()
 
-    tctx = ticket_fns.TicketContext(ctx, fetch_parts="ticket_parts" in selected)
     resources: list[DltResource] = []
     if "contacts" in selected:
         resources.append(merge_resource(stream_fns.contacts, "contacts"))
@@ -202,9 +200,10 @@ def intercom_source(
             )(ctx)
             resources.append(parts)
     if "activity_logs" in selected:
-        resources.append(merge_resource(stream_fns.activity_logs, "activity_logs", "created_at"))
+        resources.append(merge_resource(stream_fns.activity_logs, "activity_logs", cursor_field="created_at"))
     if "tickets" in selected or "ticket_parts" in selected:
-        tick = merge_resource(ticket_fns.tickets, "tickets")
+        tctx = ticket_fns.TicketContext(ctx, fetch_parts="ticket_parts" in selected)
+        tick = merge_resource(ticket_fns.tickets, "tickets", tctx)
         resources.append(tick)
         if "ticket_parts" in selected:
             resources.append(

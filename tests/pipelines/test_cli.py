@@ -14,6 +14,7 @@ import pytest
 
 from intercom_emulator.testing import EmulatorServer, free_port
 from pipelines.cli import main
+from pipelines.intercom_pipeline import Target
 from tests.pipelines.conftest import LIMITED_TOKEN
 
 ID_STREAMS = (
@@ -363,10 +364,16 @@ def test_bad_postgres_credentials(emulator, token_env, target_args, monkeypatch,
     )
 
 
+def _bench_target(tmp_path: Path, name: str, tuned: bool = True) -> Target:
+    """A DuckDB target in tmp_path; `tuned=False` is dlt's defaults (the benchmark baseline)."""
+    return Target(duckdb_path=str(tmp_path / f"{name}.duckdb"), pipelines_dir=str(tmp_path / "p"),
+                  pipeline_name=name, tuned=tuned)
+
+
 def test_duckdb_connections_get_the_memory_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The product caps DuckDB (128MB, one thread, no insertion order); a user's own
     global_config replaces that; dlt's defaults (the benchmark baseline) leave DuckDB alone."""
-    from pipelines.intercom_pipeline import Target, build_pipeline
+    from pipelines.intercom_pipeline import build_pipeline
 
     def settings(target: Target) -> tuple[str, int, bool]:
         with build_pipeline(target).sql_client() as client:
@@ -376,16 +383,12 @@ def test_duckdb_connections_get_the_memory_settings(tmp_path: Path, monkeypatch:
             )[0]
         return str(row[0]), int(row[1]), bool(row[2])
 
-    def target(name: str, tuned: bool = True) -> Target:
-        return Target(duckdb_path=str(tmp_path / f"{name}.duckdb"), pipelines_dir=str(tmp_path / "p"),
-                      pipeline_name=name, tuned=tuned)
-
-    limit, threads, ordered = settings(target("product"))
+    limit, threads, ordered = settings(_bench_target(tmp_path, "product"))
     assert limit.replace(" ", "") in ("122.0MiB", "128.0MB") and threads == 1 and ordered is False, (limit, threads, ordered)
-    _, _, ordered = settings(target("baseline", tuned=False))
+    _, _, ordered = settings(_bench_target(tmp_path, "baseline", tuned=False))
     assert ordered is True
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "1GB"}')
-    limit, _, ordered = settings(target("user"))
+    limit, _, ordered = settings(_bench_target(tmp_path, "user"))
     assert limit.replace(" ", "") in ("953.6MiB", "1.0GB", "1000.0MB") and ordered is True, (limit, ordered)
 
 
@@ -394,21 +397,17 @@ def test_sync_tunes_the_garbage_collector_unless_the_process_chose(tmp_path: Pat
     defaults (the benchmark baseline) leave them alone, and so does a process that set its own."""
     import gc
 
-    from pipelines.intercom_pipeline import GC_THRESHOLDS, Target, build_pipeline
-
-    def target(name: str, tuned: bool = True) -> Target:
-        return Target(duckdb_path=str(tmp_path / f"{name}.duckdb"), pipelines_dir=str(tmp_path / "p"),
-                      pipeline_name=name, tuned=tuned)
+    from pipelines.intercom_pipeline import GC_THRESHOLDS, build_pipeline
 
     before = gc.get_threshold()
     try:
         gc.set_threshold(700, 10, 10)
-        build_pipeline(target("baseline", tuned=False))
+        build_pipeline(_bench_target(tmp_path, "baseline", tuned=False))
         assert gc.get_threshold() == (700, 10, 10)
-        build_pipeline(target("product"))
+        build_pipeline(_bench_target(tmp_path, "product"))
         assert gc.get_threshold() == GC_THRESHOLDS
         gc.set_threshold(2000, 10, 10)
-        build_pipeline(target("own"))
+        build_pipeline(_bench_target(tmp_path, "own"))
         assert gc.get_threshold() == (2000, 10, 10)
     finally:
         gc.set_threshold(*before)
