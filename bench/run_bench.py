@@ -317,8 +317,39 @@ def _schema_diff(a: dict[str, dict[str, str]], b: dict[str, dict[str, str]]) -> 
     return diffs
 
 
+def _cpu_run(args: argparse.Namespace, emu: EmulatorProcess, work: wl.Workload, dest: str, mode: str, i: int,
+             pg_url: str) -> dict[str, Any]:
+    """One CPU-only run in a fresh worker and dataset; prints it and returns it with `rate` (rows/s)."""
+    fresh_window(emu)
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-cpu-{dest}-{mode}-{i}-", dir=args.tmp))
+    dataset = f"bench_{os.getpid()}_{mode.replace('-', '_')}_{i}"
+    try:
+        res = run_worker(emu, workdir, destination=dest, mode=mode, dataset=dataset, pg_url=pg_url)
+    finally:
+        if dest == "postgres":
+            drop_pg_schema(pg_url, dataset)
+        shutil.rmtree(workdir, ignore_errors=True)
+    if mode == "source-only":
+        print(f"  cpu source alone run {i + 1}: {res['total_rows']:,} items in {res['wall_seconds']:.1f}s", flush=True)
+        return res
+    errors = check_counts(res, work.counts)
+    # rows really in the destination (dlt's trace over-counts csv rows for Postgres)
+    res["total_rows"] = sum(n for n in (res.get("table_counts") or {}).values() if n > 0) or res["total_rows"]
+    res["rate"] = res["total_rows"] / res["wall_seconds"]
+    print(f"  cpu {dest} {mode} run {i + 1}: {res['total_rows']:,} rows in {res['wall_seconds']:.1f}s "
+          f"= {res['rate']:,.0f} rows/s; steps "
+          + ", ".join(f"{k} {v['seconds']:.1f}s" for k, v in res["steps"].items())
+          + f"; rss {res['peak_rss_mb']:.0f}MB" + (f" COUNT MISMATCH {errors}" if errors else ""),
+          flush=True)
+    return res
+
+
 def scenario_cpu(args: argparse.Namespace, report: Report) -> None:
-    """No latency, no quota: end-to-end rows/s, product vs dlt defaults, alternating, per destination."""
+    """No latency, no quota: end-to-end rows/s, product vs dlt defaults, alternating, per destination.
+
+    Each round also iterates the source alone (`source-only`): the HTTP calls and record shaping
+    both modes share. `dlt defaults wall / source alone wall` is the ceiling of any speedup.
+    """
     ws = wl.build_workspace(args.profile, args.seed, args.cpu_scale)
     work = wl.compute(ws)
     del ws
@@ -330,35 +361,23 @@ def scenario_cpu(args: argparse.Namespace, report: Report) -> None:
     with emulator(args.profile, args.seed, args.cpu_scale, 0, UNLIMITED_PER_MINUTE,
                   workspace_quota=0) as emu:
         for dest in args.destinations:
-            rates: dict[str, list[float]] = {"dlt-defaults": [], "product": []}
+            runs: dict[str, list[dict[str, Any]]] = {"dlt-defaults": [], "product": [], "source-only": []}
             for i in range(args.cpu_runs):
-                for mode in ("dlt-defaults", "product"):
-                    fresh_window(emu)
-                    workdir = Path(tempfile.mkdtemp(prefix=f"bench-cpu-{dest}-{mode}-{i}-", dir=args.tmp))
-                    dataset = f"bench_{os.getpid()}_{mode.replace('-', '_')}_{i}"
-                    try:
-                        res = run_worker(emu, workdir, destination=dest, mode=mode, dataset=dataset, pg_url=pg_url)
-                    finally:
-                        if dest == "postgres":
-                            drop_pg_schema(pg_url, dataset)
-                        shutil.rmtree(workdir, ignore_errors=True)
-                    errors = check_counts(res, work.counts)
-                    # rows really in the destination (dlt's trace over-counts csv rows for Postgres)
-                    landed = sum(n for n in (res.get("table_counts") or {}).values() if n > 0) or res["total_rows"]
-                    res["total_rows"] = landed
-                    rate = landed / res["wall_seconds"]
-                    rates[mode].append(rate)
-                    schemas[(dest, mode)] = res["schema"]
-                    print(f"  cpu {dest} {mode} run {i + 1}: {res['total_rows']:,} rows in {res['wall_seconds']:.1f}s "
-                          f"= {rate:,.0f} rows/s; steps "
-                          + ", ".join(f"{k} {v['seconds']:.1f}s" for k, v in res["steps"].items())
-                          + f"; rss {res['peak_rss_mb']:.0f}MB" + (f" COUNT MISMATCH {errors}" if errors else ""),
-                          flush=True)
-            base, prod = med(rates["dlt-defaults"]), med(rates["product"])
+                for mode in runs:
+                    runs[mode].append(_cpu_run(args, emu, work, dest, mode, i, pg_url))
+            for mode in ("dlt-defaults", "product"):
+                schemas[(dest, mode)] = runs[mode][-1]["schema"]
+            base, prod = (med([r["rate"] for r in runs[m]]) for m in ("dlt-defaults", "product"))
+            walls = {m: med([r["wall_seconds"] for r in rs]) for m, rs in runs.items()}
+            ceiling = walls["dlt-defaults"] / walls["source-only"]
             summary[dest] = {"dlt_defaults_rows_per_s": base, "product_rows_per_s": prod, "speedup": prod / base,
-                             "runs": rates}
+                             "walls": walls, "ceiling": ceiling,
+                             "runs": {m: [r.get("rate", r["wall_seconds"]) for r in rs] for m, rs in runs.items()}}
             lines.append(f"{dest}: product {prod:,.0f} rows/s vs dlt defaults {base:,.0f} rows/s = "
                          f"{prod / base:.2f}x (target >= 3x)")
+            lines.append(f"  walls: dlt defaults {walls['dlt-defaults']:.1f}s, product {walls['product']:.1f}s, "
+                         f"source alone {walls['source-only']:.1f}s: no dlt setting can beat "
+                         f"{ceiling:.2f}x here")
     ref = schemas.get((args.destinations[0], "product"), {})
     for key, schema in schemas.items():
         diff = _schema_diff(ref, schema)

@@ -4,11 +4,14 @@ Why a separate process: peak RSS must be the sync's alone (not the benchmark dri
 workspace), and every run must start with a cold interpreter like a scheduled job does.
 
     python -m bench.worker --base-url URL --destination duckdb --workdir DIR --out result.json \
-        [--mode product|dlt-defaults] [--streams a,b]
+        [--mode product|dlt-defaults|source-only] [--streams a,b]
 
 `product` runs the connector as `intercom-sync run` does (pipelines.intercom_pipeline); `dlt-defaults`
 runs the same source and tables with dlt's out-of-the-box settings (Python dict items, default
 normalizer and writer settings, row INSERTs into Postgres): the baseline of the CPU comparison.
+`source-only` iterates the product's source through dlt's pipe and writes nothing (no extract
+files, no normalize, no load): the work both modes share, so `dlt-defaults / source-only` is the
+largest speedup any dlt setting could give on this machine.
 """
 
 from __future__ import annotations
@@ -84,8 +87,36 @@ def _source_kwargs(mode: str) -> dict[str, Any]:
     return {k: v for k, v in wanted.items() if k in params}
 
 
+def _source_settings(args: argparse.Namespace) -> Any:
+    """The source settings of `intercom-sync run` (no --max-workers: the product's default)."""
+    from pipelines import intercom_pipeline as ip
+
+    workers = {"max_workers": args.max_workers} if args.max_workers else {}
+    streams = args.streams.split(",") if args.streams else None
+    return ip.SourceSettings(access_token=args.token, base_url=args.base_url, streams=streams, **workers)
+
+
+def run_source_only(args: argparse.Namespace) -> dict[str, Any]:
+    """Iterate the product's source without a pipeline: the floor of any end-to-end run."""
+    from pipelines import intercom_pipeline as ip
+
+    ip.tune_gc()
+    settings = _source_settings(args)
+    client = ip.make_client(settings, max_retries=None)
+    started = time.perf_counter()
+    items = sum(1 for _ in ip.build_source(settings, client))
+    wall = time.perf_counter() - started
+    client.close()
+    return {
+        "mode": args.mode, "destination": None, "wall_seconds": wall, "steps": {}, "rows": {}, "total_rows": items,
+        "table_counts": {}, "schema": {}, "client_stats": client.stats.as_dict(), "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Build the pipeline the product's way and run it once; return the measurements."""
+    if args.mode == "source-only":
+        return run_source_only(args)
     if args.mode == "dlt-defaults":
         for key in list(os.environ):
             if key.startswith(_DLT_TUNING_PREFIXES):
@@ -94,14 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from pipelines import intercom_pipeline as ip
 
-    # no --max-workers: the product's default (intercom-sync run), not a bench-only value
-    workers = {"max_workers": args.max_workers} if args.max_workers else {}
-    settings = ip.SourceSettings(
-        access_token=args.token,
-        base_url=args.base_url,
-        streams=args.streams.split(",") if args.streams else None,
-        **workers,
-    )
+    settings = _source_settings(args)
     target = ip.Target(
         destination=args.destination,
         dataset_name=args.dataset,
@@ -159,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline-name", default="intercom_bench")
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--streams", default="")
-    parser.add_argument("--mode", choices=("product", "dlt-defaults"), default="product")
+    parser.add_argument("--mode", choices=("product", "dlt-defaults", "source-only"), default="product")
     parser.add_argument("--max-workers", type=int, default=0)
     parser.add_argument("--count-tables", action="store_true")
     parser.add_argument("--out", required=True)
