@@ -132,6 +132,24 @@ def drop_pg_schema(pg_url: str, dataset: str) -> None:
         conn.close()
 
 
+def cpu_check_ms(rounds: int = 5) -> float:
+    """Median ms of a fixed pure-Python task (JSON round trip and dict walk of 5,000 records).
+
+    Why: this is a shared machine, and the same commit has run its full sync in 125 s on one day
+    and 152 s on a slower one (dlt's defaults 15 s vs 38 s). Printed beside the results so two
+    tables are only compared at a similar value.
+    """
+    records = [{"id": str(i), "updated_at": 1_700_000_000 + i, "tags": [{"id": i, "name": f"t{i}"}] * 3,
+                "custom_attributes": {f"a{k}": k * i for k in range(20)}} for i in range(5_000)]
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        decoded = json.loads(json.dumps(records))
+        sum(len(r["custom_attributes"]) + len(r["tags"]) for r in sorted(decoded, key=lambda r: r["id"]))
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -451,8 +469,11 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
                    f"Python {platform.python_version()}",
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "cpu_check_ms": round(cpu_check_ms(), 1),
     }
-    print(f"# {report.data['meta']['date']} on {report.data['meta']['machine']}", flush=True)
+    print(f"# {report.data['meta']['date']} on {report.data['meta']['machine']}; CPU check "
+          f"{report.data['meta']['cpu_check_ms']} ms (cpu_check_ms: compare results only at similar values)",
+          flush=True)
     keep: list[Path] = []
     try:
         if "full" in args.scenarios or "incremental" in args.scenarios:
