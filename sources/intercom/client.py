@@ -513,26 +513,32 @@ class IntercomClient:
 
         A busy scroll (400 scroll_exists) is waited out with backoff; a 5xx or an expired scroll
         (404) mid-way restarts from scratch, and companies already yielded are not yielded again.
+        Only restarts in a row that brought no new company count against `SCROLL_MAX_RESTARTS`:
+        a long scroll on a flaky day keeps going while it gets further, a scroll that keeps
+        breaking at the same place gives up.
         """
         with self._scroll_lock:
             seen: set[str] = set()
-            restarts = 0
+            fruitless = 0
             while True:
+                progressed = False
                 try:
                     for page in self._scroll_once():
                         fresh = [c for c in page if str(c.get("id")) not in seen]
                         seen.update(str(c.get("id")) for c in fresh)
                         if fresh:
+                            progressed = True
                             yield fresh
                     return
                 except (IntercomTransientError, IntercomNotFoundError) as exc:
                     if isinstance(exc, IntercomRateLimitError):
                         raise
-                    restarts += 1
                     self.stats.add("scroll_restarts")
-                    if restarts > settings.SCROLL_MAX_RESTARTS:
+                    fruitless = 0 if progressed else fruitless + 1
+                    if fruitless > settings.SCROLL_MAX_RESTARTS:
                         raise IntercomScrollError(
-                            f"GET /companies/scroll failed {restarts} times mid-scroll ({exc})"
+                            f"GET /companies/scroll failed {fruitless} times in a row without reaching a new "
+                            f"company ({exc})"
                         ) from None
                     logger.warning("companies scroll broke (%s); restarting it from scratch", exc)
 

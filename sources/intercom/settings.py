@@ -35,7 +35,7 @@ BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 MAX_RATE_LIMIT_WAIT_SECONDS = 60.0  # Intercom windows are 10 s; never trust a reset further away
 SCROLL_BUSY_MAX_WAIT_SECONDS = 150.0  # an idle scroll expires after ~1 minute
-SCROLL_MAX_RESTARTS = 3
+SCROLL_MAX_RESTARTS = 3  # restarts in a row that reach no new company; then the sync fails
 
 # Intercom permission names, as shown in the Developer Hub "Authentication" settings
 PERM_USERS_COMPANIES = "Read and list users and companies"

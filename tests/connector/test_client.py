@@ -17,7 +17,9 @@ from sources.intercom import (
     IntercomPermissionError,
     IntercomRegionError,
     intercom_source,
+    settings,
 )
+from sources.intercom.errors import IntercomScrollError
 from sources.intercom.rate_limit import RateLimiter
 
 SECRET = "tok_RECOGNISABLE_s3cr3t_4242"
@@ -153,3 +155,28 @@ def test_companies_scroll_restarts_cleanly_after_500(emu: EmulatorServer) -> Non
         assert client.stats.scroll_restarts == 1
     truth = sorted(str(c["id"]) for c in emu.workspace.ground_truth("companies"))
     assert sorted(ids) == truth and len(ids) == len(set(ids))
+
+
+def test_companies_scroll_keeps_restarting_while_it_gets_further(emu: EmulatorServer) -> None:
+    """Every page after the first breaks its scroll once (5 restarts, more than the 3 allowed in a
+    row); each restart reaches a new page, so the scroll finishes with every company once."""
+    emu.configure(scroll_page_size=3, faults={"scroll_error_on_page": 2, "scroll_error_times": 1})
+    ids: list[str] = []
+    with _client(emu) as client:
+        for pages, page in enumerate(client.scroll_companies(), start=1):
+            ids += [str(c["id"]) for c in page]
+            # the next page of the next scroll breaks once more
+            emu.configure(faults={"scroll_error_on_page": pages + 1, "scroll_error_times": pages})
+        restarts = client.stats.scroll_restarts
+    truth = sorted(str(c["id"]) for c in emu.workspace.ground_truth("companies"))
+    assert sorted(ids) == truth and len(ids) == len(set(ids))
+    assert restarts > settings.SCROLL_MAX_RESTARTS, restarts
+
+
+def test_companies_scroll_gives_up_when_restarts_reach_nothing_new(emu: EmulatorServer) -> None:
+    """A scroll that always breaks at page 2 fails the sync after 3 fruitless restarts in a row."""
+    emu.configure(scroll_page_size=3, faults={"scroll_error_on_page": 2, "scroll_error_times": 100})
+    with _client(emu) as client, pytest.raises(IntercomScrollError, match="without reaching a new company"):
+        for _ in client.scroll_companies():
+            pass
+    assert client.stats.scroll_restarts == 1 + settings.SCROLL_MAX_RESTARTS + 1
