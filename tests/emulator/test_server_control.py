@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 def test_clock_advance_and_mutations_are_visible_through_the_api(emulator: EmulatorServer, api: httpx.Client) -> None:
     base = emulator.base_url
+    emulator.workspace.clock.freeze()  # so "== clock.now()" below cannot race a second boundary
     before = json_body(httpx.get(f"{base}/_emulator/clock"))["now"]
     after = json_body(httpx.post(f"{base}/_emulator/clock/advance", json={"seconds": 3600}))["now"]
     assert after - before >= 3600

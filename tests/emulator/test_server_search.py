@@ -52,6 +52,23 @@ def next_day_start(ts: int, tz: str) -> int:
     return int(dt.datetime(d.year, d.month, d.day, tzinfo=zone).timestamp())
 
 
+def _clear_of_midnight(ws: Any) -> int:
+    """Freeze the workspace clock at least 5 minutes from a local midnight and return now.
+
+    Why: day-granular search compares calendar days; a value a minute before now lies in the
+    previous day during the first minute after midnight (this failed once in CI at 00:00 in
+    New York, the tiny workspace's zone).
+    """
+    now = ws.clock.freeze()
+    start = day_start(now, ws.timezone)
+    if now - start < 300:
+        return ws.clock.advance(start + 300 - now)
+    following = next_day_start(now, ws.timezone)
+    if following - now < 300:
+        return ws.clock.advance(following + 300 - now)
+    return now
+
+
 def test_contacts_search_matches_exact_sets_for_string_operators(emulator: EmulatorServer, api: httpx.Client) -> None:
     ws = emulator.workspace
     contacts = list(ws.iter("contacts"))
@@ -122,9 +139,9 @@ def test_contacts_search_dates_are_calendar_days_in_workspace_timezone(
     ws = emulator.workspace
     tz = ws.timezone
     target = ws.ids("contacts")[3]
-    now = ws.clock.now()
+    now = _clear_of_midnight(ws)
     # V is earlier the same local day as the update we are about to make
-    v = max(day_start(now, tz), now - 60)
+    v = now - 60
     ws.update_contact(target, name="Updated Later Same Day")
     updated = ws.get("contacts", target)["updated_at"]
     assert updated >= v and day_start(updated, tz) == day_start(v, tz)
@@ -149,8 +166,8 @@ def test_conversations_search_is_full_second_by_default_and_day_granular_when_sw
 ) -> None:
     ws = emulator.workspace
     conv = ws.ids("conversations")[0]
-    now = ws.clock.now()
-    v = max(day_start(now, ws.timezone), now - 60)
+    now = _clear_of_midnight(ws)
+    v = now - 60
     ws.add_conversation_part(conv, part_type="comment", author_type="user", body="<p>again</p>")
     updated = ws.get("conversations", conv)["updated_at"]
     assert updated >= v
