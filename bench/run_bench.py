@@ -385,13 +385,13 @@ def scenario_cpu(args: argparse.Namespace, report: Report) -> None:
                     runs[mode].append(_cpu_run(args, emu, work, dest, mode, i, pg_url))
             for mode in ("dlt-defaults", "product"):
                 schemas[(dest, mode)] = runs[mode][-1]["schema"]
-            base, prod = (med([r["rate"] for r in runs[m]]) for m in ("dlt-defaults", "product"))
-            walls = {m: med([r["wall_seconds"] for r in rs]) for m, rs in runs.items()}
+            rates = {m: [r["rate"] for r in runs[m]] for m in ("dlt-defaults", "product")}
+            run_walls = {m: [r["wall_seconds"] for r in rs] for m, rs in runs.items()}
+            base, prod = med(rates["dlt-defaults"]), med(rates["product"])
+            walls = {m: med(seconds) for m, seconds in run_walls.items()}
             ceiling = walls["dlt-defaults"] / walls["source-only"]
             summary[dest] = {"dlt_defaults_rows_per_s": base, "product_rows_per_s": prod, "speedup": prod / base,
-                             "walls": walls, "ceiling": ceiling,
-                             "rates": {m: [r["rate"] for r in runs[m]] for m in ("dlt-defaults", "product")},
-                             "run_walls": {m: [r["wall_seconds"] for r in rs] for m, rs in runs.items()}}
+                             "walls": walls, "ceiling": ceiling, "rates": rates, "run_walls": run_walls}
             lines.append(f"{dest}: product {prod:,.0f} rows/s vs dlt defaults {base:,.0f} rows/s = "
                          f"{prod / base:.2f}x (target >= 3x)")
             lines.append(f"  walls: dlt defaults {walls['dlt-defaults']:.1f}s, product {walls['product']:.1f}s, "
