@@ -351,7 +351,7 @@ def _cpu_run(args: argparse.Namespace, emu: EmulatorProcess, work: wl.Workload, 
         print(f"  cpu source alone run {i + 1}: {res['total_rows']:,} items in {res['wall_seconds']:.1f}s", flush=True)
         return res
     errors = check_counts(res, work.counts)
-    # rows really in the destination (dlt's trace over-counts csv rows for Postgres)
+    # rows a user would count in the destination (the worker's own counts agree since the csv fix)
     res["total_rows"] = sum(n for n in (res.get("table_counts") or {}).values() if n > 0) or res["total_rows"]
     res["rate"] = res["total_rows"] / res["wall_seconds"]
     print(f"  cpu {dest} {mode} run {i + 1}: {res['total_rows']:,} rows in {res['wall_seconds']:.1f}s "

@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import dlt
 
     from pipelines import intercom_pipeline as ip
+    from pipelines.packages import rows_loaded
 
     settings = _source_settings(args)
     target = ip.Target(
@@ -155,8 +156,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     wall = time.perf_counter() - started
     client.close()
     trace = pipeline.last_trace
-    norm = trace.last_normalize_info
-    rows = {t: int(n) for t, n in (norm.row_counts if norm else {}).items() if not t.startswith("_dlt")}
+    rows = rows_loaded(pipeline)
     schema = _schema_types(pipeline)
     result = {
         "mode": args.mode,

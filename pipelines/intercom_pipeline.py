@@ -21,7 +21,8 @@ from typing import Any
 import dlt
 import pendulum
 
-from pipelines.summary import RunSummary, rows_from_trace, stats_to_summary
+from pipelines.packages import remove_loaded_job_files, rows_loaded
+from pipelines.summary import RunSummary, stats_to_summary
 
 logger = logging.getLogger(__name__)
 
@@ -584,9 +585,11 @@ def _locked_run(
         pipeline_name=target.pipeline_name,
         destination=target.destination,
         dataset_name=target.dataset_name,
-        rows=rows_from_trace(pipeline),
+        rows=rows_loaded(pipeline),
         location=target.location,
     )
+    if _dlt_setting("load.delete_completed_jobs") is None:  # the user's choice wins either way
+        remove_loaded_job_files(pipeline.working_dir)
     if report is not None:
         stats_to_summary(summary, report.stats)
     stats_to_summary(summary, client.stats.as_dict())

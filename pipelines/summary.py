@@ -31,14 +31,6 @@ class RunSummary:
         return sum(self.rows.values())
 
 
-def rows_from_trace(pipeline: Any) -> dict[str, int]:
-    """Rows normalized per table in the last run, without dlt's bookkeeping tables."""
-    trace = pipeline.last_trace
-    info = trace.last_normalize_info if trace is not None else None
-    counts: Mapping[str, int] = (info.row_counts if info is not None else None) or {}
-    return {t: int(n) for t, n in sorted(counts.items()) if not t.startswith("_dlt")}
-
-
 def stats_to_summary(summary: RunSummary, stats: Mapping[str, Any] | None) -> None:
     """Add one HTTP client's counters (`ClientStats.as_dict()`) to the summary."""
     if not stats:

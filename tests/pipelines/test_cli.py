@@ -45,6 +45,8 @@ def _summary_rows(out: str) -> dict[str, int]:
     for line in block.strip().splitlines():
         name, count = line.split()
         rows[name] = int(count.replace(",", ""))
+    total = rows.pop("total", None)
+    assert total == sum(rows.values()), block
     return rows
 
 
@@ -59,7 +61,7 @@ def assert_one_line_error(err: str, *needles: str) -> str:
     return lines[0]
 
 
-def test_run_into_duckdb_matches_ground_truth(emulator, token_env, target_args, duckdb_file, capsys):
+def test_run_into_duckdb_matches_ground_truth(emulator, token_env, target_args, duckdb_file, tmp_path, capsys):
     rc = main(["run", "--base-url", emulator.base_url, *target_args])
     out = capsys.readouterr()
     assert rc == 0, out.err
@@ -76,6 +78,16 @@ def test_run_into_duckdb_matches_ground_truth(emulator, token_env, target_args, 
     rows = _summary_rows(out.out)
     for stream in ("contacts", "companies", "conversations", "conversation_parts", "admins"):
         assert rows[stream] == len(emulator.workspace.ground_truth(stream)), stream
+    con = duckdb.connect(str(duckdb_file), read_only=True)
+    try:  # a first load lands every row once, child tables included
+        for table, count in rows.items():
+            assert con.execute(f"select count(*) from intercom_data.{table}").fetchone()[0] == count, table
+    finally:
+        con.close()
+    # the loaded files are gone (dlt would keep a copy of every load for ever), the package stays
+    loaded = tmp_path / "dlt_pipelines" / "intercom" / "load" / "loaded"
+    assert [p.name for p in loaded.iterdir()], "no loaded package"
+    assert not list(loaded.glob("*/completed_jobs/*"))
     # the summary counts every request this run made: the emulator saw exactly as many
     total_requests = sum(emulator.request_log.values())
     assert f"Requests: {total_requests:,}   retries: 0" in out.out
@@ -134,14 +146,22 @@ def test_run_into_postgres_matches_ground_truth(
     assert rc == 0, out.err
     assert f"Loaded into postgres dataset '{postgres_dataset}'" in out.out
     conn = psycopg2.connect(postgres_credentials)
+    summary = _summary_rows(out.out)
     try:
         with conn.cursor() as cur:
             for stream in ID_STREAMS:
                 cur.execute(f'select id from "{postgres_dataset}"."{stream}"')
                 got = [str(r[0]) for r in cur.fetchall()]
                 assert sorted(got) == sorted(_truth_ids(emulator, stream)), stream
+            # a first load lands every row once: the summary must say how many (dlt's own csv
+            # counter adds up cells, not rows: dlt-hub/dlt#4461)
+            for table, count in summary.items():
+                cur.execute(f'select count(*) from "{postgres_dataset}"."{table}"')
+                assert cur.fetchone()[0] == count, table
     finally:
         conn.close()
+    assert summary["conversation_parts"] == len(_truth_ids(emulator, "conversation_parts"))
+    assert any("__" in table for table in summary), summary  # child tables are counted too
 
 
 def test_check_names_workspace_and_allowed_streams(emulator, token_env, capsys):

@@ -1,0 +1,65 @@
+"""Load packages after a sync: exact csv row counts, and which files the cleanup may remove."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli import main
+from pipelines.packages import csv_records, remove_loaded_job_files
+
+
+def _write_csv(path: Path, rows: list[list[str]], *, compress: bool = False) -> None:
+    opener = gzip.open if compress else open
+    with opener(path, "wt", encoding="utf-8", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_csv_records_counts_rows_not_lines_nor_cells(tmp_path: Path, compress: bool) -> None:
+    path = tmp_path / "conversation_parts.abc.0.csv"
+    rows = [["id", "body", "_dlt_id"], ["1", "first line\nsecond line", "x1"], ["2", "", "x2"], ["3", "a,b", "x3"]]
+    _write_csv(path, rows, compress=compress)
+    assert csv_records(str(path), ["id", "body", "_dlt_id", "author__id"]) == 3
+
+
+def test_csv_records_without_a_header(tmp_path: Path) -> None:
+    path = tmp_path / "tags.abc.0.csv"
+    _write_csv(path, [["9300000", "vip", "x1"], ["9300001", "bug", "x2"]])
+    assert csv_records(str(path), ["id", "name", "_dlt_id"]) == 2
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert csv_records(str(empty), ["id"]) == 0
+
+
+def test_cleanup_only_touches_completed_jobs_of_loaded_packages(tmp_path: Path) -> None:
+    def job(folder: str, name: str, size: int = 10) -> Path:
+        path = tmp_path / folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * size)
+        return path
+
+    done = job("load/loaded/1.1/completed_jobs", "contacts.a.0.csv", 100)
+    state = job("load/loaded/1.1", "load_package_state.json")
+    failed_ok = job("load/loaded/1.2/completed_jobs", "tags.a.0.csv")
+    failed = job("load/loaded/1.2/failed_jobs", "tags.b.0.csv")
+    pending = job("load/normalized/1.3/new_jobs", "contacts.c.0.csv")
+    extracted = job("normalize/extracted/1.4/new_jobs", "contacts.d.0.typed-jsonl")
+
+    assert remove_loaded_job_files(tmp_path) == 100
+    assert not done.exists()
+    for kept in (state, failed_ok, failed, pending, extracted):
+        assert kept.exists(), kept
+    assert remove_loaded_job_files(tmp_path / "nothing-here") == 0
+
+
+def test_user_who_keeps_loaded_files_keeps_them(emulator, token_env, target_args, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LOAD__DELETE_COMPLETED_JOBS", "false")
+    assert main(["run", "--base-url", emulator.base_url, "--streams", "admins,tags", *target_args]) == 0
+    capsys.readouterr()
+    loaded = tmp_path / "dlt_pipelines" / "intercom" / "load" / "loaded"
+    kept = {p.name.split(".")[0] for p in loaded.glob("*/completed_jobs/*")}
+    assert {"admins", "tags"} <= kept, kept
