@@ -519,9 +519,12 @@ def guard_destination(target: Target, saved: dict[str, Any] | None) -> None:
     )
 
 
-# Bulk file formats per destination: DuckDB reads parquet natively; Postgres loads csv with COPY.
-# dlt's default for both is `insert_values` (SQL INSERT statements), the slowest path by far.
-LOADER_FILE_FORMATS: dict[str, str] = {"duckdb": "parquet", "postgres": "csv"}
+# Loader file formats per destination. DuckDB reads parquet natively (dlt's default, SQL INSERT
+# statements, took 7.5 s instead of 0.8 s to load 42,354 rows). Postgres keeps dlt's INSERTs: its
+# csv COPY marks every nullable column FORCE_NULL, so an empty string landed as NULL, which
+# DuckDB and dlt's default keep as ''. Measured with no latency and no quota, 153,534 rows:
+# normalize + load 9.3-9.4 s with INSERTs against 6.9-7.1 s with csv.
+LOADER_FILE_FORMATS: dict[str, str] = {"duckdb": "parquet", "postgres": "insert_values"}
 
 
 def pipeline_run_kwargs(target: Target) -> dict[str, Any]:

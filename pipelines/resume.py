@@ -34,6 +34,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -154,7 +155,47 @@ def _row_ids(job: UnconfirmedJob, column: str, csv_format: Any = None) -> list[s
         with FileStorage.open_zipsafe_ro(str(job.path), "rt", encoding="utf-8") as f:
             rows = [json.loads(line) for line in f if line.strip()]
         return [str(r[column]) for r in rows] if all(column in r for r in rows) else None
-    return None  # insert_values and others: not worth parsing SQL literals
+    if fmt == "insert_values":
+        return _insert_values_column(job.path, column)
+    return None
+
+
+# One SQL literal of dlt's insert_values rows: E'...' (with '' and backslash escapes), '...'
+# (timestamps, bytes), or a bare token (NULL, numbers, booleans).
+_SQL_VALUE = re.compile(r"E'(?:[^'\\]|''|\\.)*'|'(?:[^']|'')*'|[^,]+")
+_UNESCAPE = {"''": "'", "\\\\": "\\", "\\n": "\n", "\\r": "\r"}
+
+
+def _sql_string(literal: str) -> str:
+    """The value of one E'...' or '...' literal as dlt's `escape_postgres_literal` wrote it."""
+    body = literal[2:-1] if literal.startswith("E'") else literal[1:-1]
+    return re.sub(r"''|\\.", lambda m: _UNESCAPE.get(m.group(0), m.group(0)[1:]), body)
+
+
+def _insert_values_column(path: Path, column: str) -> list[str] | None:
+    """One column of a dlt insert_values file (Postgres' format): one row per line, dlt's layout.
+
+    dlt writes `INSERT INTO {}("a","b")`, `VALUES`, then `(v1,v2),` lines, the last ending in
+    `);`. Its escaping keeps every row on one line (newlines become `\\n`), as dlt's own loader
+    relies on.
+    """
+    with FileStorage.open_zipsafe_ro(str(path), "rt", encoding="utf-8") as f:
+        header = f.readline()
+        names = [n.strip().strip('"') for n in header[header.index("(") + 1 : header.rindex(")")].split(",")]
+        if column not in names or f.readline().strip() != "VALUES":
+            return None
+        index = names.index(column)
+        values: list[str] = []
+        for line in f:
+            row = line.rstrip("\n").removesuffix(",").removesuffix(";")
+            if not row:
+                continue
+            fields = _SQL_VALUE.findall(row[1:-1])
+            if len(fields) != len(names):
+                return None  # not the layout we know: do not guess
+            value = fields[index]
+            values.append(_sql_string(value) if value.endswith("'") else value)
+        return values
 
 
 def _csv_column(path: Path, column: str, csv_format: Any = None) -> list[str] | None:

@@ -147,7 +147,7 @@ class Table:
     def col(self, column: str, typ: str) -> str:
         if not self.has(column):
             return f"cast(null as {typ})"
-        if typ == TXT:  # dlt's Postgres loader stores '' as NULL: make both destinations agree
+        if typ == TXT:  # Postgres tables loaded by csv COPY (before 2026-12-02) hold NULL for ''
             return f"nullif(cast({self.raw(column)} as {TXT}), '')"
         return f"cast({self.raw(column)} as {typ})"
 

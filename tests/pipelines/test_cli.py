@@ -61,7 +61,15 @@ def assert_one_line_error(err: str, *needles: str) -> str:
     return lines[0]
 
 
+def _blank_a_name(emulator: EmulatorServer) -> str:
+    """Give one contact an empty name: it must land as '' (not NULL) in every destination."""
+    contact_id = emulator.workspace.ids("contacts")[0]
+    emulator.workspace.update_contact(contact_id, name="")
+    return contact_id
+
+
 def test_run_into_duckdb_matches_ground_truth(emulator, token_env, target_args, duckdb_file, tmp_path, capsys):
+    blank = _blank_a_name(emulator)
     rc = main(["run", "--base-url", emulator.base_url, *target_args])
     out = capsys.readouterr()
     assert rc == 0, out.err
@@ -73,6 +81,7 @@ def test_run_into_duckdb_matches_ground_truth(emulator, token_env, target_args, 
             assert set(got) == _truth_ids(emulator, stream), stream
         n_attrs = con.execute("select count(*) from intercom_data.data_attributes").fetchone()[0]
         assert n_attrs == len(emulator.workspace.ground_truth("data_attributes"))
+        assert con.execute("select name from intercom_data.contacts where id = ?", [blank]).fetchone() == ("",)
     finally:
         con.close()
     rows = _summary_rows(out.out)
@@ -130,6 +139,7 @@ def test_run_into_postgres_matches_ground_truth(
     import psycopg2
 
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_credentials)
+    blank = _blank_a_name(emulator)
     rc = main(
         [
             "run",
@@ -153,8 +163,9 @@ def test_run_into_postgres_matches_ground_truth(
                 cur.execute(f'select id from "{postgres_dataset}"."{stream}"')
                 got = [str(r[0]) for r in cur.fetchall()]
                 assert sorted(got) == sorted(_truth_ids(emulator, stream)), stream
-            # a first load lands every row once: the summary must say how many (dlt's own csv
-            # counter adds up cells, not rows: dlt-hub/dlt#4461)
+            cur.execute(f'select name from "{postgres_dataset}".contacts where id = %s', (blank,))
+            assert cur.fetchone() == ("",)  # csv COPY with FORCE_NULL would store NULL
+            # a first load lands every row once: the summary must say how many
             for table, count in summary.items():
                 cur.execute(f'select count(*) from "{postgres_dataset}"."{table}"')
                 assert cur.fetchone()[0] == count, table

@@ -408,7 +408,7 @@ class Sync:
         )
         try:
             source = intercom_source(access_token=self.emu.token, base_url=self.emu.base_url, client=self.client, **kwargs)
-            # the load path production uses (parquet into DuckDB, csv COPY into Postgres)
+            # the load path production uses (parquet into DuckDB, INSERTs into Postgres)
             self.pipeline.run(source, **pipeline_run_kwargs(PipelineTarget(destination=self.target.kind)))
         finally:
             self.client.close()

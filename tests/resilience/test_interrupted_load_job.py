@@ -20,15 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import pendulum
 import pytest
 
-from pipelines.intercom_pipeline import finish_pending_packages
-from pipelines.resume import unconfirmed_jobs
+from pipelines.intercom_pipeline import LOADER_FILE_FORMATS, finish_pending_packages
+from pipelines.resume import UnconfirmedJob, _row_ids, unconfirmed_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 CRASHED = 137
 DESTINATIONS = ("duckdb", pytest.param("postgres", marks=pytest.mark.postgres))
 TABLES = ("contacts", "contacts__tags", "logs", "attrs", "hist", "hist__items", "_dlt_pipeline_state")
+# text a job file must survive when the undo reads it back (quotes, separators, escapes, lines)
+TRICKY = "it's, (a) \\ \"test\"\nsecond line E'x' ),\r\n"
 
 
 def resources(version: int) -> list[Any]:
@@ -40,7 +43,7 @@ def resources(version: int) -> list[Any]:
         dlt.current.resource_state()["version"] = version  # a state change: a `_dlt_pipeline_state` job
         for i in changed:
             v = version if i == 1 else 1
-            yield {"id": i, "name": f"c{i}v{v}", "tags": [{"tag": f"t{i}"}, {"tag": f"t{i}v{v}"}]}
+            yield {"id": i, "name": f"c{i}v{v}", "note": TRICKY, "tags": [{"tag": f"t{i}"}, {"tag": f"t{i}v{v}"}]}
 
     @dlt.resource(primary_key="id", write_disposition="merge")
     def logs() -> Iterator[dict[str, Any]]:
@@ -164,9 +167,8 @@ def child_main(args_json: str, phase: str, crash_json: str) -> None:
 
         sql_client_class.execute_sql = execute_and_note  # type: ignore[method-assign]
         sql_client_class.commit_transaction = commit_then_die  # type: ignore[method-assign]
-    fmt = "parquet" if args["kind"] == "duckdb" else "csv"
     if phase == "load":
-        pipeline.run(resources(2), loader_file_format=fmt)
+        pipeline.run(resources(2), loader_file_format=LOADER_FILE_FORMATS[args["kind"]])
     else:
         finish_pending_packages(pipeline)
 
@@ -174,8 +176,7 @@ def child_main(args_json: str, phase: str, crash_json: str) -> None:
 @pytest.fixture(params=DESTINATIONS)
 def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
     s = Setup(request.param, tmp_path)
-    fmt = "parquet" if s.kind == "duckdb" else "csv"
-    s.pipeline().run(resources(1), loader_file_format=fmt)
+    s.pipeline().run(resources(1), loader_file_format=LOADER_FILE_FORMATS[s.kind])
     try:
         yield s
     finally:
@@ -223,3 +224,29 @@ def test_dlt_alone_would_load_the_committed_rows_twice(tmp_path: Path) -> None:
     s.pipeline().load()
     total, distinct = s.rows("select count(*), count(distinct _dlt_id) from contacts")[0]
     assert total > distinct, "dlt no longer re-copies a committed job: pipelines/resume.py may be unnecessary"
+
+
+@pytest.mark.parametrize("fmt", ["insert_values", "csv", "parquet", "jsonl"])
+def test_undo_reads_back_every_row_id_of_a_dlt_job_file(tmp_path: Path, fmt: str) -> None:
+    """The ids the undo deletes are exactly the ids dlt wrote, whatever the other values hold."""
+    from dlt.common.data_writers import DataWriter
+    from dlt.common.storages.load_storage import ParsedLoadJobFileName
+    from dlt.destinations import postgres
+
+    caps = postgres().capabilities()
+    columns = {n: {"name": n, "data_type": t, "nullable": True}
+               for n, t in (("id", "bigint"), ("note", "text"), ("doc", "json"), ("at", "timestamp"), ("_dlt_id", "text"))}
+    rows = [{"id": i, "note": TRICKY * (i % 3) or None, "doc": {"k": TRICKY, "n": [i, None]},
+             "at": pendulum.datetime(2024, 1, 1, tz="UTC").add(seconds=i), "_dlt_id": f"id'{i}\\+/"}
+            for i in range(25)]
+    path = tmp_path / f"contacts.abc.0.{fmt}"
+    spec = DataWriter.writer_spec_from_file_format(fmt, "object")
+    with open(path, "wb" if spec.is_binary_format else "w", **({} if spec.is_binary_format else {"encoding": "utf-8"})) as f:
+        writer = DataWriter.from_file_format(fmt, "object", f, caps=caps)
+        writer.write_all(columns, rows[:10])
+        writer.write_data(rows[10:])  # a second chunk, as dlt's buffered writer appends them
+        writer.write_footer()
+        writer.close()
+    job = UnconfirmedJob("1.1", path, ParsedLoadJobFileName.parse(path.name))
+    assert _row_ids(job, "_dlt_id") == [r["_dlt_id"] for r in rows]
+    assert _row_ids(job, "absent") is None
