@@ -2,9 +2,10 @@
 
 Why this module: two dlt defaults do not suit a scheduled sync.
 
-* dlt's csv writer (the Postgres bulk format) counts cells, not rows (dlt-hub/dlt#4461), so
-  the trace reported e.g. 550 rows for a table that received 50. The counts of csv files are
-  taken from the files themselves, before they are removed.
+* dlt's csv writer counts cells, not rows (dlt-hub/dlt#4461): the trace reported 550 rows for a
+  table that received 50. Any destination a user loads with csv (`loader_file_format`; the
+  product loaded Postgres that way until 2026-12-02) gets its counts from the files themselves,
+  before they are removed.
 * dlt keeps every loaded file in `load/loaded/<load id>/completed_jobs` for ever: a full sync of
   a large workspace leaves its whole normalized copy on disk, and every scheduled run adds its
   own. The files are removed once loaded and counted (what dlt's `load.delete_completed_jobs`
