@@ -88,7 +88,18 @@ def convert_timestamps(obj: Any) -> Any:
     return obj
 
 
-def _convert_dict(obj: Mapping[str, Any]) -> dict[str, Any]:
+def record_row(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A new row from one API record: timestamps converted, top-level None values left out.
+
+    Why leave them out: dlt drops None values from every row anyway, but first checks each against
+    the schema; for a column that never has a value (dozens per contact: the android_* fields...)
+    that check ran again on every row, 17% of normalize (1.92 -> 1.60 s for 42,354 rows). Nested
+    dicts keep theirs: a JSON column's document stays as the API sent it.
+    """
+    return _convert_dict(raw, drop_none=True)
+
+
+def _convert_dict(obj: Mapping[str, Any], drop_none: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     cache = _TIMESTAMP_KEY_CACHE
     for key, value in obj.items():
@@ -98,7 +109,8 @@ def _convert_dict(obj: Mapping[str, Any]) -> dict[str, Any]:
         elif kind is list:
             out[key] = [_convert_dict(v) if type(v) is dict else convert_timestamps(v) for v in value]
         elif value is None:
-            out[key] = None
+            if not drop_none:
+                out[key] = None
         elif kind not in _SCALAR_TYPES and isinstance(value, (dict, list)):
             out[key] = convert_timestamps(value)
         else:
@@ -220,7 +232,7 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def shape_contact(raw: Mapping[str, Any], custom_types: Mapping[str, str]) -> dict[str, Any]:
-    row = convert_timestamps(dict(raw))
+    row = record_row(raw)
     _ids_to_text(row, "id", "owner_id")
     cid = row.get("id")
     lift_custom_attributes(row, custom_types)
@@ -231,7 +243,7 @@ def shape_contact(raw: Mapping[str, Any], custom_types: Mapping[str, str]) -> di
 
 
 def shape_company(raw: Mapping[str, Any], custom_types: Mapping[str, str]) -> dict[str, Any]:
-    row = convert_timestamps(dict(raw))
+    row = record_row(raw)
     _ids_to_text(row, "id")
     cid = row.get("id")
     lift_custom_attributes(row, custom_types)
@@ -244,7 +256,7 @@ def shape_conversation(
     raw: Mapping[str, Any], custom_types: Mapping[str, str], detail: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Conversation row; with `detail` (GET /conversations/{id}) it records parts truncation."""
-    row = convert_timestamps(dict(raw))
+    row = record_row(raw)
     _ids_to_text(row, "id")
     cid = row.get("id")
     row["admin_assignee_id"] = _int_or_none(row.get("admin_assignee_id"))
@@ -278,7 +290,7 @@ def shape_parts(detail: Mapping[str, Any], conversation_id: str) -> list[dict[st
     parts, _ = envelope_items(detail.get("conversation_parts"), "conversation_parts")
     rows = []
     for part in parts:
-        row = convert_timestamps(dict(part))
+        row = record_row(part)
         _ids_to_text(row, "id")
         row["conversation_id"] = str(conversation_id)
         rows.append(row)
@@ -286,20 +298,20 @@ def shape_parts(detail: Mapping[str, Any], conversation_id: str) -> list[dict[st
 
 
 def shape_activity_log(raw: Mapping[str, Any]) -> dict[str, Any]:
-    row = convert_timestamps(dict(raw))
+    row = record_row(raw)
     _ids_to_text(row, "id")
     return row
 
 
 def shape_simple(raw: Mapping[str, Any]) -> dict[str, Any]:
     """admins, tags, teams, segments."""
-    row = convert_timestamps(dict(raw))
+    row = record_row(raw)
     _ids_to_text(row, "id")
     return row
 
 
 def shape_data_attribute(raw: Mapping[str, Any], model: str) -> dict[str, Any]:
-    row = convert_timestamps(dict(raw))
+    row = record_row(raw)
     _ids_to_text(row, "id")
     row["model"] = row.get("model") or model
     return row

@@ -71,7 +71,7 @@ def get_ticket(client: Any, ticket_id: str) -> dict[str, Any] | None:
 
 
 def shape_ticket(raw: Mapping[str, Any], detail: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    row = schema.convert_timestamps(dict(raw))
+    row = schema.record_row(raw)
     for key in ("id", "ticket_id", "admin_assignee_id", "team_assignee_id"):
         if row.get(key) is not None and not isinstance(row[key], str):
             row[key] = str(row[key])
@@ -95,7 +95,7 @@ def shape_ticket_parts(detail: Mapping[str, Any], ticket_id: str) -> list[dict[s
     parts, _ = schema.envelope_items(detail.get("ticket_parts"), "ticket_parts")
     rows = []
     for part in parts:
-        row = schema.convert_timestamps(dict(part))
+        row = schema.record_row(part)
         row["id"] = str(row.get("id"))
         row["ticket_id"] = str(ticket_id)
         rows.append(row)

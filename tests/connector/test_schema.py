@@ -44,6 +44,17 @@ def test_nested_timestamps_become_datetimes() -> None:
     assert row["waiting_since"] == datetime.fromtimestamp(1700000200, UTC)
 
 
+def test_rows_leave_out_top_level_nulls_but_keep_json_documents_whole() -> None:
+    raw = {"id": "p1", "body": None, "created_at": 1700000000, "assigned_to": None,
+           "metadata": {"reason": None, "sent_at": 1700000001}, "attachments": [{"url": None}]}
+    row = schema.record_row(raw)
+    assert row == {"id": "p1", "created_at": datetime.fromtimestamp(1700000000, UTC),
+                   "metadata": {"reason": None, "sent_at": datetime.fromtimestamp(1700000001, UTC)},
+                   "attachments": [{"url": None}]}
+    assert raw["body"] is None and "assigned_to" in raw  # the API's record is not changed
+    assert "body" not in schema.shape_parts({"conversation_parts": [raw]}, "c1")[0]
+
+
 def test_contact_envelopes_become_child_rows_with_parent_id() -> None:
     raw = {
         "id": "c1", "updated_at": 1700000000,
