@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import dlt
 
     from pipelines import intercom_pipeline as ip
-    from pipelines.packages import rows_loaded
+    from pipelines.packages import rows_loaded, run_load_ids
 
     settings = _source_settings(args)
     target = ip.Target(
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     wall = time.perf_counter() - started
     client.close()
     trace = pipeline.last_trace
-    rows = rows_loaded(pipeline)
+    rows = rows_loaded(pipeline, run_load_ids(pipeline))
     schema = _schema_types(pipeline)
     result = {
         "mode": args.mode,

@@ -21,7 +21,7 @@ from typing import Any
 import dlt
 import pendulum
 
-from pipelines.packages import remove_loaded_job_files, rows_loaded
+from pipelines.packages import remove_loaded_job_files, rows_loaded, run_load_ids
 from pipelines.summary import RunSummary, stats_to_summary
 
 logger = logging.getLogger(__name__)
@@ -575,7 +575,7 @@ def _locked_run(
     with translate_errors(settings, target):
         client = make_client(settings, max_retries=None)
         try:
-            finish_pending_packages(pipeline)
+            resumed = finish_pending_packages(pipeline)
             pipeline.run(
                 build_source(settings, client),
                 refresh="drop_sources" if full_refresh else None,
@@ -588,7 +588,7 @@ def _locked_run(
         pipeline_name=target.pipeline_name,
         destination=target.destination,
         dataset_name=target.dataset_name,
-        rows=rows_loaded(pipeline),
+        rows=rows_loaded(pipeline, [*resumed, *run_load_ids(pipeline)]),
         location=target.location,
     )
     if _dlt_setting("load.delete_completed_jobs") is None:  # the user's choice wins either way
@@ -602,8 +602,8 @@ def _locked_run(
     return summary
 
 
-def finish_pending_packages(pipeline: dlt.Pipeline) -> None:
-    """Load what an interrupted run left behind before extracting anything new.
+def finish_pending_packages(pipeline: dlt.Pipeline) -> list[str]:
+    """Load what an interrupted run left behind before extracting anything new; its load ids.
 
     Why: dlt's `run()` that finds pending packages only loads them and returns, silently skipping
     the new extraction, so the first run after a crash reported success without syncing the
@@ -616,10 +616,11 @@ def finish_pending_packages(pipeline: dlt.Pipeline) -> None:
     if pipeline.list_extracted_load_packages():
         logger.warning("finishing the data an interrupted run extracted but did not load")
         pipeline.normalize()
-    if pipeline.list_normalized_load_packages():
-        logger.warning("loading the packages an interrupted run left behind")
-        undo_unconfirmed_jobs(pipeline)
-        pipeline.load()
+    if not pipeline.list_normalized_load_packages():
+        return []
+    logger.warning("loading the packages an interrupted run left behind")
+    undo_unconfirmed_jobs(pipeline)
+    return list(pipeline.load().loads_ids)
 
 
 def drop_stale_extracted_packages(working_dir: Path) -> list[str]:

@@ -2,16 +2,16 @@
 
 Why this module: two dlt defaults do not suit a scheduled sync.
 
-* dlt's csv writer counts cells, not rows (dlt-hub/dlt#4461): the trace reported 550 rows for a
-  table that received 50. Any destination a user loads with csv (`loader_file_format`; the
-  product loaded Postgres that way until 2026-12-02) gets its counts from the files themselves,
-  before they are removed.
+* The rows a run loaded are counted in the files it loaded, not taken from dlt's trace. The trace
+  only covers the last `pipeline.run`, so the rows of a package an interrupted run left behind
+  (loaded first, by `finish_pending_packages`) were missing; and dlt's csv writer counts cells,
+  not rows (dlt-hub/dlt#4461: 550 reported for a table that received 50).
 * dlt keeps every loaded file in `load/loaded/<load id>/completed_jobs` for ever: a full sync of
   a large workspace leaves its whole normalized copy on disk, and every scheduled run adds its
   own. The files are removed once loaded and counted (what dlt's `load.delete_completed_jobs`
   does), unless the user set that option; the package's small state and schema files stay.
   With `delete_completed_jobs = true` dlt removes the files before they can be counted, and the
-  csv tables' counts are dlt's.
+  counts are dlt's normalize counts of the last run.
 """
 
 from __future__ import annotations
@@ -27,14 +27,6 @@ from dlt.common.storages import FileStorage
 
 logger = logging.getLogger(__name__)
 
-_CSV = "csv"
-
-
-def _loaded_load_ids(pipeline: Any) -> list[str]:
-    trace = pipeline.last_trace
-    info = trace.last_load_info if trace is not None else None
-    return list(info.loads_ids) if info is not None else []
-
 
 def csv_records(path: str, columns: Iterable[str]) -> int:
     """Data records in one csv job file (quoted newlines count once; a header line is not a row)."""
@@ -48,31 +40,59 @@ def csv_records(path: str, columns: Iterable[str]) -> int:
         return sum(1 for _ in reader) + (0 if header else 1)
 
 
-def loaded_csv_rows(pipeline: Any, load_ids: Iterable[str]) -> dict[str, int]:
-    """Rows per table in the csv files of the given loaded packages (tables without csv: absent)."""
+def _lines_starting(path: str, prefix: str) -> int:
+    with FileStorage.open_zipsafe_ro(path, "r", encoding="utf-8") as f:
+        return sum(1 for line in f if line.startswith(prefix))
+
+
+def file_rows(path: str, file_format: str, columns: Iterable[str]) -> int | None:
+    """Rows in one loaded job file; None for a file that holds no rows (merge SQL and the like)."""
+    if file_format == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.read_metadata(path).num_rows)
+    if file_format == "csv":
+        return csv_records(path, columns)
+    if file_format == "insert_values":  # one `(...)` line per row (dlt escapes newlines)
+        return _lines_starting(path, "(")
+    if file_format == "jsonl":
+        return _lines_starting(path, "{")
+    return None
+
+
+def _trace_rows(pipeline: Any) -> dict[str, int]:
+    trace = pipeline.last_trace
+    info = trace.last_normalize_info if trace is not None else None
+    return {t: int(n) for t, n in ((info.row_counts if info is not None else None) or {}).items()}
+
+
+def rows_loaded(pipeline: Any, load_ids: Iterable[str]) -> dict[str, int]:
+    """Rows per table in the given loaded packages, without dlt's bookkeeping tables.
+
+    Call it before `remove_loaded_job_files`. Falls back to dlt's normalize counts of the last run
+    when a package's files are gone (a user's `load.delete_completed_jobs = true`).
+    """
     schema = pipeline.default_schema
     rows: Counter[str] = Counter()
     for load_id in load_ids:
         for job in pipeline.get_load_package_info(load_id).jobs.get("completed_jobs", []):
             parsed = job.job_file_info
-            if parsed.file_format != _CSV or not Path(job.file_path).is_file():
+            if not Path(job.file_path).is_file():
+                if parsed.file_format != "sql":
+                    return {t: n for t, n in sorted(_trace_rows(pipeline).items()) if not t.startswith("_dlt")}
                 continue
             table = parsed.table_name
-            rows[table] += csv_records(job.file_path, schema.get_table_columns(table, include_incomplete=True))
-    return dict(rows)
+            n = file_rows(job.file_path, parsed.file_format, schema.get_table_columns(table, include_incomplete=True))
+            if n is not None:
+                rows[table] += n
+    return {t: n for t, n in sorted(rows.items()) if not t.startswith("_dlt")}
 
 
-def rows_loaded(pipeline: Any) -> dict[str, int]:
-    """Rows per table that the last `pipeline.run` loaded, without dlt's bookkeeping tables.
-
-    dlt's normalize counts, except for tables loaded from csv files, which are counted in the
-    files (see the module docstring). Call it before `remove_loaded_job_files`.
-    """
+def run_load_ids(pipeline: Any) -> list[str]:
+    """The packages the last `pipeline.run` loaded."""
     trace = pipeline.last_trace
-    info = trace.last_normalize_info if trace is not None else None
-    counts = {t: int(n) for t, n in ((info.row_counts if info is not None else None) or {}).items()}
-    counts.update(loaded_csv_rows(pipeline, _loaded_load_ids(pipeline)))
-    return {t: n for t, n in sorted(counts.items()) if not t.startswith("_dlt")}
+    info = trace.last_load_info if trace is not None else None
+    return list(info.loads_ids) if info is not None else []
 
 
 def remove_loaded_job_files(working_dir: str | Path) -> int:
