@@ -12,6 +12,8 @@ import functools
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,6 +79,23 @@ def drop_schemas(dsn: str, *schemas: str) -> None:
                 cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     finally:
         conn.close()
+
+
+def write_job_file(path: Path, fmt: str, columns: dict[str, Any], chunks: list[list[dict[str, Any]]]) -> Path:
+    """A load job file written by dlt's own writer for `fmt` (Postgres' escaping), chunk by chunk
+    as dlt's buffered writer appends them: the files the loader and the resume code read."""
+    from dlt.common.data_writers import DataWriter
+    from dlt.destinations import postgres
+
+    spec = DataWriter.writer_spec_from_file_format(fmt, "object")
+    with open(path, "wb" if spec.is_binary_format else "w", **({} if spec.is_binary_format else {"encoding": "utf-8"})) as f:
+        writer = DataWriter.from_file_format(fmt, "object", f, caps=postgres().capabilities())
+        writer.write_all(columns, chunks[0])
+        for chunk in chunks[1:]:
+            writer.write_data(chunk)
+        writer.write_footer()
+        writer.close()
+    return path
 
 
 @pytest.fixture

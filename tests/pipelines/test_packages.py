@@ -1,4 +1,4 @@
-"""Load packages after a sync: exact csv row counts, and which files the cleanup may remove."""
+"""Load packages after a sync: exact row counts from the loaded files, and which files the cleanup removes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from pipelines import intercom_pipeline as ip
 from pipelines.cli import main
 from pipelines.packages import csv_records, file_rows, remove_loaded_job_files
+from tests.conftest import write_job_file
 
 
 def _write_csv(path: Path, rows: list[list[str]], *, compress: bool = False) -> None:
@@ -68,29 +69,21 @@ def test_user_who_keeps_loaded_files_keeps_them(emulator, token_env, target_args
 
 @pytest.mark.parametrize("fmt", ["parquet", "insert_values", "jsonl", "csv"])
 def test_file_rows_counts_what_dlt_wrote(tmp_path: Path, fmt: str) -> None:
-    from dlt.common.data_writers import DataWriter
-    from dlt.destinations import postgres
-
     columns = {n: {"name": n, "data_type": "text", "nullable": True} for n in ("id", "body")}
     rows = [{"id": str(i), "body": "two\nlines, (and) 'quotes'" if i % 2 else None} for i in range(7)]
-    spec = DataWriter.writer_spec_from_file_format(fmt, "object")
-    path = tmp_path / f"parts.abc.0.{fmt}"
-    with open(path, "wb" if spec.is_binary_format else "w", **({} if spec.is_binary_format else {"encoding": "utf-8"})) as f:
-        writer = DataWriter.from_file_format(fmt, "object", f, caps=postgres().capabilities())
-        writer.write_all(columns, rows[:3])
-        writer.write_data(rows[3:])
-        writer.write_footer()
-        writer.close()
+    path = write_job_file(tmp_path / f"parts.abc.0.{fmt}", fmt, columns, [rows[:3], rows[3:]])
     assert file_rows(str(path), fmt, columns) == 7
     assert file_rows(str(path), "sql", columns) is None
 
 
-def test_summary_counts_the_package_an_interrupted_run_left(emulator, token_env, target_args, tmp_path, capsys):
+def test_summary_counts_the_package_an_interrupted_run_left(
+    emulator, token_env, target_args, duckdb_file, tmp_path, capsys
+):
     """A run killed before its load leaves a package; the next run loads it first and counts it."""
     from tests.pipelines.test_cli import _summary_rows
 
     streams = ["admins", "tags"]
-    target = ip.Target(destination="duckdb", duckdb_path=target_args[1], pipelines_dir=target_args[3])
+    target = ip.Target(destination="duckdb", duckdb_path=str(duckdb_file), pipelines_dir=str(tmp_path / "dlt_pipelines"))
     settings = ip.SourceSettings(access_token="test-token", base_url=emulator.base_url, streams=streams)
     pipeline = ip.build_pipeline(target)
     pipeline.extract(ip.build_source(settings, ip.make_client(settings)), **ip.pipeline_run_kwargs(target))

@@ -229,24 +229,16 @@ def test_dlt_alone_would_load_the_committed_rows_twice(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["insert_values", "csv", "parquet", "jsonl"])
 def test_undo_reads_back_every_row_id_of_a_dlt_job_file(tmp_path: Path, fmt: str) -> None:
     """The ids the undo deletes are exactly the ids dlt wrote, whatever the other values hold."""
-    from dlt.common.data_writers import DataWriter
     from dlt.common.storages.load_storage import ParsedLoadJobFileName
-    from dlt.destinations import postgres
 
-    caps = postgres().capabilities()
+    from tests.conftest import write_job_file
+
     columns = {n: {"name": n, "data_type": t, "nullable": True}
                for n, t in (("id", "bigint"), ("note", "text"), ("doc", "json"), ("at", "timestamp"), ("_dlt_id", "text"))}
     rows = [{"id": i, "note": TRICKY * (i % 3) or None, "doc": {"k": TRICKY, "n": [i, None]},
              "at": pendulum.datetime(2024, 1, 1, tz="UTC").add(seconds=i), "_dlt_id": f"id'{i}\\+/"}
             for i in range(25)]
-    path = tmp_path / f"contacts.abc.0.{fmt}"
-    spec = DataWriter.writer_spec_from_file_format(fmt, "object")
-    with open(path, "wb" if spec.is_binary_format else "w", **({} if spec.is_binary_format else {"encoding": "utf-8"})) as f:
-        writer = DataWriter.from_file_format(fmt, "object", f, caps=caps)
-        writer.write_all(columns, rows[:10])
-        writer.write_data(rows[10:])  # a second chunk, as dlt's buffered writer appends them
-        writer.write_footer()
-        writer.close()
+    path = write_job_file(tmp_path / f"contacts.abc.0.{fmt}", fmt, columns, [rows[:10], rows[10:]])
     job = UnconfirmedJob("1.1", path, ParsedLoadJobFileName.parse(path.name))
     assert _row_ids(job, "_dlt_id") == [r["_dlt_id"] for r in rows]
     assert _row_ids(job, "absent") is None
