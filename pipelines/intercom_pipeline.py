@@ -21,7 +21,7 @@ from typing import Any
 import dlt
 import pendulum
 
-from pipelines.packages import remove_loaded_job_files, rows_loaded, run_load_ids
+from pipelines.packages import remove_loaded_job_files, rows_loaded, run_load_ids, trace_rows
 from pipelines.summary import RunSummary, stats_to_summary
 
 logger = logging.getLogger(__name__)
@@ -104,10 +104,11 @@ def _config(key: str) -> Any:
     return _dlt_setting(f"sources.intercom.{key}")
 
 
-def _dlt_setting(key: str) -> Any:
-    """Any dlt config value (env first, then .dlt/*.toml), or None."""
+def _dlt_setting(key: str, expected_type: Any = None) -> Any:
+    """Any dlt config value (env first, then .dlt/*.toml), or None; `expected_type` parses it
+    (an environment variable is a string: "false" must not read as true)."""
     try:
-        return dlt.config.get(key)
+        return dlt.config.get(key, expected_type) if expected_type is not None else dlt.config.get(key)
     except Exception:  # a malformed toml must not hide behind a lookup
         logger.debug("config lookup failed for %s", key, exc_info=True)
         return None
@@ -588,10 +589,11 @@ def _locked_run(
         pipeline_name=target.pipeline_name,
         destination=target.destination,
         dataset_name=target.dataset_name,
-        rows=rows_loaded(pipeline, [*resumed, *run_load_ids(pipeline)]),
         location=target.location,
     )
-    if _dlt_setting("load.delete_completed_jobs") is None:  # the user's choice wins either way
+    delete_files = _dlt_setting("load.delete_completed_jobs", bool)  # None: not set, we delete after counting
+    summary.rows = trace_rows(pipeline) if delete_files else rows_loaded(pipeline, [*resumed, *run_load_ids(pipeline)])
+    if delete_files is None:
         remove_loaded_job_files(pipeline.working_dir)
     if report is not None:
         stats_to_summary(summary, report.stats)

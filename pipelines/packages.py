@@ -11,7 +11,7 @@ Why this module: two dlt defaults do not suit a scheduled sync.
   own. The files are removed once loaded and counted (what dlt's `load.delete_completed_jobs`
   does), unless the user set that option; the package's small state and schema files stay.
   With `delete_completed_jobs = true` dlt removes the files before they can be counted, and the
-  counts are dlt's normalize counts of the last run.
+  counts are dlt's normalize counts of the last run (`trace_rows`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,12 @@ def _lines_starting(path: str, prefix: str) -> int:
         return sum(1 for line in f if line.startswith(prefix))
 
 
+# job files that carry statements, not rows (merge and replace SQL, dbt-like models)
+_NO_ROWS = frozenset({"sql", "model"})
+
+
 def file_rows(path: str, file_format: str, columns: Iterable[str]) -> int | None:
-    """Rows in one loaded job file; None for a file that holds no rows (merge SQL and the like)."""
+    """Rows in one loaded job file; None for a format whose rows are not counted here."""
     if file_format == "parquet":
         import pyarrow.parquet as pq
 
@@ -60,31 +64,38 @@ def file_rows(path: str, file_format: str, columns: Iterable[str]) -> int | None
     return None
 
 
-def _trace_rows(pipeline: Any) -> dict[str, int]:
+def trace_rows(pipeline: Any) -> dict[str, int]:
+    """dlt's normalize counts of the last run (what is left when dlt deleted the loaded files)."""
     trace = pipeline.last_trace
     info = trace.last_normalize_info if trace is not None else None
-    return {t: int(n) for t, n in ((info.row_counts if info is not None else None) or {}).items()}
+    return _without_dlt_tables({t: int(n) for t, n in ((info.row_counts if info is not None else None) or {}).items()})
 
 
 def rows_loaded(pipeline: Any, load_ids: Iterable[str]) -> dict[str, int]:
     """Rows per table in the given loaded packages, without dlt's bookkeeping tables.
 
-    Call it before `remove_loaded_job_files`. Falls back to dlt's normalize counts of the last run
-    when a package's files are gone (a user's `load.delete_completed_jobs = true`).
+    Call it before `remove_loaded_job_files`, and not when dlt deletes the files itself (a user's
+    `load.delete_completed_jobs = true`: use `trace_rows`). Falls back to `trace_rows` for a data
+    file it cannot count (e.g. a `reference` to files staged in a bucket).
     """
     schema = pipeline.default_schema
     rows: Counter[str] = Counter()
     for load_id in load_ids:
         for job in pipeline.get_load_package_info(load_id).jobs.get("completed_jobs", []):
             parsed = job.job_file_info
-            if not Path(job.file_path).is_file():
-                if parsed.file_format != "sql":
-                    return {t: n for t, n in sorted(_trace_rows(pipeline).items()) if not t.startswith("_dlt")}
+            if parsed.file_format in _NO_ROWS:
                 continue
             table = parsed.table_name
-            n = file_rows(job.file_path, parsed.file_format, schema.get_table_columns(table, include_incomplete=True))
-            if n is not None:
-                rows[table] += n
+            n = None
+            if Path(job.file_path).is_file():
+                n = file_rows(job.file_path, parsed.file_format, schema.get_table_columns(table, include_incomplete=True))
+            if n is None:
+                return trace_rows(pipeline)
+            rows[table] += n
+    return _without_dlt_tables(rows)
+
+
+def _without_dlt_tables(rows: Mapping[str, int]) -> dict[str, int]:
     return {t: n for t, n in sorted(rows.items()) if not t.startswith("_dlt")}
 
 

@@ -59,9 +59,12 @@ def test_cleanup_only_touches_completed_jobs_of_loaded_packages(tmp_path: Path) 
 
 
 def test_user_who_keeps_loaded_files_keeps_them(emulator, token_env, target_args, tmp_path, monkeypatch, capsys):
+    from tests.pipelines.test_cli import _summary_rows
+
     monkeypatch.setenv("LOAD__DELETE_COMPLETED_JOBS", "false")
     assert main(["run", "--base-url", emulator.base_url, "--streams", "admins,tags", *target_args]) == 0
-    capsys.readouterr()
+    rows = _summary_rows(capsys.readouterr().out)
+    assert rows == {s: len(emulator.workspace.ground_truth(s)) for s in ("admins", "tags")}
     loaded = tmp_path / "dlt_pipelines" / "intercom" / "load" / "loaded"
     kept = {p.name.split(".")[0] for p in loaded.glob("*/completed_jobs/*")}
     assert {"admins", "tags"} <= kept, kept
@@ -94,3 +97,14 @@ def test_summary_counts_the_package_an_interrupted_run_left(
     # changes only), so the whole count comes from the package the last trace knows nothing of
     for stream in streams:
         assert rows[stream] == len(emulator.workspace.ground_truth(stream)), (stream, rows)
+
+
+def test_summary_falls_back_to_dlts_counts_when_dlt_deleted_the_files(
+    emulator, token_env, target_args, monkeypatch, capsys
+):
+    from tests.pipelines.test_cli import _summary_rows
+
+    monkeypatch.setenv("LOAD__DELETE_COMPLETED_JOBS", "true")
+    assert main(["run", "--base-url", emulator.base_url, "--streams", "admins,tags", *target_args]) == 0
+    rows = _summary_rows(capsys.readouterr().out)
+    assert rows == {s: len(emulator.workspace.ground_truth(s)) for s in ("admins", "tags")}
