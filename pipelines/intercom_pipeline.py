@@ -21,7 +21,7 @@ from typing import Any
 import dlt
 import pendulum
 
-from pipelines.packages import remove_loaded_job_files, rows_loaded, run_load_ids, trace_rows
+from pipelines.packages import count_then_clean, run_load_ids
 from pipelines.summary import RunSummary, stats_to_summary
 
 logger = logging.getLogger(__name__)
@@ -585,16 +585,16 @@ def _locked_run(
             reconciled = reconcile(pipeline, client, settings) if settings.reconcile_deletes else None
         finally:
             _close(client)
+    rows = count_then_clean(
+        pipeline, [*resumed, *run_load_ids(pipeline)], _dlt_setting("load.delete_completed_jobs", bool)
+    )
     summary = RunSummary(
         pipeline_name=target.pipeline_name,
         destination=target.destination,
         dataset_name=target.dataset_name,
+        rows=rows,
         location=target.location,
     )
-    delete_files = _dlt_setting("load.delete_completed_jobs", bool)  # None: not set, we delete after counting
-    summary.rows = trace_rows(pipeline) if delete_files else rows_loaded(pipeline, [*resumed, *run_load_ids(pipeline)])
-    if delete_files is None:
-        remove_loaded_job_files(pipeline.working_dir)
     if report is not None:
         stats_to_summary(summary, report.stats)
     stats_to_summary(summary, client.stats.as_dict())

@@ -123,3 +123,22 @@ def remove_loaded_job_files(working_dir: str | Path) -> int:
     if freed:
         logger.debug("removed %d bytes of loaded job files from %s", freed, working_dir)
     return freed
+
+
+def count_then_clean(pipeline: Any, load_ids: Iterable[str], dlt_deletes_files: bool | None) -> dict[str, int]:
+    """The run summary's rows per table, then the loaded files removed; never fails a finished load.
+
+    `dlt_deletes_files` is the user's `load.delete_completed_jobs`: None (not set) counts and then
+    removes the files, False counts and keeps them, True takes dlt's counts (its files are gone).
+    """
+    try:
+        rows = trace_rows(pipeline) if dlt_deletes_files else rows_loaded(pipeline, load_ids)
+    except Exception as exc:  # noqa: BLE001 - the data is loaded: report the trace's counts instead
+        logger.warning("could not count the loaded rows in the load files (%s): the summary shows dlt's counts", exc)
+        rows = trace_rows(pipeline)
+    if dlt_deletes_files is None:
+        try:
+            remove_loaded_job_files(pipeline.working_dir)
+        except OSError as exc:
+            logger.warning("could not remove loaded files from %s: %s", pipeline.working_dir, exc)
+    return rows

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines import intercom_pipeline as ip
 from pipelines.cli import main
-from pipelines.packages import csv_records, file_rows, remove_loaded_job_files
+from pipelines.packages import count_then_clean, csv_records, file_rows, remove_loaded_job_files, run_load_ids
 from tests.conftest import write_job_file
 
 
@@ -108,3 +108,18 @@ def test_summary_falls_back_to_dlts_counts_when_dlt_deleted_the_files(
     assert main(["run", "--base-url", emulator.base_url, "--streams", "admins,tags", *target_args]) == 0
     rows = _summary_rows(capsys.readouterr().out)
     assert rows == {s: len(emulator.workspace.ground_truth(s)) for s in ("admins", "tags")}
+
+
+def test_an_unreadable_load_file_costs_the_exact_count_not_the_run(tmp_path: Path, caplog) -> None:
+    """The data is in: a file that cannot be counted gives dlt's counts and a warning, no error."""
+    import dlt
+
+    pipeline = dlt.pipeline("count_clean", destination=dlt.destinations.duckdb(str(tmp_path / "w.duckdb")),
+                            dataset_name="d", pipelines_dir=str(tmp_path / "p"))
+    pipeline.run([{"id": i} for i in range(5)], table_name="things", loader_file_format="parquet")
+    files = list(Path(pipeline.working_dir).glob("load/loaded/*/completed_jobs/things.*.parquet"))
+    assert files
+    files[0].write_bytes(b"not parquet")
+    assert count_then_clean(pipeline, run_load_ids(pipeline), None) == {"things": 5}
+    assert "could not count the loaded rows" in caplog.text
+    assert not list(Path(pipeline.working_dir).glob("load/loaded/*/completed_jobs/*"))
