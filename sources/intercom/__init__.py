@@ -158,6 +158,7 @@ def intercom_source(
         lookback_seconds=int(lookback_seconds),
         max_workers=int(max_workers),
         fetch_parts="conversation_parts" in selected,
+        keep_nulls=bool(history),
     )
     lag = float(lookback_seconds) if lookback_seconds else None
 

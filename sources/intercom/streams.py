@@ -148,6 +148,7 @@ class StreamContext:
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_SECONDS
     max_workers: int = settings.DEFAULT_MAX_WORKERS
     fetch_parts: bool = True
+    keep_nulls: bool = False  # history mode: rows keep their None values (schema.record_row)
     parts_cache: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -322,7 +323,7 @@ def contacts(
     pages = ctx.client.search("contacts_search", query)
     for raws, _ in _incremental_records(ctx, updated_at, pages, lambda r: {}, "updated_at"):
         # embedded tags/companies stop at 10: complete them (changed contacts only), see relations.py
-        rows = [schema.shape_contact(r, types) for r in relations.complete_contacts(ctx.client, raws, ctx.max_workers)]
+        rows = [schema.shape_contact(r, types, ctx.keep_nulls) for r in relations.complete_contacts(ctx.client, raws, ctx.max_workers)]
         yield _with_custom_hints(rows, types) if first else rows
         first = False
 
@@ -339,7 +340,7 @@ def companies(
     pages = deletes.tap_listed_ids(ctx.client, "companies", ctx.client.scroll_companies())
     for raws, _ in _incremental_records(ctx, updated_at, pages, lambda r: {}, "updated_at"):
         # segments from GET /companies/{id}/segments, for changed companies only (relations.py)
-        rows = [schema.shape_company(r, types) for r in relations.complete_companies(ctx.client, raws, ctx.max_workers)]
+        rows = [schema.shape_company(r, types, ctx.keep_nulls) for r in relations.complete_companies(ctx.client, raws, ctx.max_workers)]
         yield _with_custom_hints(rows, types) if first else rows
         first = False
 
@@ -365,7 +366,7 @@ def conversations(
             cid = str(raw["id"])
             if ctx.fetch_parts and detail is None:
                 continue  # vanished between search and detail fetch (counted by the client)
-            rows.append(schema.shape_conversation(raw, types, detail))
+            rows.append(schema.shape_conversation(raw, types, detail, ctx.keep_nulls))
             if detail is not None:
                 with ctx._lock:
                     ctx.parts_cache[cid] = schema.shape_parts(detail, cid)

@@ -70,8 +70,8 @@ def get_ticket(client: Any, ticket_id: str) -> dict[str, Any] | None:
         return None
 
 
-def shape_ticket(raw: Mapping[str, Any], detail: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    row = schema.record_row(raw)
+def shape_ticket(raw: Mapping[str, Any], detail: Mapping[str, Any] | None = None, keep_nulls: bool = False) -> dict[str, Any]:
+    row = schema.record_row(raw, keep_nulls)
     for key in ("id", "ticket_id", "admin_assignee_id", "team_assignee_id"):
         if row.get(key) is not None and not isinstance(row[key], str):
             row[key] = str(row[key])
@@ -146,7 +146,7 @@ def tickets(
                 tid = str(raw["id"])
                 if tctx.fetch_parts and detail is None:
                     continue
-                rows.append(shape_ticket(raw, detail))
+                rows.append(shape_ticket(raw, detail, ctx.keep_nulls))
                 if detail is not None:
                     with tctx.lock:
                         tctx.parts_cache[tid] = shape_ticket_parts(detail, tid)
