@@ -96,13 +96,17 @@ def test_history_on_postgres(pg_sync) -> None:  # type: ignore[no-untyped-def]
     _assert_history(pg_sync, cid)
 
 
-def test_history_rows_keep_their_none_values(emu) -> None:  # type: ignore[no-untyped-def]
+def test_history_rows_keep_their_none_values(emu, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """dlt's scd2 hashes each row as yielded, None values included, to tell changed records from
     unchanged ones: history rows keep the API's None values (else every record re-read after an
     upgrade would get a new version); other rows leave them out (dlt drops them anyway, slower)."""
+    import dlt
+
     from sources.intercom import intercom_source
 
     def nones(history: bool, stream: str) -> int:
+        # a fresh pipeline is the active one: its empty state starts every cursor at the beginning
+        dlt.pipeline(pipeline_name=f"nones_{stream}_{history}", pipelines_dir=str(tmp_path))
         source = intercom_source(access_token=emu.token, base_url=emu.base_url, streams=[stream], history=history)
         pages = list(source.resources[stream])
         rows = [row for page in pages for row in (page if isinstance(page, list) else [page])]
