@@ -167,9 +167,13 @@ _UNESCAPE = {"''": "'", "\\\\": "\\", "\\n": "\n", "\\r": "\r"}
 
 
 def _sql_string(literal: str) -> str:
-    """The value of one E'...' or '...' literal as dlt's `escape_postgres_literal` wrote it."""
-    body = literal[2:-1] if literal.startswith("E'") else literal[1:-1]
-    return re.sub(r"''|\\.", lambda m: _UNESCAPE.get(m.group(0), m.group(0)[1:]), body)
+    """The value of one E'...' or '...' literal as dlt's `escape_postgres_literal` wrote it.
+
+    Backslashes escape only in E'...' strings; in a plain '...' (timestamps, bytes) they are text.
+    """
+    if not literal.startswith("E'"):
+        return literal[1:-1].replace("''", "'")
+    return re.sub(r"''|\\.", lambda m: _UNESCAPE.get(m.group(0), m.group(0)[1:]), literal[2:-1])
 
 
 def _insert_values_column(path: Path, column: str) -> list[str] | None:

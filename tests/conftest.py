@@ -90,8 +90,8 @@ def write_job_file(path: Path, fmt: str, columns: dict[str, Any], chunks: list[l
     spec = DataWriter.writer_spec_from_file_format(fmt, "object")
     with open(path, "wb" if spec.is_binary_format else "w", **({} if spec.is_binary_format else {"encoding": "utf-8"})) as f:
         writer = DataWriter.from_file_format(fmt, "object", f, caps=postgres().capabilities())
-        writer.write_all(columns, chunks[0])
-        for chunk in chunks[1:]:
+        writer.write_header(columns)
+        for chunk in chunks:
             writer.write_data(chunk)
         writer.write_footer()
         writer.close()

@@ -242,3 +242,18 @@ def test_undo_reads_back_every_row_id_of_a_dlt_job_file(tmp_path: Path, fmt: str
     job = UnconfirmedJob("1.1", path, ParsedLoadJobFileName.parse(path.name))
     assert _row_ids(job, "_dlt_id") == [r["_dlt_id"] for r in rows]
     assert _row_ids(job, "absent") is None
+
+
+def test_undo_reads_plain_sql_strings_without_backslash_escapes(tmp_path: Path) -> None:
+    """Only E'...' strings escape with backslashes; dlt writes bytes as plain '\\x...' strings."""
+    from dlt.common.storages.load_storage import ParsedLoadJobFileName
+
+    from tests.conftest import write_job_file
+
+    columns = {"raw": {"name": "raw", "data_type": "binary", "nullable": True},
+               "_dlt_id": {"name": "_dlt_id", "data_type": "text", "nullable": False}}
+    rows = [{"raw": b"\n\\'", "_dlt_id": "a"}, {"raw": b"\x00\xff", "_dlt_id": "b"}]
+    path = write_job_file(tmp_path / "blobs.abc.0.insert_values", "insert_values", columns, [rows])
+    job = UnconfirmedJob("1.1", path, ParsedLoadJobFileName.parse(path.name))
+    assert _row_ids(job, "raw") == ["\\x" + r["raw"].hex() for r in rows]
+    assert _row_ids(job, "_dlt_id") == ["a", "b"]
