@@ -6,7 +6,7 @@ workspace), and every run must start with a cold interpreter like a scheduled jo
     python -m bench.worker --base-url URL --destination duckdb --workdir DIR --out result.json \
         [--mode product|dlt-defaults|source-only] [--streams a,b]
 
-`product` runs the connector as `intercom-sync run` does (pipelines.intercom_pipeline); `dlt-defaults`
+`product` runs the connector as `intercom-sync run` does (pipelines.intercom_pipeline.run_sync); `dlt-defaults`
 runs the same source and tables with dlt's out-of-the-box settings (Python dict items, default
 normalizer and writer settings, row INSERTs into Postgres): the baseline of the CPU comparison.
 `source-only` iterates the product's source through dlt's pipe and writes nothing (no extract
@@ -89,20 +89,21 @@ def _source_kwargs(mode: str) -> dict[str, Any]:
 
 def _source_settings(args: argparse.Namespace) -> Any:
     """The source settings of `intercom-sync run` (no --max-workers: the product's default)."""
-    from pipelines import intercom_pipeline as ip
+    from pipelines import config
 
     workers = {"max_workers": args.max_workers} if args.max_workers else {}
     streams = args.streams.split(",") if args.streams else None
-    return ip.SourceSettings(access_token=args.token, base_url=args.base_url, streams=streams, **workers)
+    return config.SourceSettings(access_token=args.token, base_url=args.base_url, streams=streams, **workers)
 
 
 def run_source_only(args: argparse.Namespace) -> dict[str, Any]:
     """Iterate the product's source without a pipeline: the floor of any end-to-end run."""
+    from pipelines import destination, preflight
     from pipelines import intercom_pipeline as ip
 
-    ip.tune_gc()
+    destination.tune_gc()
     settings = _source_settings(args)
-    client = ip.make_client(settings, max_retries=None)
+    client = preflight.make_client(settings, max_retries=None)
     started = time.perf_counter()
     items = sum(1 for _ in ip.build_source(settings, client))
     wall = time.perf_counter() - started
@@ -123,11 +124,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 del os.environ[key]
     import dlt
 
+    from pipelines import config, destination, preflight
     from pipelines import intercom_pipeline as ip
     from pipelines.packages import rows_loaded, run_load_ids
 
     settings = _source_settings(args)
-    target = ip.Target(
+    target = config.Target(
         destination=args.destination,
         dataset_name=args.dataset,
         pipeline_name=args.pipeline_name,
@@ -135,8 +137,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         pipelines_dir=str(Path(args.workdir) / "pipelines"),
         tuned=args.mode == "product",
     )
-    pipeline = ip.build_pipeline(target)
-    client = ip.make_client(settings, max_retries=None)
+    pipeline = destination.build_pipeline(target)
+    client = preflight.make_client(settings, max_retries=None)
     source_kwargs = _source_kwargs(args.mode)
     run_kwargs: dict[str, Any] = {}
     product_run_kwargs = getattr(ip, "pipeline_run_kwargs", None)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import pendulum
 
+from pipelines import config, destination, errors, failures, preflight
 from pipelines import intercom_pipeline as ip
 from pipelines.summary import format_summary
 
@@ -102,7 +103,7 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
         "--debug", action="store_true", default=argparse.SUPPRESS, help="verbose logs and tracebacks"
     )
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--region", choices=ip.REGIONS, help="Intercom data region (default: us, or config)")
+    where.add_argument("--region", choices=config.REGIONS, help="Intercom data region (default: us, or config)")
     where.add_argument(
         "--base-url", metavar="URL", help="API base URL (an emulator or proxy); overrides region"
     )
@@ -124,14 +125,14 @@ def _add_target_options(p: argparse.ArgumentParser, *, streams: bool = True) -> 
         help="duckdb (default), postgres, or any other dlt destination name configured the dlt way",
     )
     p.add_argument(
-        "--dataset", default=ip.DEFAULT_DATASET, help=f"dataset/schema name (default: {ip.DEFAULT_DATASET})"
+        "--dataset", default=config.DEFAULT_DATASET, help=f"dataset/schema name (default: {config.DEFAULT_DATASET})"
     )
     p.add_argument(
-        "--pipeline-name", default=ip.DEFAULT_PIPELINE_NAME, help="dlt pipeline name; keys the saved cursors"
+        "--pipeline-name", default=config.DEFAULT_PIPELINE_NAME, help="dlt pipeline name; keys the saved cursors"
     )
     p.add_argument(
         "--duckdb-path",
-        default=ip.DEFAULT_DUCKDB_PATH,
+        default=config.DEFAULT_DUCKDB_PATH,
         metavar="FILE",
         help="DuckDB file (default: intercom.duckdb)",
     )
@@ -231,11 +232,11 @@ def _progress(args: argparse.Namespace) -> str | None:
     return "log" if args.progress else None
 
 
-def _target(args: argparse.Namespace) -> ip.Target:
-    return ip.Target(
+def _target(args: argparse.Namespace) -> config.Target:
+    return config.Target(
         destination=args.destination,
-        dataset_name=ip.validate_name(args.dataset, "--dataset"),
-        pipeline_name=ip.validate_name(args.pipeline_name, "--pipeline-name"),
+        dataset_name=config.validate_name(args.dataset, "--dataset"),
+        pipeline_name=config.validate_name(args.pipeline_name, "--pipeline-name"),
         duckdb_path=args.duckdb_path,
         pipelines_dir=args.pipelines_dir,
         progress=_progress(args),
@@ -244,7 +245,7 @@ def _target(args: argparse.Namespace) -> ip.Target:
 
 def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
     target = _target(args)
-    settings = ip.resolve_source_settings(
+    settings = config.resolve_source_settings(
         region=args.region,
         base_url=args.base_url,
         streams=args.streams,
@@ -253,7 +254,7 @@ def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
         end_date=(args.end or pendulum.now("UTC").isoformat()) if backfill else None,
     )
     _redactor.secrets = [settings.access_token]
-    settings.history = bool(getattr(args, "history", False) or ip.history_configured())
+    settings.history = bool(getattr(args, "history", False) or config.history_configured())
     settings.reconcile_deletes = bool(getattr(args, "reconcile_deletes", False))
     settings.skip_denied_streams = bool(getattr(args, "skip_denied_streams", False))
     if backfill:
@@ -269,29 +270,29 @@ def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
         print(summary.reconciled)
     if getattr(summary, "views", None):
         print(summary.views)
-    return ip.EXIT_OK
+    return errors.EXIT_OK
 
 
 def _cmd_views(args: argparse.Namespace) -> int:
     from pipelines import views
 
     target = _target(args)
-    pipeline = ip.build_pipeline(target)
-    with ip.translate_errors(None, target):
+    pipeline = destination.build_pipeline(target)
+    with failures.translate_errors(None, target):
         try:
             result = views.create_views_for_pipeline(pipeline, fivetran_schema=args.fivetran_schema)
         except ValueError as exc:
-            raise ip.UserError(str(exc), ip.EXIT_USAGE) from exc
+            raise errors.UserError(str(exc), errors.EXIT_USAGE) from exc
     print(result.describe())
-    return ip.EXIT_OK
+    return errors.EXIT_OK
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    settings = ip.resolve_source_settings(
+    settings = config.resolve_source_settings(
         region=args.region, base_url=args.base_url, intercom_version=args.intercom_version
     )
     _redactor.secrets = [settings.access_token]
-    report = ip.check_workspace(settings)
+    report = preflight.check_workspace(settings)
     app = report.app
     admin = report.me
     print(f"Token OK: admin {admin.get('name', '?')} <{admin.get('email', '?')}>")
@@ -308,7 +309,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"Stream not allowed: {stream}" + (f" (needs {need})" if need else ""))
     if denied:
         print(f"Sync what is allowed with: intercom-sync run --streams {','.join(allowed)}")
-    return ip.EXIT_OK
+    return errors.EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -336,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except ip.UserError as exc:
+    except errors.UserError as exc:
         if args.debug:
             traceback.print_exc()
         print(f"error: {_redact(str(exc))}", file=sys.stderr)
@@ -345,17 +346,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted; the next run resumes from the last saved cursors", file=sys.stderr)
         return 130
     except Exception as exc:  # unexpected: one line, traceback with --debug
-        mapped = ip.explain(exc)
+        mapped = failures.explain(exc)
         if args.debug:
             traceback.print_exc()
         if mapped is not None:
             print(f"error: {_redact(str(mapped))}", file=sys.stderr)
             return mapped.exit_code
         print(
-            f"error: {_redact(ip.describe_failure(exc))} (rerun with --debug for details)",
+            f"error: {_redact(failures.describe_failure(exc))} (rerun with --debug for details)",
             file=sys.stderr,
         )
-        return ip.EXIT_FAILURE
+        return errors.EXIT_FAILURE
 
 
 if __name__ == "__main__":  # pragma: no cover

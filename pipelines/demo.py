@@ -14,13 +14,14 @@ from typing import Any
 
 import duckdb
 
+from pipelines import config, errors
 from pipelines import intercom_pipeline as ip
 from pipelines.summary import format_summary
 
 logger = logging.getLogger(__name__)
 
 DEMO_PIPELINE = "intercom_demo"
-DEMO_DATASET = ip.DEFAULT_DATASET  # same as `run`, so queries tried on the demo work on real data
+DEMO_DATASET = config.DEFAULT_DATASET  # same as `run`, so queries tried on the demo work on real data
 
 # The example query a support-ops analyst asks first; needs conversations.statistics + teams.
 FIRST_RESPONSE_SQL = """
@@ -111,8 +112,8 @@ def run_demo(
         EmulatorServer(profile=profile, seed=seed) as emu,
     ):
         print(f"Started the Intercom emulator ({profile} profile, seed {seed}) at {emu.base_url}")
-        settings = ip.SourceSettings(access_token=emu.token, base_url=emu.base_url)
-        target = ip.Target(
+        settings = config.SourceSettings(access_token=emu.token, base_url=emu.base_url)
+        target = config.Target(
             destination="duckdb",
             dataset_name=DEMO_DATASET,
             pipeline_name=DEMO_PIPELINE,
@@ -135,4 +136,4 @@ def run_demo(
         f"\nDemo finished in {time.monotonic() - started:.1f}s. Explore it with:\n"
         f"  {shlex.quote(sys.executable)} -c \"import duckdb; print(duckdb.connect('{path}').sql('select * from {DEMO_DATASET}.conversations limit 5'))\""
     )
-    return ip.EXIT_OK
+    return errors.EXIT_OK

@@ -1,4 +1,5 @@
-"""Make dlt's re-run of an interrupted load job exact: undo what the job may have written first.
+"""Finish what an interrupted run left behind, and make dlt's re-run of an interrupted load job
+exact: undo what the job may have written first.
 
 Why: dlt marks a load job done in two steps: the destination commits the job's rows, then a
 marker (`.pending_transitions/<job>`) is written. A SIGKILL between the two leaves the job in
@@ -35,6 +36,7 @@ import csv
 import json
 import logging
 import re
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -53,6 +55,45 @@ logger = logging.getLogger(__name__)
 
 DELETE_BATCH = 1000  # ids per DELETE statement (keeps the parameter list small on every engine)
 IDEMPOTENT_FORMATS = ("sql",)  # merge/replace SQL: one transaction, same result when run twice
+
+
+def finish_pending_packages(pipeline: dlt.Pipeline) -> list[str]:
+    """Load what an interrupted run left behind before extracting anything new; its load ids.
+
+    Why: dlt's `run()` that finds pending packages only loads them and returns, silently skipping
+    the new extraction, so the first run after a crash reported success without syncing the
+    changes since. Its cursors were committed with those packages, so they must land first.
+    Jobs a kill left unconfirmed are undone first, so their re-run loads no row twice (`undo_unconfirmed_jobs`).
+    """
+    drop_stale_extracted_packages(Path(pipeline.working_dir))
+    if pipeline.list_extracted_load_packages():
+        logger.warning("finishing the data an interrupted run extracted but did not load")
+        pipeline.normalize()
+    if not pipeline.list_normalized_load_packages():
+        return []
+    logger.warning("loading the packages an interrupted run left behind")
+    undo_unconfirmed_jobs(pipeline)
+    return list(pipeline.load().loads_ids)
+
+
+def drop_stale_extracted_packages(working_dir: Path) -> list[str]:
+    """Remove extracted packages that normalize had already handed over to the load step.
+
+    Why: a kill after normalize moved a package to `load/normalized` but before it deleted the
+    extracted original leaves both; normalizing the original again then fails on every later run
+    (the target folder exists). The normalized copy is complete, so the original is redundant.
+    """
+    extracted = working_dir / "normalize" / "extracted"
+    done = [working_dir / "load" / "normalized", working_dir / "load" / "loaded"]
+    dropped = []
+    for package in sorted(p for p in extracted.glob("*") if p.is_dir()):
+        if any((folder / package.name).is_dir() for folder in done):
+            shutil.rmtree(package)
+            shutil.rmtree(working_dir / "load" / "new" / package.name, ignore_errors=True)
+            dropped.append(package.name)
+    if dropped:
+        logger.warning("dropped extracted packages an interrupted run had already normalized: %s", dropped)
+    return dropped
 
 
 @dataclass(frozen=True)

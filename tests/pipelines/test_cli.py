@@ -14,7 +14,7 @@ import pytest
 
 from intercom_emulator.testing import EmulatorServer, free_port
 from pipelines.cli import main
-from pipelines.intercom_pipeline import Target
+from pipelines.config import Target
 from tests.pipelines.conftest import LIMITED_TOKEN
 
 ID_STREAMS = (
@@ -404,7 +404,7 @@ def _bench_target(tmp_path: Path, name: str, tuned: bool = True) -> Target:
 def test_duckdb_connections_get_the_memory_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The product caps DuckDB (128MB, one thread, no insertion order); a user's own
     global_config replaces that; dlt's defaults (the benchmark baseline) leave DuckDB alone."""
-    from pipelines.intercom_pipeline import build_pipeline
+    from pipelines.destination import build_pipeline
 
     def settings(target: Target) -> tuple[str, int, bool]:
         with build_pipeline(target).sql_client() as client:
@@ -428,7 +428,7 @@ def test_sync_tunes_the_garbage_collector_unless_the_process_chose(tmp_path: Pat
     defaults (the benchmark baseline) leave them alone, and so does a process that set its own."""
     import gc
 
-    from pipelines.intercom_pipeline import GC_THRESHOLDS, build_pipeline
+    from pipelines.destination import GC_THRESHOLDS, build_pipeline
 
     before = gc.get_threshold()
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines import config, destination, preflight
 from pipelines import intercom_pipeline as ip
 from pipelines.cli import main
 from pipelines.packages import count_then_clean, csv_records, file_rows, remove_loaded_job_files, run_load_ids
@@ -86,10 +87,10 @@ def test_summary_counts_the_package_an_interrupted_run_left(
     from tests.pipelines.test_cli import _summary_rows
 
     streams = ["admins", "tags"]
-    target = ip.Target(destination="duckdb", duckdb_path=str(duckdb_file), pipelines_dir=str(tmp_path / "dlt_pipelines"))
-    settings = ip.SourceSettings(access_token="test-token", base_url=emulator.base_url, streams=streams)
-    pipeline = ip.build_pipeline(target)
-    pipeline.extract(ip.build_source(settings, ip.make_client(settings)), **ip.pipeline_run_kwargs(target))
+    target = config.Target(destination="duckdb", duckdb_path=str(duckdb_file), pipelines_dir=str(tmp_path / "dlt_pipelines"))
+    settings = config.SourceSettings(access_token="test-token", base_url=emulator.base_url, streams=streams)
+    pipeline = destination.build_pipeline(target)
+    pipeline.extract(ip.build_source(settings, preflight.make_client(settings)), **destination.pipeline_run_kwargs(target))
     pipeline.normalize()  # the interrupted run got this far
     assert main(["run", "--base-url", emulator.base_url, "--streams", ",".join(streams), *target_args]) == 0
     rows = _summary_rows(capsys.readouterr().out)

@@ -27,8 +27,8 @@ import pendulum
 import pytest
 
 from intercom_emulator.testing import EmulatorServer
-from pipelines.intercom_pipeline import Target as PipelineTarget
-from pipelines.intercom_pipeline import pipeline_run_kwargs
+from pipelines.config import Target as PipelineTarget
+from pipelines.destination import pipeline_run_kwargs
 from sources.intercom import IntercomClient, intercom_source
 from tests.conftest import POSTGRES_DSN, drop_schemas, postgres_unavailable_reason
 

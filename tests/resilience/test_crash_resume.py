@@ -343,7 +343,7 @@ def test_concurrent_run_is_refused(tmp_path: Path) -> None:
 def test_extracted_package_already_normalized_is_dropped(tmp_path: Path) -> None:
     """A kill between normalize's hand-over and its clean-up leaves the package twice; only the
     normalized copy may stay, or every later normalize fails on the existing target folder."""
-    from pipelines.intercom_pipeline import drop_stale_extracted_packages
+    from pipelines.resume import drop_stale_extracted_packages
 
     for folder in ("normalize/extracted/111", "load/new/111", "load/normalized/111", "normalize/extracted/222"):
         (tmp_path / folder).mkdir(parents=True)

@@ -23,8 +23,8 @@ import dlt
 import pendulum
 import pytest
 
-from pipelines.intercom_pipeline import LOADER_FILE_FORMATS, finish_pending_packages
-from pipelines.resume import UnconfirmedJob, _row_ids, unconfirmed_jobs
+from pipelines.destination import LOADER_FILE_FORMATS
+from pipelines.resume import UnconfirmedJob, _row_ids, finish_pending_packages, unconfirmed_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 CRASHED = 137

@@ -18,6 +18,7 @@ import dlt
 import pytest
 
 from intercom_emulator.testing import EmulatorServer
+from pipelines import config
 from pipelines import intercom_pipeline as ip
 from tests.resilience.conftest import (
     DATASET,
@@ -111,9 +112,9 @@ def test_token_not_in_exception_or_logs_in_process(
     """The exception a scheduler would log (message, repr, traceback) and DEBUG records."""
     caplog.set_level(logging.DEBUG)
     secret_emu.configure(endpoint_faults={"POST /contacts/search": {"error_rate": 1.0, "error_statuses": [400]}})
-    settings = ip.SourceSettings(access_token=SECRET, base_url=secret_emu.base_url, streams=["contacts"])
+    settings = config.SourceSettings(access_token=SECRET, base_url=secret_emu.base_url, streams=["contacts"])
     path = tmp_path / "w.duckdb"
-    target = ip.Target(duckdb_path=str(path), pipelines_dir=str(tmp_path / "p"), pipeline_name=PIPELINE)
+    target = config.Target(duckdb_path=str(path), pipelines_dir=str(tmp_path / "p"), pipeline_name=PIPELINE)
     with pytest.raises(Exception) as info:  # noqa: PT011 - whatever it is, it must not carry the token
         ip.run_sync(settings, target)
     exc = info.value
@@ -153,8 +154,8 @@ def test_secret_not_in_warehouse_after_good_sync(secret_emu: EmulatorServer, tmp
     """Cheap DuckDB-only double check without the CLI: the dlt pipeline state stays clean."""
     path = tmp_path / "w.duckdb"
     wh = Warehouse("duckdb", DATASET, duckdb_path=path)
-    settings = ip.SourceSettings(access_token=SECRET, base_url=secret_emu.base_url)
-    ip.run_sync(settings, ip.Target(duckdb_path=str(path), pipelines_dir=str(tmp_path / "p"), pipeline_name=PIPELINE))
+    settings = config.SourceSettings(access_token=SECRET, base_url=secret_emu.base_url)
+    ip.run_sync(settings, config.Target(duckdb_path=str(path), pipelines_dir=str(tmp_path / "p"), pipeline_name=PIPELINE))
     assert_matches_ground_truth(wh, secret_emu.workspace)
     assert not _scan_tables(wh)
     assert not _scan_files(tmp_path / "p")

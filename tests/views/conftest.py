@@ -34,6 +34,7 @@ import duckdb
 import pytest
 
 from intercom_emulator.testing import EmulatorServer
+from pipelines import config
 from pipelines import intercom_pipeline as ip
 
 ADMIN_1, ADMIN_2, TEAM = "5100003", "5100004", "7200001"
@@ -167,8 +168,8 @@ class Warehouse:
         return {str(c): str(t).lower() for c, t in rows}
 
 
-def sync(emu: EmulatorServer, target: ip.Target, **kwargs: Any) -> str | None:
-    settings = ip.SourceSettings(access_token=emu.token, base_url=emu.base_url)
+def sync(emu: EmulatorServer, target: config.Target, **kwargs: Any) -> str | None:
+    settings = config.SourceSettings(access_token=emu.token, base_url=emu.base_url)
     summary = ip.run_sync(settings, target, preflight=False, **kwargs)
     return getattr(summary, "views", None)
 
@@ -182,7 +183,7 @@ def scenario() -> Iterator[Scenario]:
 @pytest.fixture(scope="session")
 def duck(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
     tmp = tmp_path_factory.mktemp("views_duckdb")
-    target = ip.Target(
+    target = config.Target(
         destination="duckdb",
         dataset_name="intercom_data",
         pipeline_name=f"views_{uuid.uuid4().hex[:8]}",
@@ -202,7 +203,7 @@ def pg(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     _require_postgres()
     dataset = f"test_views_{uuid.uuid4().hex[:10]}"
     tmp = tmp_path_factory.mktemp("views_pg")
-    target = ip.Target(
+    target = config.Target(
         destination="postgres",
         dataset_name=dataset,
         pipeline_name=f"views_{uuid.uuid4().hex[:8]}",

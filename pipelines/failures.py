@@ -1,0 +1,162 @@
+"""Turn the failures a user can fix, anywhere in an exception chain, into one-line `UserError`s
+that name the setting and the fix (the original stays the `__cause__`, shown with --debug)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pipelines.config import REGIONS, TOKEN_HELP, SourceSettings, Target
+from pipelines.destination import DUCKDB_SETTINGS
+from pipelines.errors import EXIT_AUTH, EXIT_DESTINATION, EXIT_NETWORK, EXIT_USAGE, UserError
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        cur = todo.pop(0)
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        yield cur
+        for nxt in (getattr(cur, "exception", None), cur.__cause__, cur.__context__):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for an unexpected failure: the failing dlt step and the innermost cause."""
+    step = getattr(exc, "step", None)
+    inner = getattr(exc, "exception", None) if step else None
+    if isinstance(inner, BaseException):
+        return f"the {step} step failed: {type(inner).__name__}: {_first_line(inner)}"
+    return f"{type(exc).__name__}: {_first_line(exc)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def explain(
+    exc: BaseException, settings: SourceSettings | None = None, target: Target | None = None
+) -> UserError | None:
+    """Map a known failure anywhere in the exception chain to a one-line UserError."""
+    from sources.intercom import errors
+
+    api = settings.api_url if settings else "the Intercom API"
+    for cur in _chain(exc):
+        if isinstance(cur, UserError):
+            return cur
+        name = type(cur).__name__
+        module = type(cur).__module__ or ""
+        if isinstance(cur, errors.IntercomAuthError):
+            return UserError(
+                f"Intercom rejected the access token (401 unauthorized): {TOKEN_HELP}", EXIT_AUTH
+            )
+        if isinstance(cur, errors.IntercomPermissionError):
+            perm = getattr(cur, "permission", None)
+            what = f"the permission '{perm}'" if perm else f"a permission ({_first_line(cur)})"
+            endpoint = getattr(cur, "endpoint", None)
+            return UserError(
+                f"the access token lacks {what}"
+                + (f" for {endpoint}" if endpoint else "")
+                + ": grant it to the app in Intercom's Developer Hub, or leave the affected streams out with --streams",
+                EXIT_AUTH,
+            )
+        if isinstance(cur, errors.IntercomRegionError):
+            others = [r for r in REGIONS if settings is None or r != settings.region]
+            return UserError(
+                f"{api} does not know this workspace (GET /me answered 404): it is probably in another region, "
+                f"try {' or '.join('--region ' + r for r in others)}",
+                EXIT_NETWORK,
+            )
+        if isinstance(cur, errors.IntercomConfigError):
+            return UserError(_first_line(cur), EXIT_USAGE)
+        if isinstance(cur, errors.IntercomMalformedResponseError):
+            return UserError(
+                f"{api} answered something that is not Intercom's JSON (an HTML page from a proxy, "
+                "captive portal or a wrong --base-url?): check --base-url/--region and any proxy",
+                EXIT_NETWORK,
+            )
+        if (
+            isinstance(cur, errors.IntercomTransientError)
+            and getattr(cur, "status", None) is not None
+            and getattr(cur, "code", None) is None
+            and getattr(cur, "request_id", None) is None
+        ):
+            return UserError(
+                f"{api} kept answering HTTP {cur.status} without an Intercom JSON error body (a proxy or "
+                "gateway HTML page?): check --base-url/--region and any proxy, or retry later",
+                EXIT_NETWORK,
+            )
+        if isinstance(cur, errors.IntercomTransientError) and getattr(cur, "status", None) is None:
+            return UserError(
+                f"cannot reach {api}: {_first_line(cur)}; check --base-url/--region and the network",
+                EXIT_NETWORK,
+            )
+        if module.startswith("httpx") and name in (
+            "ConnectError",
+            "ConnectTimeout",
+            "ReadTimeout",
+            "RemoteProtocolError",
+        ):
+            return UserError(
+                f"cannot reach {api}: {_first_line(cur)}; check --base-url/--region and the network",
+                EXIT_NETWORK,
+            )
+        if name == "ConfigFieldMissingException":
+            spec = getattr(cur, "spec_name", "")
+            if "Postgres" in spec:
+                return UserError(
+                    "no Postgres credentials: set DESTINATION__POSTGRES__CREDENTIALS=postgresql://user:password@host:5432/db "
+                    "or [destination.postgres] credentials in .dlt/secrets.toml",
+                    EXIT_DESTINATION,
+                )
+            if "intercom" in spec.lower() or "access_token" in getattr(cur, "fields", []):
+                return UserError(f"no Intercom access token: {TOKEN_HELP}", EXIT_AUTH)
+            dest = target.destination if target else "destination"
+            return UserError(
+                f"{dest} is not configured: missing {', '.join(getattr(cur, 'fields', []) or [spec])} "
+                f"(set them in .dlt/secrets.toml under [destination.{dest}] or as DESTINATION__{dest.upper()}__* env vars)",
+                EXIT_DESTINATION,
+            )
+        if module.startswith("psycopg2") and name == "OperationalError":
+            return UserError(
+                f"cannot connect to Postgres: {_first_line(cur)}; check DESTINATION__POSTGRES__CREDENTIALS "
+                "or [destination.postgres] credentials",
+                EXIT_DESTINATION,
+            )
+        if name == "OutOfMemoryException" or (module.startswith("dlt.destinations") and "Out of Memory Error" in str(cur)):
+            return UserError(
+                f"DuckDB ran out of memory in the load step (the default memory_limit is {DUCKDB_SETTINGS['memory_limit']}): "
+                "raise it, e.g. DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG='{\"memory_limit\": \"1GB\"}', "
+                "and run again; the extracted data is kept and loads first",
+                EXIT_DESTINATION,
+            )
+        if name in ("UnknownDestinationModule", "InvalidDestinationReference", "UnknownDestination"):
+            return UserError(
+                f"unknown destination '{target.destination if target else '?'}': use duckdb, postgres or another dlt destination name",
+                EXIT_USAGE,
+            )
+    return None
+
+
+class translate_errors:  # noqa: N801 - used as a context manager, reads like a statement
+    """Re-raise known failures as UserError (keeping the original as __cause__ for --debug)."""
+
+    def __init__(self, settings: SourceSettings | None = None, target: Target | None = None) -> None:
+        self.settings = settings
+        self.target = target
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, UserError) or not isinstance(exc, Exception):
+            return False
+        mapped = explain(exc, self.settings, self.target)
+        if mapped is None:
+            return False
+        raise mapped from exc

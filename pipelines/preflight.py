@@ -1,0 +1,128 @@
+"""Before a sync: call /me and probe each stream's permission, so a token that cannot read a
+requested stream fails in seconds with the permission's name, before anything is loaded."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.config import SourceSettings
+from pipelines.errors import EXIT_AUTH, UserError
+from pipelines.failures import translate_errors
+
+logger = logging.getLogger(__name__)
+
+PREFLIGHT_RETRIES = 3
+
+
+def make_client(settings: SourceSettings, max_retries: int | None = PREFLIGHT_RETRIES) -> Any:
+    """An IntercomClient for preflight and `check` (the source builds its own for the sync).
+
+    Preflight uses a small retry budget: a wrong host should fail in seconds, not minutes.
+    """
+    from sources.intercom.client import IntercomClient
+
+    kwargs: dict[str, Any] = {}
+    if max_retries is not None:
+        kwargs["max_retries"] = max_retries
+    return IntercomClient(
+        settings.access_token,
+        region=settings.region,
+        base_url=settings.base_url,
+        intercom_version=settings.intercom_version,
+        max_workers=settings.max_workers,
+        **kwargs,
+    )
+
+
+def close_client(client: Any) -> None:
+    close = getattr(client, "close", None)
+    if callable(close):
+        close()
+
+
+@dataclass
+class CheckReport:
+    """What `intercom-sync check` shows."""
+
+    me: dict[str, Any]
+    allowed: dict[str, bool]
+    missing: dict[str, str]
+    settings: SourceSettings
+    stats: dict[str, Any] | None = None
+
+    @property
+    def app(self) -> dict[str, Any]:
+        return self.me.get("app") or {}
+
+
+def stream_permission(stream: str) -> str | None:
+    """The Intercom permission name a stream needs (from the source's endpoint table)."""
+    from sources.intercom import settings as source_settings
+
+    probe = source_settings.STREAM_PROBES.get(stream)
+    endpoint = source_settings.ENDPOINTS.get(probe) if probe else None
+    return endpoint.permission if endpoint else None
+
+
+def _scope_result(raw: dict[str, str | None]) -> tuple[dict[str, bool], dict[str, str]]:
+    """check_scopes() output ({stream: None | error}) -> (allowed per stream, permission missing)."""
+    allowed = {stream: error is None for stream, error in raw.items()}
+    missing = {
+        stream: stream_permission(stream) or str(error) for stream, error in raw.items() if error is not None
+    }
+    return allowed, missing
+
+
+def check_workspace(settings: SourceSettings, streams: list[str] | None = None) -> CheckReport:
+    """Call /me and probe permissions (of `streams`, default all); raise UserError with the fix."""
+    with translate_errors(settings):
+        client = make_client(settings)
+        try:
+            me = client.me()
+            allowed, missing = _scope_result(client.check_scopes(streams))
+            stats = client.stats.as_dict()
+        finally:
+            close_client(client)
+    return CheckReport(me=me, allowed=allowed, missing=missing, settings=settings, stats=stats)
+
+
+def require_permissions(report: CheckReport, streams: list[str] | None) -> None:
+    """Fail fast, before any load, when the token cannot read a requested stream."""
+    wanted = streams or list(report.allowed)
+    denied = [s for s in wanted if report.allowed.get(s) is False]
+    if not denied:
+        return
+    perms = sorted({f"'{report.missing.get(s) or 'read ' + s}'" for s in denied})
+    ok = [s for s in (streams or report.allowed) if report.allowed.get(s)]
+    hint = f"--streams {','.join(ok)}" if ok else "--streams"
+    raise UserError(
+        f"the access token lacks the permission{'s' if len(perms) > 1 else ''} {', '.join(perms)} "
+        f"needed by {', '.join(denied)}: grant it to the app in Intercom's Developer Hub, "
+        f"or sync only what is allowed with {hint}",
+        EXIT_AUTH,
+    )
+
+
+def skip_denied_streams(report: CheckReport, streams: list[str] | None) -> list[str] | None:
+    """`--skip-denied-streams`: the selected streams the token may read, one warning per other.
+
+    When every selected stream is denied nothing is left to sync: the selection is returned
+    unchanged so `require_permissions` fails with its usual message.
+    """
+    wanted = list(streams or report.allowed)
+    denied = [s for s in wanted if report.allowed.get(s) is False]
+    kept = [s for s in wanted if s not in denied]
+    if not denied or not kept:
+        return streams
+    for stream in denied:
+        perm = report.missing.get(stream) or f"read {stream}"
+        logger.warning(
+            "skipping %s: the token lacks '%s'; grant it in the Developer Hub or drop the stream with --streams",
+            stream,
+            perm,
+        )
+    return kept
+
+
