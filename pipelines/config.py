@@ -74,7 +74,6 @@ class Target:
         return str(Path(self.duckdb_path).resolve()) if self.destination == "duckdb" else None
 
 
-
 def _config(key: str) -> Any:
     """A value from dlt's config providers (env SOURCES__INTERCOM__X, .dlt/config.toml), or None."""
     return dlt_setting(f"sources.intercom.{key}")
@@ -208,7 +207,6 @@ def validate_name(value: str, option: str) -> str:
             EXIT_USAGE,
         )
     return value
-
 
 
 def known_streams() -> list[str]:

@@ -109,8 +109,6 @@ def build_pipeline(target: Target) -> dlt.Pipeline:
 
 def saved_target(target: Target) -> dict[str, Any] | None:
     """The pipeline's saved state (local `state.json`), read before dlt opens the pipeline."""
-
-
     from dlt.common.pipeline import get_dlt_pipelines_dir
 
     path = Path(target.pipelines_dir or get_dlt_pipelines_dir()) / target.pipeline_name / "state.json"
@@ -164,4 +162,3 @@ def pipeline_run_kwargs(target: Target) -> dict[str, Any]:
     """Extra `pipeline.run` arguments for fast loads (same tables and column types either way)."""
     fmt = LOADER_FILE_FORMATS.get(target.destination)
     return {"loader_file_format": fmt} if fmt else {}
-

@@ -64,7 +64,7 @@ def run_sync(
 ) -> RunSummary:
     """Check the token, run the source into the destination and return the summary.
 
-    With `views` (the default) the analyst views are re-created after the load (pipelines/views.py);
+    With `views` (the default) the analyst views are re-created after the load (`pipelines/views/`);
     the outcome line is in `summary.views`.
     """
     started = time.monotonic()
@@ -124,7 +124,6 @@ def _locked_run(
     return summary
 
 
-
 def refresh_views(pipeline: dlt.Pipeline, fivetran_schema: str | None = None) -> str:
     """Re-create the analyst views; a failure is reported, never fails the finished load."""
     from pipelines import views
@@ -165,5 +164,3 @@ def incremental_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
     """The source's saved state (cursors); a backfill must leave it untouched."""
     state = pipeline.state
     return dict(state.get("sources", {}))
-
-

@@ -26,8 +26,6 @@ class pipeline_lock:  # noqa: N801 - a context manager that reads like a stateme
         self._fh: Any = None
 
     def __enter__(self) -> pipeline_lock:
-
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.path, "a+")  # noqa: SIM115 - held open for the duration of the run
         try:
@@ -52,4 +50,3 @@ class pipeline_lock:  # noqa: N801 - a context manager that reads like a stateme
         if self._fh is not None:
             self._fh.close()  # closing releases the flock
             self._fh = None
-

@@ -124,5 +124,3 @@ def skip_denied_streams(report: CheckReport, streams: list[str] | None) -> list[
             perm,
         )
     return kept
-
-
