@@ -6,7 +6,7 @@ to it, so retries, pagination and throttling are exercised exactly as against In
 Request pipeline (one middleware, in this order): route match -> auth (401 ``unauthorized``) ->
 rate limit (429 ``rate_limit_exceeded``) -> ``Intercom-Version`` check (400
 ``intercom_version_invalid``) -> scope check (401 ``token_unauthorized``) -> injected faults ->
-handler -> X-RateLimit-* headers -> request log. Routes live in `routes_api.py`; the
+handler -> X-RateLimit-* headers -> request log. Routes live in `routes/`; the
 unauthenticated ``/_emulator/`` control API in `control.py`.
 
 Token scopes (Intercom permission names) and the endpoints they open:
@@ -344,11 +344,11 @@ async def _serve(request: web.Request, handler: Any, state: EmulatorState, templ
 
 def create_app(state: EmulatorState) -> web.Application:
     """Build the aiohttp application around a prepared `EmulatorState`."""
-    from intercom_emulator import control, routes_api
+    from intercom_emulator import control, routes
 
     app = web.Application(middlewares=[intercom_middleware], client_max_size=4 * 1024 * 1024)
     app[STATE_KEY] = state
-    routes_api.register(app)
+    routes.register(app)
     control.register(app)
     return app
 

@@ -1,0 +1,91 @@
+"""Shared by every route family, so per_page, 404s and injected data faults behave alike everywhere."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from aiohttp import web
+
+from intercom_emulator.server import FATE_KEY, STATE_KEY, ApiError, EmulatorState, json_response
+
+MAX_PER_PAGE = 150
+
+
+def _state(request: web.Request) -> EmulatorState:
+    return request.app[STATE_KEY]
+
+
+def _int_param(value: Any, name: str, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, "parameter_invalid", f"{name} must be an integer") from exc
+
+
+def _per_page(value: Any, default: int, cap: int = MAX_PER_PAGE) -> int:
+    n = _int_param(value, "per_page", default)
+    if n < 1:
+        raise ApiError(400, "parameter_invalid", "per_page must be positive")
+    return min(n, cap)
+
+
+def _not_found(message: str = "Resource Not Found", code: str = "not_found") -> ApiError:
+    return ApiError(404, code, message)
+
+
+def _self_url(request: web.Request, path: str, params: dict[str, str]) -> str:
+    """An absolute URL on the host:port this request came to (Host header), as Intercom's `pages.next`."""
+    return f"{request.scheme}://{request.host}{path}?{urlencode(params)}"
+
+
+# ---------------------------------------------------------------- data faults
+
+
+def _drift(obj: dict[str, Any]) -> None:
+    """Integer timestamps/counts arrive as strings on some records (seen in real data)."""
+    for key in ("created_at", "updated_at", "user_count", "session_count"):
+        value = obj.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            obj[key] = str(value)
+
+
+def _apply_data_faults(request: web.Request, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Unknown extra fields and type drift, per record, on copies (the caches stay clean)."""
+    fate = request.get(FATE_KEY)
+    if fate is None or (not fate.extra_fields_rate and not fate.type_drift_rate):
+        return records
+    faults = _state(request).faults
+    out = []
+    for rec in records:
+        extra = faults.chance(fate.extra_fields_rate)
+        drift = faults.chance(fate.type_drift_rate)
+        if extra or drift:
+            rec = orjson.loads(orjson.dumps(rec))
+            if extra:
+                rec["x_unannounced_field"] = {"added_in": "a future API release", "n": 1}
+                rec["ai_flag_v3"] = True
+            if drift:
+                _drift(rec)
+        out.append(rec)
+    return out
+
+
+def _one(request: web.Request, record: dict[str, Any]) -> web.Response:
+    return json_response(_apply_data_faults(request, [record])[0])
+
+
+# ---------------------------------------------------------------- cached model snapshots
+
+
+def _all(state: EmulatorState, model: str) -> list[dict[str, Any]]:
+    """All live records of a model, cached per workspace version (callers must not mutate)."""
+    key = (model, state.ws.version)
+    cached = state.model_cache.lookup(key)
+    if cached is None:
+        cached = list(state.ws.iter(model))
+        state.model_cache.put(key, cached)
+    return cached

@@ -1,0 +1,129 @@
+"""Cursor paging over ordered results, shared by GET /contacts, GET /conversations and the searches."""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from typing import Any
+
+from aiohttp import web
+
+from intercom_emulator import search
+from intercom_emulator.routes.common import _apply_data_faults, _per_page, _state
+from intercom_emulator.server import ApiError, EmulatorState, json_response
+
+
+class Ordered:
+    """Items sorted ascending by key, for forward-only cursor paging by bisect.
+
+    `records` are full records, or (when `by_id`) record ids that a page materialises itself: a
+    result over a million records then holds keys and ids only, and a page builds its <= 150 dicts.
+    """
+
+    __slots__ = ("records", "keys", "by_id")
+
+    def __init__(self, records: list[dict[str, Any]], field: str | None) -> None:
+        pairs = sorted(((search.record_key(r, field), r) for r in records), key=lambda p: p[0])
+        self.keys = [k for k, _ in pairs]
+        self.records: list[Any] = [r for _, r in pairs]
+        self.by_id = False
+
+    @classmethod
+    def of_ids(cls, pairs: list[tuple[tuple[Any, ...], str]]) -> Ordered:
+        """From (key, id) pairs; pages materialise their records."""
+        pairs.sort(key=lambda p: p[0])
+        out = cls.__new__(cls)
+        out.keys = [k for k, _ in pairs]
+        out.records = [i for _, i in pairs]
+        out.by_id = True
+        return out
+
+
+def _page_records(state: EmulatorState, model: str, ordered: Ordered, chunk: list[Any]) -> list[dict[str, Any]]:
+    """The records of one page (ids materialised now; a record deleted since the result was built is skipped)."""
+    if not ordered.by_id:
+        return chunk
+    return [r for r in (state.ws.get(model, i) for i in chunk) if r is not None]
+
+
+# Search queries touching only these fields (and sorts on them) are answered from the store's
+# compact columns (`Workspace.timestamps`) instead of materialising every record.
+LIGHT_FIELDS = frozenset({"id", "created_at", "updated_at"})
+LIGHT_MODELS = frozenset({"contacts", "companies", "conversations"})
+
+
+def _light_ordered(
+    state: EmulatorState, model: str, predicate: search.Predicate | None, field: str | None,
+    cutoff: int | None, need_id: bool,
+) -> Ordered:
+    """Ordered ids of the live records matching a date/id-only predicate, no record materialised."""
+    ws = state.ws
+    pairs: list[tuple[tuple[Any, ...], str]] = []
+    for i, created, updated in ws.timestamps(model):
+        if cutoff is not None and updated > cutoff:
+            continue
+        row: dict[str, Any] = {"created_at": created, "updated_at": updated}
+        if need_id:
+            row["id"] = ws.id_at(model, i)
+        if predicate is None or predicate(row):
+            if not need_id:
+                row["id"] = ws.id_at(model, i)
+            pairs.append((search.record_key(row, field), row["id"]))
+    return Ordered.of_ids(pairs)
+
+
+def _cursor_page(
+    ordered: Ordered, descending: bool, per_page: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One page after `cursor` plus Intercom's `pages` object (next absent on the last page)."""
+    total = len(ordered.records)
+    page = 1
+    if cursor:
+        try:
+            page, key = search.decode_cursor(cursor)
+        except search.SearchError as err:
+            raise ApiError(400, "parameter_invalid", err.message) from err
+        if descending:
+            end = bisect_left(ordered.keys, key)
+            start = max(0, end - per_page)
+        else:
+            start = bisect_right(ordered.keys, key)
+            end = start + per_page
+    elif descending:
+        end, start = total, max(0, total - per_page)
+    else:
+        start, end = 0, per_page
+    chunk = ordered.records[start:end]
+    more = start > 0 if descending else end < total
+    if descending:
+        chunk = chunk[::-1]
+    pages: dict[str, Any] = {
+        "type": "pages",
+        "page": page,
+        "per_page": per_page,
+        "total_pages": math.ceil(total / per_page) if total else 0,
+    }
+    if more and chunk:
+        last_key = ordered.keys[start] if descending else ordered.keys[end - 1]
+        pages["next"] = {"page": page + 1, "starting_after": search.encode_cursor(page + 1, last_key)}
+    return chunk, pages
+
+
+def _cursor_list(request: web.Request, model: str, list_type: str, items_key: str, default_pp: int) -> web.Response:
+    """GET /contacts, GET /conversations: creation order, forward-only cursor."""
+    state = _state(request)
+    per_page = _per_page(request.query.get("per_page"), default_pp)
+    key = ("list", model, state.ws.version)
+    ordered = state.search_cache.lookup(key)
+    if ordered is None:
+        ordered = _light_ordered(state, model, None, "created_at", None, need_id=False)
+        state.search_cache.put(key, ordered)
+    chunk, pages = _cursor_page(ordered, False, per_page, request.query.get("starting_after"))
+    return json_response(
+        {
+            "type": list_type,
+            items_key: _apply_data_faults(request, _page_records(state, model, ordered, chunk)),
+            "total_count": len(ordered.records),
+            "pages": pages,
+        }
+    )

@@ -1,0 +1,125 @@
+"""The search endpoints and ticket lookup: query compiling, search lag and result caching live here only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from intercom_emulator import search
+from intercom_emulator.routes.common import _all, _apply_data_faults, _not_found, _one, _per_page, _state
+from intercom_emulator.routes.cursor import (
+    LIGHT_FIELDS,
+    LIGHT_MODELS,
+    Ordered,
+    _cursor_page,
+    _light_ordered,
+    _page_records,
+)
+from intercom_emulator.server import ApiError, json_response
+
+SEARCH_MODELS = {
+    "contacts": ("list", "data", 50),
+    "conversations": ("conversation.list", "conversations", 20),
+    "tickets": ("ticket.list", "tickets", 20),
+}
+
+
+async def _read_json(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "bad_request", "Request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "Request body must be a JSON object")
+    return body
+
+
+def _search(request: web.Request, model: str, body: dict[str, Any]) -> web.Response:
+    state = _state(request)
+    list_type, items_key, default_pp = SEARCH_MODELS[model]
+    pagination = body.get("pagination") or {}
+    if not isinstance(pagination, dict):
+        raise ApiError(400, "parameter_invalid", "pagination must be an object")
+    per_page = _per_page(pagination.get("per_page"), default_pp)
+    lag = int(state.knobs.search_lag_seconds or 0)
+    day_granular = model == "contacts" or (
+        model == "conversations" and state.knobs.conversations_search_day_granular
+    )
+    cutoff = state.ws.clock.now() - lag if lag > 0 else None
+    # The lag's cache bucket: the exact set of records it hides now. While that set does not change
+    # (cutoff past the generated history: only mutated records can be hidden), every page of a
+    # walk reuses one result although the cutoff moves each second; otherwise the cutoff itself.
+    lag_bucket: Any = None
+    if cutoff is not None:
+        hidden = state.ws.updated_after(model, cutoff)
+        lag_bucket = ("hidden", hidden) if hidden is not None else ("cutoff", cutoff)
+    try:
+        sort_field, descending = search.parse_sort(body.get("sort"), None)
+        query = body.get("query")
+        cache_key = (
+            model,
+            orjson.dumps(query, option=orjson.OPT_SORT_KEYS),
+            sort_field,
+            day_granular,
+            state.ws.version,
+            lag_bucket,
+        )
+        ordered = state.search_cache.lookup(cache_key)
+        if ordered is None:
+            predicate = search.compile_query(query, model=model, timezone=state.ws.timezone, day_granular=day_granular)
+            fields = search.query_fields(query)
+            if model in LIGHT_MODELS and fields <= LIGHT_FIELDS and sort_field in (None, *LIGHT_FIELDS):
+                ordered = _light_ordered(state, model, predicate, sort_field, cutoff, need_id="id" in fields)
+            else:
+                rows = [r for r in _all(state, model) if predicate(r)]
+                if cutoff is not None:
+                    rows = [r for r in rows if _updated_at(r) <= cutoff]
+                ordered = Ordered(rows, sort_field)
+            state.search_cache.put(cache_key, ordered)
+    except search.SearchError as err:
+        raise ApiError(400, err.code, err.message) from err
+    chunk, pages = _cursor_page(ordered, descending, per_page, pagination.get("starting_after"))
+    return json_response(
+        {
+            "type": list_type,
+            items_key: _apply_data_faults(request, _page_records(state, model, ordered, chunk)),
+            "total_count": len(ordered.records),
+            "pages": pages,
+        }
+    )
+
+
+def _updated_at(record: dict[str, Any]) -> int:
+    try:
+        return int(record.get("updated_at") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+async def search_contacts(request: web.Request) -> web.Response:
+    return _search(request, "contacts", await _read_json(request))
+
+
+async def search_conversations(request: web.Request) -> web.Response:
+    return _search(request, "conversations", await _read_json(request))
+
+
+async def search_tickets(request: web.Request) -> web.Response:
+    return _search(request, "tickets", await _read_json(request))
+
+
+async def get_ticket(request: web.Request) -> web.Response:
+    """GET /tickets/{id}: the ticket with all its `ticket_parts` (2.15 ticket_part.list)."""
+    state = _state(request)
+    ticket_id = request.match_info["id"]
+    ticket = state.ws.get("tickets", ticket_id)
+    if ticket is None:
+        raise _not_found("Ticket Not Found", "ticket_not_found")
+    parts = state.ws.ticket_parts(ticket_id)
+    ticket["ticket_parts"] = {"type": "ticket_part.list", "ticket_parts": parts, "total_count": len(parts)}
+    return _one(request, ticket)
