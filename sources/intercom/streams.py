@@ -167,15 +167,63 @@ def _in_range(value: datetime | None, inc: Incremental[Any]) -> bool:
     return not (end is not None and value >= end)
 
 
-def _with_custom_hints(rows: list[dict[str, Any]], types: Mapping[str, str]) -> Any:
-    """Attach `custom_*` column types to the first page a resource yields."""
-    columns = schema.custom_attribute_columns(types)
-    if not columns:
-        return rows
-    return dlt.mark.with_hints(rows, dlt.mark.make_hints(columns=list(columns.values())))
+class FirstPageHints:
+    """Attach `custom_*` column types to the first page a resource yields (later pages pass)."""
+
+    def __init__(self, types: Mapping[str, str]) -> None:
+        self.types = types
+        self.done = False
+
+    def __call__(self, rows: list[dict[str, Any]]) -> Any:
+        if self.done:
+            return rows
+        self.done = True
+        columns = schema.custom_attribute_columns(self.types)
+        if not columns:
+            return rows
+        return dlt.mark.with_hints(rows, dlt.mark.make_hints(columns=list(columns.values())))
 
 
-def _incremental_records(
+def with_details(
+    ctx: StreamContext,
+    pages: Iterator[list[dict[str, Any]]],
+    fetch: Callable[[str], dict[str, Any] | None] | None,
+    thread_name: str,
+) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any] | None]]]:
+    """Each page of records with the detail `fetch(id)` gives for each (None without `fetch`),
+    pages in order.
+
+    Details of later pages are fetched while earlier pages are still in flight, so the pool never
+    drains between pages; at most `_PAGES_IN_FLIGHT` pages are held in memory.
+    """
+    if fetch is None:
+        for raws in pages:
+            yield raws, [None] * len(raws)
+        return
+    pool: ThreadPoolExecutor | None = None
+    pending: deque[tuple[list[dict[str, Any]], list[Future[dict[str, Any] | None]]]] = deque()
+    try:
+        for raws in pages:
+            if pool is None:
+                pool = ThreadPoolExecutor(
+                    max_workers=ctx.client.suggested_concurrency(ctx.max_workers), thread_name_prefix=thread_name
+                )
+            pending.append((raws, [pool.submit(fetch, str(r["id"])) for r in raws]))
+            while pending and (len(pending) > _PAGES_IN_FLIGHT or all(f.done() for f in pending[0][1])):
+                head_raws, head_futures = pending.popleft()
+                yield head_raws, [f.result() for f in head_futures]
+        while pending:
+            head_raws, head_futures = pending.popleft()
+            yield head_raws, [f.result() for f in head_futures]
+    finally:
+        if pool is not None:
+            for _, futures in pending:
+                for f in futures:
+                    f.cancel()
+            pool.shutdown(wait=True)
+
+
+def incremental_records(
     ctx: StreamContext,
     inc: Incremental[Any],
     pages: Iterator[list[dict[str, Any]]],
@@ -311,21 +359,35 @@ def read_ahead(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]
 
 
 # ------------------------------------------------------------------------- streams
+
+
+def _completed_rows(
+    ctx: StreamContext,
+    model: str,
+    updated_at: Incremental[Any],
+    pages: Iterator[list[dict[str, Any]]],
+    complete: Callable[[IntercomClient, list[dict[str, Any]], int], Iterable[dict[str, Any]]],
+    shape: Callable[[dict[str, Any], Mapping[str, str], bool], dict[str, Any]],
+) -> Iterator[TDataItem]:
+    """Pages of changed records, completed (`relations.py`: only changed records) and shaped."""
+    types = ctx.custom_types(model)
+    hints = FirstPageHints(types)
+    for raws, _ in incremental_records(ctx, updated_at, pages, lambda r: {}, "updated_at"):
+        yield hints([shape(r, types, ctx.keep_nulls) for r in complete(ctx.client, raws, ctx.max_workers)])
+
+
 @read_ahead
 def contacts(
     ctx: StreamContext,
     updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
 ) -> Iterator[TDataItem]:
-    """POST /contacts/search on updated_at, ascending, 150 per page."""
-    types = ctx.custom_types("contacts")
+    """POST /contacts/search on updated_at, ascending, 150 per page.
+
+    Embedded tags/companies stop at 10: they are completed for changed contacts only.
+    """
     query = build_search_query(updated_at.start_value, updated_at.end_value, ctx.client.workspace_timezone())
-    first = True
     pages = ctx.client.search("contacts_search", query)
-    for raws, _ in _incremental_records(ctx, updated_at, pages, lambda r: {}, "updated_at"):
-        # embedded tags/companies stop at 10: complete them (changed contacts only), see relations.py
-        rows = [schema.shape_contact(r, types, ctx.keep_nulls) for r in relations.complete_contacts(ctx.client, raws, ctx.max_workers)]
-        yield _with_custom_hints(rows, types) if first else rows
-        first = False
+    yield from _completed_rows(ctx, "contacts", updated_at, pages, relations.complete_contacts, schema.shape_contact)
 
 
 @read_ahead
@@ -333,16 +395,13 @@ def companies(
     ctx: StreamContext,
     updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
 ) -> Iterator[TDataItem]:
-    """GET /companies/scroll once per run; updated_at filtered client-side (no server filter)."""
-    types = ctx.custom_types("companies")
-    first = True
+    """GET /companies/scroll once per run; updated_at filtered client-side (no server filter).
+
+    Segments come from GET /companies/{id}/segments, for changed companies only.
+    """
     # every id of the scroll is remembered for `--reconcile-deletes` (deletes.py): no second scroll
     pages = deletes.tap_listed_ids(ctx.client, "companies", ctx.client.scroll_companies())
-    for raws, _ in _incremental_records(ctx, updated_at, pages, lambda r: {}, "updated_at"):
-        # segments from GET /companies/{id}/segments, for changed companies only (relations.py)
-        rows = [schema.shape_company(r, types, ctx.keep_nulls) for r in relations.complete_companies(ctx.client, raws, ctx.max_workers)]
-        yield _with_custom_hints(rows, types) if first else rows
-        first = False
+    yield from _completed_rows(ctx, "companies", updated_at, pages, relations.complete_companies, schema.shape_company)
 
 
 @read_ahead
@@ -358,7 +417,7 @@ def conversations(
     types = ctx.custom_types("conversations")
     query = build_search_query(updated_at.start_value, updated_at.end_value, ctx.client.workspace_timezone())
     pages = ctx.client.search("conversations_search", query)
-    first = True
+    hints = FirstPageHints(types)
 
     def shaped(raws: list[dict[str, Any]], details: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
         rows = []
@@ -372,43 +431,13 @@ def conversations(
                     ctx.parts_cache[cid] = schema.shape_parts(detail, cid)
         return rows
 
-    # Details of later search pages are fetched while earlier pages are still in flight, so the
-    # pool never drains between pages; at most `_PAGES_IN_FLIGHT` pages are held in memory.
-    pool: ThreadPoolExecutor | None = None
-    pending: deque[tuple[list[dict[str, Any]], list[Future[dict[str, Any] | None]]]] = deque()
-    try:
-        for raws, _ in _incremental_records(ctx, updated_at, pages, lambda r: {}, "updated_at"):
-            if not ctx.fetch_parts:
-                rows = shaped(raws, [None] * len(raws))
-                if rows:
-                    yield _with_custom_hints(rows, types) if first else rows
-                    first = False
-                continue
-            if pool is None:
-                pool = ThreadPoolExecutor(
-                    max_workers=ctx.client.suggested_concurrency(ctx.max_workers),
-                    thread_name_prefix="intercom-detail",
-                )
-            futures = [pool.submit(ctx.client.get_conversation, str(r["id"])) for r in raws]
-            pending.append((raws, futures))
-            while pending and (len(pending) > _PAGES_IN_FLIGHT or all(f.done() for f in pending[0][1])):
-                head_raws, head_futures = pending.popleft()
-                rows = shaped(head_raws, [f.result() for f in head_futures])
-                if rows:
-                    yield _with_custom_hints(rows, types) if first else rows
-                    first = False
-        while pending:
-            head_raws, head_futures = pending.popleft()
-            rows = shaped(head_raws, [f.result() for f in head_futures])
+    changed = (raws for raws, _ in incremental_records(ctx, updated_at, pages, lambda r: {}, "updated_at"))
+    fetch = ctx.client.get_conversation if ctx.fetch_parts else None
+    with contextlib.closing(with_details(ctx, changed, fetch, "intercom-detail")) as detailed:
+        for raws, details in detailed:
+            rows = shaped(raws, details)
             if rows:
-                yield _with_custom_hints(rows, types) if first else rows
-                first = False
-    finally:
-        if pool is not None:
-            for _, futures in pending:
-                for f in futures:
-                    f.cancel()
-            pool.shutdown(wait=True)
+                yield hints(rows)
 
 
 def handed_over_parts(
@@ -493,7 +522,7 @@ def activity_logs(
                         fresh.append(r)
                     yield fresh
 
-    for _, rows in _incremental_records(ctx, created_at, windows(), schema.shape_activity_log, "created_at"):
+    for _, rows in incremental_records(ctx, created_at, windows(), schema.shape_activity_log, "created_at"):
         yield rows
 
 

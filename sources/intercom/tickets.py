@@ -13,9 +13,9 @@ Needs the "Read tickets" permission.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,16 +131,14 @@ def tickets(
     tctx: TicketContext,
     updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
 ) -> Iterator[TDataItem]:
-    """POST /tickets/search; per page, the changed tickets' details (parts) concurrently."""
+    """POST /tickets/search; the changed tickets' details (parts) fetched concurrently, across pages."""
     ctx = tctx.ctx
     client = ctx.client
     query = stream_fns.build_search_query(updated_at.start_value, updated_at.end_value, client.workspace_timezone())
-    with ThreadPoolExecutor(max_workers=client.suggested_concurrency(ctx.max_workers), thread_name_prefix="intercom-ticket") as pool:
-        for raws, _ in stream_fns._incremental_records(ctx, updated_at, search_pages(client, query), lambda r: {}, "updated_at"):
-            if tctx.fetch_parts:
-                details = list(pool.map(lambda r: get_ticket(client, str(r["id"])), raws))
-            else:
-                details = [None] * len(raws)
+    changed = (raws for raws, _ in stream_fns.incremental_records(ctx, updated_at, search_pages(client, query), lambda r: {}, "updated_at"))
+    fetch = (lambda tid: get_ticket(client, tid)) if tctx.fetch_parts else None
+    with contextlib.closing(stream_fns.with_details(ctx, changed, fetch, "intercom-ticket")) as detailed:
+        for raws, details in detailed:
             rows = []
             for raw, detail in zip(raws, details, strict=True):
                 tid = str(raw["id"])
