@@ -17,7 +17,6 @@ largest speedup any dlt setting could give on this machine.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import logging
 import os
@@ -76,17 +75,6 @@ def _steps(trace: Any) -> dict[str, dict[str, float]]:
     return out
 
 
-def _source_kwargs(mode: str) -> dict[str, Any]:
-    """Source options that select dlt's default (Python dict) path, if the source offers any."""
-    from sources.intercom import intercom_source
-
-    if mode != "dlt-defaults":
-        return {}
-    params = inspect.signature(intercom_source).parameters
-    wanted = {"item_format": "dicts", "record_format": "dicts", "arrow": False}
-    return {k: v for k, v in wanted.items() if k in params}
-
-
 def _source_settings(args: argparse.Namespace) -> Any:
     """The source settings of `intercom-sync run` (no --max-workers: the product's default)."""
     from pipelines import config
@@ -139,22 +127,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     pipeline = destination.build_pipeline(target)
     client = preflight.make_client(settings, max_retries=None)
-    source_kwargs = _source_kwargs(args.mode)
-    run_kwargs: dict[str, Any] = {}
-    product_run_kwargs = getattr(ip, "pipeline_run_kwargs", None)
-    if args.mode == "product" and callable(product_run_kwargs):
-        run_kwargs = dict(product_run_kwargs(target))
+    # the same source and records either way; only the product picks its loader file formats
+    run_kwargs = destination.pipeline_run_kwargs(target) if args.mode == "product" else {}
     started = time.perf_counter()
-    if source_kwargs:
-        from sources.intercom import intercom_source
-
-        source = intercom_source(
-            access_token=settings.access_token, base_url=settings.base_url, streams=settings.streams,
-            max_workers=settings.max_workers, client=client, **source_kwargs,
-        )
-    else:
-        source = ip.build_source(settings, client)
-    pipeline.run(source, **run_kwargs)
+    pipeline.run(ip.build_source(settings, client), **run_kwargs)
     wall = time.perf_counter() - started
     client.close()
     trace = pipeline.last_trace
