@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "soak.json")
     parser.add_argument("--streams", default="", help="comma list (default: every stream)")
     parser.add_argument("--quota", type=int, default=10_000, help="calls per minute per app; 0 = no limit")
+    parser.add_argument("--debug", action="store_true", help="run the CLI with --debug (tracebacks, DEBUG logs)")
     args = parser.parse_args(argv)
     streams = [s.strip() for s in args.streams.split(",") if s.strip()] or None
     quota = ["--rate-limit-per-minute", str(args.quota)] if args.quota else [
@@ -161,12 +162,13 @@ def main(argv: list[str] | None = None) -> int:
             if attempt:
                 httpx.post(f"{base}/_emulator/clock/advance", json={"seconds": 600}, timeout=30).raise_for_status()
             proc = subprocess.run(
-                [sys.executable, "-m", "pipelines.cli", "run", "--base-url", base, "--duckdb-path", str(db),
-                 "--pipelines-dir", str(work / "pipelines"), "--no-progress",
-                 *(["--streams", ",".join(streams)] if streams else [])],
+                [sys.executable, "-m", "pipelines.cli", *(["--debug"] if args.debug else []), "run",
+                 "--base-url", base, "--duckdb-path", str(db), "--pipelines-dir", str(work / "pipelines"),
+                 "--no-progress", *(["--streams", ",".join(streams)] if streams else [])],
                 cwd=work, env=env, capture_output=True, text=True,
             )
             runs.append(proc.stdout)
+            (work / f"run{attempt + 1}.stderr.log").write_text(proc.stderr)  # the whole story of a failure
             log.info("run %d exit %d\n%s%s", attempt + 1, proc.returncode, proc.stdout, proc.stderr[-2000:])
             if proc.returncode != 0:
                 raise SystemExit(proc.returncode)

@@ -74,6 +74,13 @@ def explain(
             )
         if isinstance(cur, errors.IntercomConfigError):
             return UserError(_first_line(cur), EXIT_USAGE)
+        if isinstance(cur, errors.IntercomScrollError):
+            return UserError(
+                f"{_first_line(cur)}: Intercom's companies scroll cannot resume after an error, so this run "
+                "stopped before loading and saved no cursor; run again later, or sync the other streams "
+                "with --streams (leaving out companies)",
+                EXIT_NETWORK,
+            )
         if isinstance(cur, errors.IntercomMalformedResponseError):
             return UserError(
                 f"{api} answered something that is not Intercom's JSON (an HTML page from a proxy, "

@@ -231,6 +231,24 @@ def test_duckdb_memory_limit_too_small(emu, wd, capsys, monkeypatch):
     assert_matches_ground_truth(wd.wh, emu.workspace)
 
 
+def test_companies_scroll_that_keeps_breaking(emu, wd, capsys):
+    """Intercom's scroll cannot resume after a 500: one that breaks at the same page every time
+    ends the run with exit 4 and one line naming the scroll and the way around it, and changes
+    nothing loaded or saved."""
+    emu.configure(scroll_page_size=3, faults={"scroll_error_on_page": 2, "scroll_error_times": 100})
+    try:
+        emu.workspace.clock.advance(60)  # a changed contact: a run that saved cursors would move them
+        emu.workspace.update_contact(emu.workspace.ids("contacts")[1], name="Renamed Before The Broken Scroll")
+        rc, err = _run(capsys, ["run", "--base-url", emu.base_url, *wd.args])
+    finally:
+        emu.configure(scroll_page_size=50, faults={"scroll_error_on_page": 0, "scroll_error_times": 0})
+    assert rc == 4, err
+    *restarts, last = err.strip().splitlines()
+    assert restarts and all("companies scroll broke" in line and "restarting" in line for line in restarts), err
+    one_line(last, "GET /companies/scroll failed", "cannot resume", "saved no cursor", "--streams")
+    wd.assert_unchanged()
+
+
 def test_same_pipeline_other_dataset_is_refused(emu, wd, capsys):
     """The saved cursors belong to the golden dataset: reused for another one they would load
     only recent changes there (silent data loss)."""
