@@ -26,12 +26,31 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def describe_failure(exc: BaseException) -> str:
-    """One line for an unexpected failure: the failing dlt step and the innermost cause."""
+    """One line for an unexpected failure: the failing dlt step, the stream and the real cause."""
     step = getattr(exc, "step", None)
     inner = getattr(exc, "exception", None) if step else None
     if isinstance(inner, BaseException):
-        return f"the {step} step failed: {type(inner).__name__}: {_first_line(inner)}"
+        cause = root_cause(inner)
+        stream = next((c.pipe_name for c in _chain(inner) if hasattr(c, "pipe_name")), None)  # type: ignore[attr-defined]
+        where = f" in stream {stream}" if stream else ""
+        return f"the {step} step failed{where}: {type(cause).__name__}: {_first_line(cause)}"
     return f"{type(exc).__name__}: {_first_line(exc)}"
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The failure behind dlt's wrappers and its clean-up noise.
+
+    Why: when one stream fails, dlt closes the other streams' generators while its thread pool is
+    still running them, and the `ValueError: generator already executing` that this raises replaces
+    the real failure, which survives only in the exception's context.
+    """
+    for cur in _chain(exc):
+        if isinstance(cur, GeneratorExit) or type(cur).__name__ in ("PipelineStepFailed", "ResourceExtractionError"):
+            continue
+        if isinstance(cur, ValueError) and str(cur) == "generator already executing":
+            continue
+        return cur
+    return exc
 
 
 def _first_line(exc: BaseException) -> str:
