@@ -227,10 +227,9 @@ def incremental_records(
     ctx: StreamContext,
     inc: Incremental[Any],
     pages: Iterator[list[dict[str, Any]]],
-    shape: Callable[[Mapping[str, Any]], dict[str, Any]],
     cursor_field: str,
-) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """(raw, shaped) pages of records in range and changed since loaded; maintains the map."""
+) -> Iterator[list[dict[str, Any]]]:
+    """Pages of the records in range and changed since loaded (as the API sent them); maintains the map."""
     backfill = inc.end_value is not None
     state = _RESOURCE_STATE.get()
     if state is None:
@@ -239,7 +238,7 @@ def incremental_records(
     skipped = 0
     try:
         for page in pages:
-            raws, rows = [], []
+            raws = []
             for raw in page:
                 record_id = str(raw.get("id"))
                 when = schema.to_datetime(raw.get(cursor_field))
@@ -250,11 +249,10 @@ def incremental_records(
                     skipped += 1
                     continue
                 raws.append(raw)
-                rows.append(shape(raw))
                 if not backfill:
                     recent.record(record_id, epoch)
-            if rows:
-                yield raws, rows
+            if raws:
+                yield raws
     finally:
         # once, not per page: pruning scans the whole map
         if not backfill:
@@ -372,7 +370,7 @@ def _completed_rows(
     """Pages of changed records, completed (`relations.py`: only changed records) and shaped."""
     types = ctx.custom_types(model)
     hints = FirstPageHints(types)
-    for raws, _ in incremental_records(ctx, updated_at, pages, lambda r: {}, "updated_at"):
+    for raws in incremental_records(ctx, updated_at, pages, "updated_at"):
         yield hints([shape(r, types, ctx.keep_nulls) for r in complete(ctx.client, raws, ctx.max_workers)])
 
 
@@ -431,7 +429,7 @@ def conversations(
                     ctx.parts_cache[cid] = schema.shape_parts(detail, cid)
         return rows
 
-    changed = (raws for raws, _ in incremental_records(ctx, updated_at, pages, lambda r: {}, "updated_at"))
+    changed = incremental_records(ctx, updated_at, pages, "updated_at")
     fetch = ctx.client.get_conversation if ctx.fetch_parts else None
     with contextlib.closing(with_details(ctx, changed, fetch, "intercom-detail")) as detailed:
         for raws, details in detailed:
@@ -522,8 +520,8 @@ def activity_logs(
                         fresh.append(r)
                     yield fresh
 
-    for _, rows in incremental_records(ctx, created_at, windows(), schema.shape_activity_log, "created_at"):
-        yield rows
+    for raws in incremental_records(ctx, created_at, windows(), "created_at"):
+        yield [schema.shape_activity_log(r) for r in raws]
 
 
 def data_attributes(ctx: StreamContext) -> Iterator[TDataItem]:

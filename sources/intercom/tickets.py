@@ -135,7 +135,7 @@ def tickets(
     ctx = tctx.ctx
     client = ctx.client
     query = stream_fns.build_search_query(updated_at.start_value, updated_at.end_value, client.workspace_timezone())
-    changed = (raws for raws, _ in stream_fns.incremental_records(ctx, updated_at, search_pages(client, query), lambda r: {}, "updated_at"))
+    changed = stream_fns.incremental_records(ctx, updated_at, search_pages(client, query), "updated_at")
     fetch = (lambda tid: get_ticket(client, tid)) if tctx.fetch_parts else None
     with contextlib.closing(stream_fns.with_details(ctx, changed, fetch, "intercom-ticket")) as detailed:
         for raws, details in detailed:
