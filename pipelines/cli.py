@@ -152,6 +152,14 @@ def _add_skip_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_strict_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help=f"exit {errors.EXIT_REJECTS} (after loading the rest) when any record had to be kept aside in _intercom_rejects",
+    )
+
+
 def _add_views_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-views",
@@ -183,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="after the load, list every contact, company and conversation id and mark the vanished ones deleted",
     )
     _add_skip_flag(run)
+    _add_strict_flag(run)
     _add_views_flag(run)
 
     backfill = sub.add_parser(
@@ -193,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_options(backfill)
     _add_target_options(backfill)
     _add_skip_flag(backfill)
+    _add_strict_flag(backfill)
     _add_views_flag(backfill)
 
     views = sub.add_parser(
@@ -270,6 +280,13 @@ def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
         print(summary.reconciled)
     if getattr(summary, "views", None):
         print(summary.views)
+    rejected = summary.rejected_line()
+    if rejected is None:
+        return errors.EXIT_OK
+    if args.strict:
+        print(f"error: {rejected} Failing because --strict is set.", file=sys.stderr)
+        return errors.EXIT_REJECTS
+    print(f"warning: {rejected}", file=sys.stderr)
     return errors.EXIT_OK
 
 

@@ -9,6 +9,7 @@ EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_NETWORK = 4
 EXIT_DESTINATION = 5
+EXIT_REJECTS = 6  # with --strict: the run loaded, but some records were kept aside in _intercom_rejects
 
 
 class UserError(Exception):

@@ -26,6 +26,7 @@ from pipelines.preflight import (
     require_permissions,
     skip_denied_streams,
 )
+from pipelines.rejects import REJECTS_TABLE, settle_rejects
 from pipelines.resume import finish_pending_packages
 from pipelines.summary import RunSummary, stats_to_summary
 
@@ -105,15 +106,18 @@ def _locked_run(
             reconciled = reconcile(pipeline, client, settings) if settings.reconcile_deletes else None
         finally:
             close_client(client)
-    rows = count_then_clean(
-        pipeline, [*resumed, *run_load_ids(pipeline)], dlt_setting("load.delete_completed_jobs", bool)
-    )
+    load_ids = [*resumed, *run_load_ids(pipeline)]
+    rejected = settle_rejects(pipeline, settings.streams, load_ids)
+    rows = count_then_clean(pipeline, load_ids, dlt_setting("load.delete_completed_jobs", bool))
+    if rejected is None:  # not settled: count them unsorted from the files loaded
+        rejected = {"all streams": rows[REJECTS_TABLE]} if rows.get(REJECTS_TABLE) else {}
     summary = RunSummary(
         pipeline_name=target.pipeline_name,
         destination=target.destination,
         dataset_name=target.dataset_name,
         rows=rows,
         location=target.location,
+        rejected=rejected,
     )
     if report is not None:
         stats_to_summary(summary, report.stats)

@@ -25,10 +25,25 @@ class RunSummary:
     rate_limit_wait_seconds: float = 0.0
     duration_seconds: float = 0.0
     location: str | None = None
+    rejected: dict[str, int] = field(default_factory=dict)  # records kept aside, by stream
 
     @property
     def total_rows(self) -> int:
         return sum(self.rows.values())
+
+    @property
+    def total_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+    def rejected_line(self) -> str | None:
+        """One line on the records kept aside in `_intercom_rejects`, or None when there were none."""
+        if not self.rejected:
+            return None
+        streams = ", ".join(f"{stream} {n:,}" for stream, n in sorted(self.rejected.items()))
+        return (
+            f"{self.total_rejected:,} record(s) could not be stored and were kept aside in _intercom_rejects "
+            f"({streams}); the rest loaded. See README 'Rejected records'."
+        )
 
 
 def stats_to_summary(summary: RunSummary, stats: Mapping[str, Any] | None) -> None:

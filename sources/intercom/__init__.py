@@ -40,6 +40,7 @@ from .errors import (
     IntercomPermissionError,
     IntercomRegionError,
 )
+from .rejects import REJECTS_TABLE, with_rejects_table
 
 __all__ = [
     "ClientStats",
@@ -50,6 +51,7 @@ __all__ = [
     "IntercomError",
     "IntercomPermissionError",
     "IntercomRegionError",
+    "REJECTS_TABLE",
     "intercom_source",
     "last_client",
 ]
@@ -159,12 +161,16 @@ def intercom_source(
         max_workers=int(max_workers),
         fetch_parts="conversation_parts" in selected,
         keep_nulls=bool(history),
+        secrets=(access_token,) if isinstance(access_token, str) and access_token else (),
     )
     lag = float(lookback_seconds) if lookback_seconds else None
 
     def cursor(path: str) -> dlt.sources.incremental[pendulum.DateTime]:
+        # "include": the rows of `_intercom_rejects` pass through the stream's incremental step
+        # (every data row has its cursor: rejects.py screens them first)
         return dlt.sources.incremental(
             path, initial_value=start, end_value=end, lag=lag, range_start="closed", range_end="open",
+            on_cursor_value_missing="include",
         )
 
     def merge_resource(fn: Any, name: str, stream_ctx: Any = ctx, cursor_field: str = "updated_at") -> DltResource:
@@ -184,7 +190,7 @@ def intercom_source(
         resource = dlt.resource(
             fn, name=name, primary_key="id", **disposition, columns=columns, selected=name in selected,
         )
-        return resource(stream_ctx, **{cursor_field: cursor(cursor_field)}).parallelize()
+        return with_rejects_table(resource(stream_ctx, **{cursor_field: cursor(cursor_field)}).parallelize())
 
     resources: list[DltResource] = []
     if "contacts" in selected:
@@ -199,7 +205,7 @@ def intercom_source(
                 stream_fns.conversation_parts, name="conversation_parts", data_from=conv, primary_key="id",
                 write_disposition="merge", columns=schema.COLUMNS["conversation_parts"],
             )(ctx)
-            resources.append(parts)
+            resources.append(with_rejects_table(parts))
     if "activity_logs" in selected:
         resources.append(merge_resource(stream_fns.activity_logs, "activity_logs", cursor_field="created_at"))
     if "tickets" in selected or "ticket_parts" in selected:
@@ -207,12 +213,11 @@ def intercom_source(
         tick = merge_resource(ticket_fns.tickets, "tickets", tctx)
         resources.append(tick)
         if "ticket_parts" in selected:
-            resources.append(
-                dlt.transformer(
-                    ticket_fns.ticket_parts, name="ticket_parts", data_from=tick, primary_key="id",
-                    write_disposition="merge", columns=ticket_fns.COLUMNS["ticket_parts"],
-                )(tctx)
-            )
+            ticket_parts = dlt.transformer(
+                ticket_fns.ticket_parts, name="ticket_parts", data_from=tick, primary_key="id",
+                write_disposition="merge", columns=ticket_fns.COLUMNS["ticket_parts"],
+            )(tctx)
+            resources.append(with_rejects_table(ticket_parts))
     # small tables: merged on id with soft deletes (`_deleted_at`), see deletes.py
     for name, params in (("admins", None), ("tags", None), ("teams", None), ("segments", {"include_count": "true"})):
         if name in selected:
@@ -221,13 +226,12 @@ def intercom_source(
                 columns={**schema.COLUMNS[name], **deletes.DELETE_COLUMNS}, parallelized=True,
             )
             prepare = relations.with_team_admins if name == "teams" else None
-            resources.append(res(ctx, name, params, prepare))
+            resources.append(with_rejects_table(res(ctx, name, params, prepare)))
     if "data_attributes" in selected:
-        resources.append(
-            dlt.resource(
-                stream_fns.data_attributes, name="data_attributes", primary_key=("model", "id"),
-                write_disposition="replace", columns=schema.COLUMNS["data_attributes"], parallelized=True,
-            )(ctx)
-        )
+        attributes = dlt.resource(
+            stream_fns.data_attributes, name="data_attributes", primary_key=("model", "full_name"),
+            write_disposition="replace", columns=schema.COLUMNS["data_attributes"], parallelized=True,
+        )(ctx)
+        resources.append(with_rejects_table(attributes))
     return resources
 

@@ -43,6 +43,7 @@ from dlt.common.schema.typing import TColumnSchema
 
 from . import schema, settings
 from .errors import IntercomNotFoundError
+from .rejects import rows_and_rejects
 
 logger = logging.getLogger(__name__)
 
@@ -81,31 +82,33 @@ def soft_deleting_list(
 
     state = dlt.current.resource_state()
     known: dict[str, Any] = dict(state.get("rows") or {})
-    records = ctx.client.list_records(endpoint, params=params)
+    rejects = ctx.rejects(endpoint)
+    records = rejects.screened(ctx.client.list_records(endpoint, params=params))
     noticed = now_utc()
     prepare = prepare or (lambda r: r)
+
+    def shape(raw: Mapping[str, Any], deleted_at: datetime | None) -> dict[str, Any]:
+        row = schema.shape_simple(prepare(dict(raw)))
+        row[DELETED_AT] = deleted_at
+        row[DELETED_REASON] = "missing_from_list" if deleted_at is not None else None
+        return row
+
     current: dict[str, Any] = {}
-    rows: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
     for raw in records:
-        rid = str(raw.get("id"))
+        rid = str(raw["id"])
         current[rid] = raw
-        if known.get(rid) == raw:
-            continue
-        row = schema.shape_simple(prepare(raw))
-        row[DELETED_AT] = None
-        row[DELETED_REASON] = None
-        rows.append(row)
+        if known.get(rid) != raw:
+            changed.append(raw)
+    rows = rejects.shaped(changed, lambda raw: shape(raw, None))
     gone = [rid for rid in known if rid not in current]
-    for rid in gone:
-        row = schema.shape_simple(prepare(dict(known[rid])))
-        row[DELETED_AT] = noticed
-        row[DELETED_REASON] = "missing_from_list"
-        rows.append(row)
+    rows.extend(shape(known[rid], noticed) for rid in gone)
     if gone:
         logger.info("%s: %d record(s) no longer listed, marked deleted", endpoint, len(gone))
-    state["rows"] = current
-    if rows:
-        yield rows
+    # a record that could not be shaped is not remembered: the next run tries it again
+    landed = {row["id"] for row in rows}
+    state["rows"] = {rid: raw for rid, raw in current.items() if rid in landed or known.get(rid) == raw}
+    yield from rows_and_rejects(rows, rejects)
 
 
 # ------------------------------------------------------------------------- listing ids

@@ -164,6 +164,7 @@ def complete_companies(client: Any, raws: Sequence[dict[str, Any]], max_workers:
 def with_team_admins(raw: Mapping[str, Any]) -> dict[str, Any]:
     """A team with `admins` = [{team_id, admin_id}] from `admin_ids` (the `teams__admins` table)."""
     out = dict(raw)
-    ids: Iterable[Any] = raw.get("admin_ids") or []
+    listed = raw.get("admin_ids")
+    ids: Iterable[Any] = listed if isinstance(listed, list) else []  # never the characters of a string
     out["admins"] = [{"team_id": str(raw.get("id")), "admin_id": str(a)} for a in ids if a is not None]
     return out

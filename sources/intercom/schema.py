@@ -15,6 +15,7 @@ every other id is text.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -132,23 +133,63 @@ def custom_column_name(attribute_name: str) -> str:
     return f"custom_{snake_case(attribute_name)}"
 
 
-def custom_attribute_types(attributes: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+def _disambiguated(column: str, attribute_name: str) -> str:
+    """The column of a name whose plain column another attribute owns: stable, from the name alone."""
+    return f"{column}_{hashlib.sha1(attribute_name.encode()).hexdigest()[:6]}"
+
+
+def custom_columns(names: Iterable[str]) -> dict[str, str]:
+    """{attribute name: column} for one model's custom attributes, no two names in one column.
+
+    Real names hold spaces, colons and case ("Copilot used", "copilot_used", "Fin AI Agent:
+    Preview"), so two names can snake-case to the same column and one value would overwrite the
+    other. The first name in sorted order keeps the plain column; the others get a suffix made from
+    their own name, so a column never moves when another attribute is created later unless that one
+    sorts first.
+    """
+    owner: dict[str, str] = {}
+    for name in sorted(set(names)):
+        owner.setdefault(custom_column_name(name), name)
+    columns = {}
+    for name in names:
+        plain = custom_column_name(name)
+        columns[name] = plain if owner[plain] == name else _disambiguated(plain, name)
+    return columns
+
+
+class CustomTypes(dict[str, str]):
+    """{attribute name: Intercom data_type} of one model's custom attributes, and their columns."""
+
+    def __init__(self, types: Mapping[str, str]) -> None:
+        super().__init__(types)
+        self.columns = custom_columns(self)
+        self.taken = frozenset(self.columns.values())
+
+
+def custom_attribute_types(attributes: Iterable[Mapping[str, Any]]) -> CustomTypes:
     """{attribute name: Intercom data_type} for the custom attributes of one model."""
     types: dict[str, str] = {}
     for attr in attributes:
+        if not isinstance(attr, Mapping):
+            continue
         name = attr.get("name")
         full_name = attr.get("full_name") or ""
         is_custom = attr.get("custom") is True or str(full_name).startswith("custom_attributes.")
         if isinstance(name, str) and is_custom:
             types[name] = str(attr.get("data_type") or "string")
-    return types
+    return CustomTypes(types)
+
+
+def _custom_types(types: Mapping[str, str]) -> CustomTypes:
+    return types if isinstance(types, CustomTypes) else CustomTypes(types)
 
 
 def custom_attribute_columns(types: Mapping[str, str]) -> dict[str, TColumnSchema]:
     """dlt column hints for `custom_*` columns."""
+    custom = _custom_types(types)
     return {
-        custom_column_name(name): {"name": custom_column_name(name), "data_type": ATTRIBUTE_TYPES.get(dt, "text"), "nullable": True}  # type: ignore[typeddict-item]
-        for name, dt in types.items()
+        custom.columns[name]: {"name": custom.columns[name], "data_type": ATTRIBUTE_TYPES.get(dt, "text"), "nullable": True}  # type: ignore[typeddict-item]
+        for name, dt in custom.items()
     }
 
 
@@ -174,12 +215,23 @@ def _coerce_custom(value: Any, data_type: str | None) -> Any:
 
 
 def lift_custom_attributes(row: dict[str, Any], types: Mapping[str, str]) -> None:
-    """Move `custom_attributes` into typed `custom_<name>` columns (in place)."""
+    """Move `custom_attributes` into typed `custom_<name>` columns (in place).
+
+    A name missing from GET /data_attributes gets its plain column unless a catalogued name or an
+    earlier name of this record owns it (then a suffix from its own name): never an overwrite.
+    """
     custom = row.pop("custom_attributes", None)
     if not isinstance(custom, dict):
         return
-    for name, value in custom.items():
-        row[custom_column_name(str(name))] = _coerce_custom(value, types.get(str(name)))
+    catalogue = _custom_types(types)
+    for key, value in custom.items():
+        name = str(key)
+        column = catalogue.columns.get(name)
+        if column is None:
+            column = custom_column_name(name)
+            if column in catalogue.taken or column in row:
+                column = _disambiguated(column, name)
+        row[column] = _coerce_custom(value, catalogue.get(name))
 
 
 def _flat(element: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -205,6 +257,11 @@ def envelope_items(value: Any, *keys: str) -> tuple[list[dict[str, Any]], dict[s
         if isinstance(items, list):
             extras = {k: v for k, v in value.items() if k not in (key, "type", "url")}
             return [v for v in items if isinstance(v, dict)], extras
+    # the list under a key we did not expect (e.g. `admins` where the spec says `teammates`)
+    lists = [key for key, items in value.items() if isinstance(items, list)]
+    if len(lists) == 1:
+        extras = {k: v for k, v in value.items() if k not in (lists[0], "type", "url")}
+        return [v for v in value[lists[0]] if isinstance(v, dict)], extras
     return [], {}
 
 
@@ -289,16 +346,23 @@ def shape_conversation(
     return row
 
 
+def conversation_part_items(detail: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The parts GET /conversations/{id} returned, as the API sent them."""
+    parts, _ = envelope_items(detail.get("conversation_parts"), "conversation_parts")
+    return parts
+
+
+def shape_part(part: Mapping[str, Any], conversation_id: str) -> dict[str, Any]:
+    """One conversation part, carrying `conversation_id`."""
+    row = record_row(part)
+    _ids_to_text(row, "id")
+    row["conversation_id"] = str(conversation_id)
+    return row
+
+
 def shape_parts(detail: Mapping[str, Any], conversation_id: str) -> list[dict[str, Any]]:
     """Every part returned by GET /conversations/{id}, each carrying `conversation_id`."""
-    parts, _ = envelope_items(detail.get("conversation_parts"), "conversation_parts")
-    rows = []
-    for part in parts:
-        row = record_row(part)
-        _ids_to_text(row, "id")
-        row["conversation_id"] = str(conversation_id)
-        rows.append(row)
-    return rows
+    return [shape_part(part, conversation_id) for part in conversation_part_items(detail)]
 
 
 def shape_activity_log(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -372,10 +436,12 @@ COLUMNS: dict[str, dict[str, TColumnSchema]] = {
     "tags": {**_ID},  # type: ignore[dict-item]
     "segments": {**_ID, **_ts("created_at", "updated_at"), **_cols(count="bigint")},  # type: ignore[dict-item]
     "activity_logs": {**_ID, **_ts("created_at"), **_cols(metadata="json")},  # type: ignore[dict-item]
+    # built-in attributes have no id (only custom ones do): keyed on (model, full_name)
     "data_attributes": {
-        **_ID,  # type: ignore[dict-item]
+        "model": {"name": "model", "data_type": "text", "nullable": False},
+        "full_name": {"name": "full_name", "data_type": "text", "nullable": False},
         **_ts("created_at", "updated_at"),
-        **_cols(model="text", options="json", custom="bool", archived="bool", api_writable="bool"),
+        **_cols(id="text", options="json", custom="bool", archived="bool", api_writable="bool"),
     },
 }
 

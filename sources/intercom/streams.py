@@ -37,6 +37,7 @@ from dlt.extract.incremental import Incremental
 
 from . import deletes, relations, schema, settings
 from .client import IntercomClient
+from .rejects import Rejects, is_rejects_item, rows_and_rejects
 
 logger = logging.getLogger(__name__)
 
@@ -149,12 +150,16 @@ class StreamContext:
     max_workers: int = settings.DEFAULT_MAX_WORKERS
     fetch_parts: bool = True
     keep_nulls: bool = False  # history mode: rows keep their None values (schema.record_row)
+    secrets: tuple[str, ...] = ()  # redacted from the records kept in the rejects table
     parts_cache: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def custom_types(self, stream: str) -> dict[str, str]:
         model = settings.STREAM_ATTRIBUTE_MODEL[stream]
         return schema.custom_attribute_types(self.client.data_attributes(model))
+
+    def rejects(self, stream: str) -> Rejects:
+        return Rejects(stream, self.secrets)
 
 
 def _in_range(value: datetime | None, inc: Incremental[Any]) -> bool:
@@ -228,8 +233,14 @@ def incremental_records(
     inc: Incremental[Any],
     pages: Iterator[list[dict[str, Any]]],
     cursor_field: str,
+    rejects: Rejects,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Pages of the records in range and changed since loaded (as the API sent them); maintains the map."""
+    """Pages of the records in range and changed since loaded (as the API sent them); maintains the map.
+
+    A record without a usable id or cursor goes to `rejects` first: nothing downstream (the map,
+    detail fetches, dlt's merge key) can handle it, and without a cursor it would silently never load.
+    A page whose records were all rejected still yields (empty) so the stream can pass the rejects on.
+    """
     backfill = inc.end_value is not None
     state = _RESOURCE_STATE.get()
     if state is None:
@@ -239,8 +250,8 @@ def incremental_records(
     try:
         for page in pages:
             raws = []
-            for raw in page:
-                record_id = str(raw.get("id"))
+            for raw in rejects.screened(page, cursor_field=cursor_field):
+                record_id = str(raw["id"])
                 when = schema.to_datetime(raw.get(cursor_field))
                 if not _in_range(when, inc):
                     continue
@@ -251,7 +262,7 @@ def incremental_records(
                 raws.append(raw)
                 if not backfill:
                     recent.record(record_id, epoch)
-            if raws:
+            if raws or rejects.rows:
                 yield raws
     finally:
         # once, not per page: pruning scans the whole map
@@ -370,8 +381,10 @@ def _completed_rows(
     """Pages of changed records, completed (`relations.py`: only changed records) and shaped."""
     types = ctx.custom_types(model)
     hints = FirstPageHints(types)
-    for raws in incremental_records(ctx, updated_at, pages, "updated_at"):
-        yield hints([shape(r, types, ctx.keep_nulls) for r in complete(ctx.client, raws, ctx.max_workers)])
+    rejects = ctx.rejects(model)
+    for raws in incremental_records(ctx, updated_at, pages, "updated_at", rejects):
+        rows = rejects.shaped(complete(ctx.client, raws, ctx.max_workers), lambda r: shape(r, types, ctx.keep_nulls))
+        yield from rows_and_rejects(hints(rows) if rows else rows, rejects)
 
 
 @read_ahead
@@ -416,26 +429,64 @@ def conversations(
     query = build_search_query(updated_at.start_value, updated_at.end_value, ctx.client.workspace_timezone())
     pages = ctx.client.search("conversations_search", query)
     hints = FirstPageHints(types)
+    hand_off = PartsHandOff(ctx.fetch_parts, ctx.parts_cache, ctx._lock)
+    rejects, part_rejects = ctx.rejects("conversations"), ctx.rejects("conversation_parts")
 
-    def shaped(raws: list[dict[str, Any]], details: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
-        rows = []
-        for raw, detail in zip(raws, details, strict=True):
-            cid = str(raw["id"])
-            if ctx.fetch_parts and detail is None:
-                continue  # vanished between search and detail fetch (counted by the client)
-            rows.append(schema.shape_conversation(raw, types, detail, ctx.keep_nulls))
-            if detail is not None:
-                with ctx._lock:
-                    ctx.parts_cache[cid] = schema.shape_parts(detail, cid)
-        return rows
+    def shape(raw: Mapping[str, Any], detail: Mapping[str, Any] | None) -> dict[str, Any]:
+        return schema.shape_conversation(raw, types, detail, ctx.keep_nulls)
 
-    changed = incremental_records(ctx, updated_at, pages, "updated_at")
+    changed = incremental_records(ctx, updated_at, pages, "updated_at", rejects)
     fetch = ctx.client.get_conversation if ctx.fetch_parts else None
     with contextlib.closing(with_details(ctx, changed, fetch, "intercom-detail")) as detailed:
         for raws, details in detailed:
-            rows = shaped(raws, details)
-            if rows:
-                yield hints(rows)
+            rows = hand_off.shaped(raws, details, shape, conversation_part_rows, rejects, part_rejects)
+            yield from rows_and_rejects(hints(rows) if rows else rows, rejects)
+            yield from rows_and_rejects([], part_rejects)
+
+
+def conversation_part_rows(detail: Mapping[str, Any], conversation_id: str, rejects: Rejects) -> list[dict[str, Any]]:
+    """The parts of one conversation detail as rows; a part without its id becomes a reject."""
+    parts = rejects.screened(schema.conversation_part_items(detail), parent_id=conversation_id)
+    return rejects.shaped(parts, lambda part: schema.shape_part(part, conversation_id), parent_id=conversation_id)
+
+
+@dataclass
+class PartsHandOff:
+    """How a parent stream (conversations, tickets) hands the parts of its details to its child."""
+
+    fetch_parts: bool
+    cache: dict[str, list[dict[str, Any]]]
+    lock: threading.Lock
+
+    def shaped(
+        self,
+        raws: list[dict[str, Any]],
+        details: list[dict[str, Any] | None],
+        shape: Callable[[Mapping[str, Any], Mapping[str, Any] | None], dict[str, Any]],
+        part_rows: Callable[[Mapping[str, Any], str, Rejects], list[dict[str, Any]]],
+        rejects: Rejects,
+        part_rejects: Rejects,
+    ) -> list[dict[str, Any]]:
+        """One page of parent rows; each one's parts put in the cache for the child resource.
+
+        A parent whose record or detail cannot be shaped becomes a reject with its parts unread.
+        """
+        rows = []
+        for raw, detail in zip(raws, details, strict=True):
+            parent_id = str(raw["id"])
+            if self.fetch_parts and detail is None:
+                continue  # vanished between search and detail fetch (counted by the client)
+            try:
+                row = shape(raw, detail)
+                parts = None if detail is None else part_rows(detail, parent_id, part_rejects)
+            except Exception as exc:  # noqa: BLE001 - one odd record must not stop the run
+                rejects.add(f"cannot be shaped: {type(exc).__name__}: {exc}", raw)
+                continue
+            rows.append(row)
+            if parts is not None:
+                with self.lock:
+                    self.cache[parent_id] = parts
+        return rows
 
 
 def handed_over_parts(
@@ -457,17 +508,37 @@ def handed_over_parts(
         yield out
 
 
-def conversation_parts(conversation_rows: TDataItem, ctx: StreamContext) -> Iterator[TDataItem]:
+def parts_of_parents(
+    parent_rows: TDataItem, meta: object, hand_off: PartsHandOff, rejects: Rejects,
+    fetch_detail: Callable[[str], Mapping[str, Any] | None],
+    part_rows: Callable[[Mapping[str, Any], str, Rejects], list[dict[str, Any]]],
+) -> Iterator[TDataItem]:
+    """The child resource of a parent stream: the parts handed over, else read now.
+
+    The parent's own rejects reach this transformer too (dlt pipes every item): they are skipped.
+    """
+    if is_rejects_item(meta):
+        return
+
+    def fetch(parent_id: str) -> list[dict[str, Any]]:
+        detail = fetch_detail(parent_id)
+        return part_rows(detail, parent_id, rejects) if detail is not None else []
+
+    for rows in handed_over_parts(parent_rows, hand_off.lock, hand_off.cache, fetch):
+        yield from rows_and_rejects(rows, rejects)
+    yield from rows_and_rejects([], rejects)
+
+
+def conversation_parts(conversation_rows: TDataItem, ctx: StreamContext, meta: object = None) -> Iterator[TDataItem]:
     """Every part of each conversation the `conversations` resource loaded in this run.
 
     Fed with the conversation rows after dlt's incremental filter; never filtered by part time.
     """
-
-    def fetch(cid: str) -> list[dict[str, Any]]:
-        detail = ctx.client.get_conversation(cid)
-        return schema.shape_parts(detail, cid) if detail is not None else []
-
-    yield from handed_over_parts(conversation_rows, ctx._lock, ctx.parts_cache, fetch)
+    hand_off = PartsHandOff(ctx.fetch_parts, ctx.parts_cache, ctx._lock)
+    yield from parts_of_parents(
+        conversation_rows, meta, hand_off, ctx.rejects("conversation_parts"), ctx.client.get_conversation,
+        conversation_part_rows,
+    )
 
 
 @read_ahead
@@ -520,16 +591,22 @@ def activity_logs(
                         fresh.append(r)
                     yield fresh
 
-    for raws in incremental_records(ctx, created_at, windows(), "created_at"):
-        yield [schema.shape_activity_log(r) for r in raws]
+    rejects = ctx.rejects("activity_logs")
+    for raws in incremental_records(ctx, created_at, windows(), "created_at", rejects):
+        yield from rows_and_rejects(rejects.shaped(raws, schema.shape_activity_log), rejects)
 
 
 def data_attributes(ctx: StreamContext) -> Iterator[TDataItem]:
-    """GET /data_attributes for each model (shared with the typing of custom attributes)."""
+    """GET /data_attributes for each model (shared with the typing of custom attributes).
+
+    Keyed on (model, full_name): built-in attributes carry no `id`, and `name` repeats within a
+    model (`name` and `plan.name`).
+    """
+    rejects = ctx.rejects("data_attributes")
     for model in settings.DATA_ATTRIBUTE_MODELS:
-        rows = [schema.shape_data_attribute(r, model) for r in ctx.client.data_attributes(model)]
-        if rows:
-            yield rows
+        records = rejects.screened(ctx.client.data_attributes(model), key="full_name")
+        rows = rejects.shaped(records, lambda r, model=model: schema.shape_data_attribute(r, model))
+        yield from rows_and_rejects(rows, rejects)
 
 
 def now_utc() -> datetime:

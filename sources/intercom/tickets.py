@@ -27,6 +27,7 @@ from dlt.common.typing import TDataItem
 from . import schema, settings
 from . import streams as stream_fns
 from .errors import IntercomMalformedResponseError, IntercomNotFoundError
+from .rejects import Rejects, rows_and_rejects
 
 
 @dataclass
@@ -91,15 +92,18 @@ def shape_ticket(raw: Mapping[str, Any], detail: Mapping[str, Any] | None = None
     return row
 
 
-def shape_ticket_parts(detail: Mapping[str, Any], ticket_id: str) -> list[dict[str, Any]]:
+def shape_ticket_part(part: Mapping[str, Any], ticket_id: str) -> dict[str, Any]:
+    row = schema.record_row(part)
+    row["id"] = str(row["id"])
+    row["ticket_id"] = str(ticket_id)
+    return row
+
+
+def ticket_part_rows(detail: Mapping[str, Any], ticket_id: str, rejects: Rejects) -> list[dict[str, Any]]:
+    """The parts of one ticket detail as rows; a part without its id becomes a reject."""
     parts, _ = schema.envelope_items(detail.get("ticket_parts"), "ticket_parts")
-    rows = []
-    for part in parts:
-        row = schema.record_row(part)
-        row["id"] = str(row.get("id"))
-        row["ticket_id"] = str(ticket_id)
-        rows.append(row)
-    return rows
+    kept = rejects.screened(parts, parent_id=ticket_id)
+    return rejects.shaped(kept, lambda part: shape_ticket_part(part, ticket_id), parent_id=ticket_id)
 
 
 def _json(*names: str) -> dict[str, TColumnSchema]:
@@ -135,28 +139,25 @@ def tickets(
     ctx = tctx.ctx
     client = ctx.client
     query = stream_fns.build_search_query(updated_at.start_value, updated_at.end_value, client.workspace_timezone())
-    changed = stream_fns.incremental_records(ctx, updated_at, search_pages(client, query), "updated_at")
+    rejects, part_rejects = ctx.rejects("tickets"), ctx.rejects("ticket_parts")
+    changed = stream_fns.incremental_records(ctx, updated_at, search_pages(client, query), "updated_at", rejects)
     fetch = (lambda tid: get_ticket(client, tid)) if tctx.fetch_parts else None
+    hand_off = stream_fns.PartsHandOff(tctx.fetch_parts, tctx.parts_cache, tctx.lock)
+
+    def shape(raw: Mapping[str, Any], detail: Mapping[str, Any] | None) -> dict[str, Any]:
+        return shape_ticket(raw, detail, ctx.keep_nulls)
+
     with contextlib.closing(stream_fns.with_details(ctx, changed, fetch, "intercom-ticket")) as detailed:
         for raws, details in detailed:
-            rows = []
-            for raw, detail in zip(raws, details, strict=True):
-                tid = str(raw["id"])
-                if tctx.fetch_parts and detail is None:
-                    continue
-                rows.append(shape_ticket(raw, detail, ctx.keep_nulls))
-                if detail is not None:
-                    with tctx.lock:
-                        tctx.parts_cache[tid] = shape_ticket_parts(detail, tid)
-            if rows:
-                yield rows
+            rows = hand_off.shaped(raws, details, shape, ticket_part_rows, rejects, part_rejects)
+            yield from rows_and_rejects(rows, rejects)
+            yield from rows_and_rejects([], part_rejects)
 
 
-def ticket_parts(ticket_rows: TDataItem, tctx: TicketContext) -> Iterator[TDataItem]:
+def ticket_parts(ticket_rows: TDataItem, tctx: TicketContext, meta: object = None) -> Iterator[TDataItem]:
     """Every part of each ticket the `tickets` resource loaded in this run."""
-
-    def fetch(tid: str) -> list[dict[str, Any]]:
-        detail = get_ticket(tctx.ctx.client, tid)
-        return shape_ticket_parts(detail, tid) if detail is not None else []
-
-    yield from stream_fns.handed_over_parts(ticket_rows, tctx.lock, tctx.parts_cache, fetch)
+    hand_off = stream_fns.PartsHandOff(tctx.fetch_parts, tctx.parts_cache, tctx.lock)
+    yield from stream_fns.parts_of_parents(
+        ticket_rows, meta, hand_off, tctx.ctx.rejects("ticket_parts"),
+        lambda tid: get_ticket(tctx.ctx.client, tid), ticket_part_rows,
+    )
