@@ -163,6 +163,11 @@ class IntercomClient:
             raise IntercomConfigError(
                 f"intercom_version must be a string such as '2.15', got {type(intercom_version).__name__}"
             )
+        if intercom_version not in settings.SUPPORTED_VERSIONS:
+            raise IntercomConfigError(
+                f"Intercom-Version {intercom_version!r} is not one this connector is tested on: "
+                f"use one of {', '.join(settings.SUPPORTED_VERSIONS)} (--intercom-version or intercom_version in config)"
+            )
         self.base_url = resolve_base_url(region, base_url)
         self.region = region
         self.intercom_version = intercom_version

@@ -291,6 +291,12 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
+def assignee_id(value: Any) -> int | None:
+    """An assignee id as an integer; unassigned is None whether it came as null or, at 2.16, as 0."""
+    number = _int_or_none(value)
+    return number if number else None
+
+
 def shape_contact(raw: Mapping[str, Any], custom_types: Mapping[str, str], keep_nulls: bool = False) -> dict[str, Any]:
     row = record_row(raw, keep_nulls)
     _ids_to_text(row, "id", "owner_id")
@@ -320,8 +326,8 @@ def shape_conversation(
     row = record_row(raw, keep_nulls)
     _ids_to_text(row, "id")
     cid = row.get("id")
-    row["admin_assignee_id"] = _int_or_none(row.get("admin_assignee_id"))
-    row["team_assignee_id"] = _int_or_none(row.get("team_assignee_id"))
+    row["admin_assignee_id"] = assignee_id(row.get("admin_assignee_id"))
+    row["team_assignee_id"] = assignee_id(row.get("team_assignee_id"))
     lift_custom_attributes(row, custom_types)
     _children(row, "tags", "conversation_id", cid, "tags")
     _children(row, "contacts", "conversation_id", cid, "contacts")

@@ -15,6 +15,9 @@ REGIONS: dict[str, str] = {
 }
 DEFAULT_REGION = "us"
 DEFAULT_VERSION = "2.15"
+# the Intercom-Version values the suite syncs end to end (tests/connector/test_versions.py); shapes
+# differ between them (docs/emulator-contract.md), so an untested one is refused, not guessed at
+SUPPORTED_VERSIONS: tuple[str, ...] = ("2.11", "2.12", "2.13", "2.14", "2.15", "2.16")
 DEFAULT_LOOKBACK_SECONDS = 900
 DEFAULT_MAX_WORKERS = 32  # upper bound of concurrent detail fetches; sized down from quota x latency
 

@@ -75,7 +75,10 @@ def shape_ticket(raw: Mapping[str, Any], detail: Mapping[str, Any] | None = None
     row = schema.record_row(raw, keep_nulls)
     for key in ("id", "ticket_id", "admin_assignee_id", "team_assignee_id"):
         if row.get(key) is not None and not isinstance(row[key], str):
-            row[key] = str(row[key])
+            row[key] = str(row[key])  # text, as 2.11 and 2.15 send them (2.16 sends integers)
+    for key in ("admin_assignee_id", "team_assignee_id"):
+        if row.get(key) in ("0", ""):  # unassigned: null before 2.16, 0 from 2.16
+            row[key] = None
     tid = row.get("id")
     ttype = row.get("ticket_type")
     if isinstance(ttype, dict):

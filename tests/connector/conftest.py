@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from intercom_emulator.testing import EmulatorServer
-from sources.intercom import IntercomClient, intercom_source
+from sources.intercom import IntercomClient, intercom_source, settings
 
 # an early start date keeps activity-log windows few while covering all generated history
 START = "2024-06-01"
@@ -43,7 +43,10 @@ class Sync:
         """Run the source with a fresh client; the emulator request log is reset first."""
         kwargs.setdefault("start_date", START)
         self.emu.reset_log()
-        self.client = IntercomClient(self.emu.token, base_url=self.emu.base_url, backoff_base=0.01)
+        version = kwargs.get("intercom_version", settings.DEFAULT_VERSION)
+        self.client = IntercomClient(
+            self.emu.token, base_url=self.emu.base_url, backoff_base=0.01, intercom_version=version
+        )
         source = intercom_source(
             access_token=self.emu.token, base_url=self.emu.base_url, client=self.client, **kwargs
         )

@@ -38,8 +38,8 @@ def _assert_matches_truth(sync: Sync) -> None:
     parts = sync.query("select id, conversation_id from conversation_parts")
     truth_parts = [(str(p["id"]), str(p["conversation_id"])) for p in ws.ground_truth("conversation_parts")]
     assert sorted(parts) == sorted(truth_parts)
-    attrs = sync.query("select model, id from data_attributes")
-    assert sorted(attrs) == sorted((a["model"], str(a["id"])) for a in ws.ground_truth("data_attributes"))
+    attrs = sync.query("select model, full_name from data_attributes")  # built-ins have no id
+    assert sorted(attrs) == sorted((a["model"], a["full_name"]) for a in ws.ground_truth("data_attributes"))
     states = dict(sync.query("select id, state from conversations"))
     assert states == {str(c["id"]): c["state"] for c in ws.ground_truth("conversations")}
 
