@@ -7,6 +7,8 @@ attributes typed from GET /data_attributes, on each version the records exist fo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -17,8 +19,6 @@ from tests.replay.records import CUSTOM_TYPES, Workspace
 from tests.replay.server import TOKEN, ReplayServer
 
 DATASET = "intercom_data"
-TIMESTAMPTZ = "TIMESTAMP WITH TIME ZONE"
-DUCKDB_TYPE = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "boolean": "BOOLEAN", "date": TIMESTAMPTZ}
 CUSTOM_COLUMNS = {  # the column each custom attribute lands in (schema.custom_column_name)
     "Plan tier": "custom_plan_tier", "Seats: purchased": "custom_seats_purchased", "Trial ends": "custom_trial_ends",
     "Churn risk": "custom_churn_risk", "Beta user": "custom_beta_user", "creation_source": "custom_creation_source",
@@ -75,71 +75,122 @@ KEY_COLUMNS = {
 }
 
 
-def _sync(server: ReplayServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-          capsys: pytest.CaptureFixture[str]) -> tuple[int, str, Path]:
+@dataclass
+class Loaded:
+    """A destination after a sync: SQL in DuckDB's `?` style, types as information_schema names them."""
+
+    rows: Callable[[str, Sequence[object]], list[tuple]]
+    dataset: str
+    type_names: dict[str, str]  # Intercom data_type / "timestamp" -> the destination's type name
+
+
+DUCKDB_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "boolean": "BOOLEAN",
+                "date": "TIMESTAMP WITH TIME ZONE", "timestamp": "TIMESTAMP WITH TIME ZONE"}
+POSTGRES_TYPES = {"string": "character varying", "integer": "bigint", "float": "double precision",
+                  "boolean": "boolean", "date": "timestamp with time zone", "timestamp": "timestamp with time zone"}
+
+
+def _sync(server: ReplayServer, capsys: pytest.CaptureFixture[str], target: list[str]) -> tuple[int, str]:
+    """`intercom-sync run` with every stream, as a user runs it (token from the environment)."""
+    rc = main(["run", "--base-url", server.base_url, "--intercom-version", server.workspace.version,
+               "--no-progress", *target])
+    out = capsys.readouterr()
+    assert TOKEN not in out.out + out.err
+    return rc, out.out + out.err
+
+
+def assert_landed_typed(ws: Workspace, loaded: Loaded) -> None:
+    """Every served record exactly once, timestamps as timestamptz, custom attributes as declared."""
+    ds = loaded.dataset
+    for table, expected in expected_rows(ws).items():
+        keys = KEY_COLUMNS.get(table, "id")
+        rows = [tuple(str(v) for v in row) for row in loaded.rows(f'select {keys} from "{ds}"."{table}"', ())]
+        assert len(rows) == len(set(rows)), f"{table}: duplicate rows"
+        assert set(rows) == expected, f"{table}: landed {sorted(set(rows) ^ expected)} differently"
+    for (table,) in loaded.rows(
+        "select table_name from information_schema.tables where table_schema = ? and table_name like '%reject%'",
+        (ds,),
+    ):
+        assert loaded.rows(f'select count(*) from "{ds}"."{table}"', ()) == [(0,)], table
+
+    types = {(t, c): dt for t, c, dt in loaded.rows(
+        "select table_name, column_name, data_type from information_schema.columns where table_schema = ?", (ds,))}
+    timestamptz = loaded.type_names["timestamp"]
+    timestamp_columns = {k: dt for k, dt in types.items()
+                         if k[1].endswith("_at") or k[1] in ("waiting_since", "snoozed_until")}
+    assert {k: dt for k, dt in timestamp_columns.items() if dt != timestamptz} == {}
+    for must in (("contacts", "signed_up_at"), ("contacts", "last_seen_at"), ("companies", "remote_created_at"),
+                 ("conversations", "waiting_since"), ("conversations", "statistics__last_close_at"),
+                 ("conversations", "first_contact_reply__created_at"), ("conversation_parts", "notified_at"),
+                 ("tickets", "updated_at"), ("ticket_parts", "created_at"), ("activity_logs", "created_at"),
+                 ("segments", "updated_at"), ("data_attributes", "created_at")):
+        assert timestamp_columns.get(must) == timestamptz, must
+
+    for model, attributes in CUSTOM_TYPES.items():
+        for name, data_type in attributes.items():
+            column = (MODEL_TABLE[model], CUSTOM_COLUMNS[name])
+            assert types.get(column) == loaded.type_names[data_type], (column, types.get(column))
+    # values sent as a whole number and as Unix seconds land as the declared double and timestamp
+    [(churn, trial)] = loaded.rows(
+        f"select custom_churn_risk, date_part('epoch', custom_trial_ends) from \"{ds}\".contacts where id = ?",
+        (ws.contacts[0]["id"],))
+    assert churn == 3.0 and int(trial) == ws.contacts[0]["custom_attributes"]["Trial ends"]
+
+
+def assert_oddities_exercised(server: ReplayServer) -> None:
+    """The 11th tag came through the relation list, every company's segments and every detail
+    were read, the scroll ended on an empty page, and only the records' version was asked for."""
+    ws = server.workspace
+    assert server.versions_seen == {ws.version}
+    assert server.requests["GET /contacts/{id}/tags"] == 1
+    assert server.requests["GET /companies/{id}/segments"] == len(ws.companies)
+    assert server.requests["GET /conversations/{id}"] == len(ws.conversations)
+    assert server.requests["GET /tickets/{id}"] == len(ws.tickets)
+    assert server.requests["GET /companies/scroll"] == -(-len(ws.companies) // server.page_size) + 1
+    assert server.requests["POST /contacts/search"] >= -(-len(ws.contacts) // server.page_size)
+
+
+def test_every_replayed_record_lands_typed_in_duckdb(
+    replay: ReplayServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", TOKEN)
     duckdb_file = tmp_path / "replay.duckdb"
-    rc = main([
-        "run", "--base-url", server.base_url, "--intercom-version", server.workspace.version,
-        "--duckdb-path", str(duckdb_file), "--pipelines-dir", str(tmp_path / "dlt_pipelines"), "--no-progress",
-    ])
-    out = capsys.readouterr()
-    return rc, out.out + out.err, duckdb_file
-
-
-def test_every_replayed_record_lands_typed(replay: ReplayServer, tmp_path, monkeypatch, capsys) -> None:
-    ws = replay.workspace
-    rc, output, duckdb_file = _sync(replay, tmp_path, monkeypatch, capsys)
+    rc, output = _sync(replay, capsys, ["--duckdb-path", str(duckdb_file),
+                                        "--pipelines-dir", str(tmp_path / "dlt_pipelines")])
     assert rc == 0, output
-    assert replay.versions_seen == {ws.version}
-    assert TOKEN not in output
-
     con = duckdb.connect(str(duckdb_file), read_only=True)
     try:
-        for table, expected in expected_rows(ws).items():
-            keys = KEY_COLUMNS.get(table, "id")
-            rows = [tuple(str(v) for v in row) for row in con.execute(f"select {keys} from {DATASET}.{table}").fetchall()]
-            assert len(rows) == len(set(rows)), f"{table}: duplicate rows"
-            assert set(rows) == expected, f"{table}: landed {sorted(set(rows) ^ expected)} differently"
-        rejects = [t for (t,) in con.execute(
-            "select table_name from information_schema.tables where table_schema = ? and table_name like '%reject%'",
-            [DATASET]).fetchall()]
-        for table in rejects:
-            assert con.execute(f"select count(*) from {DATASET}.{table}").fetchone() == (0,), table
-
-        types = {(t, c): dt for t, c, dt in con.execute(
-            "select table_name, column_name, data_type from information_schema.columns where table_schema = ?",
-            [DATASET]).fetchall()}
-        timestamp_columns = {k: dt for k, dt in types.items()
-                             if k[1].endswith("_at") or k[1] in ("waiting_since", "snoozed_until")}
-        assert {k: dt for k, dt in timestamp_columns.items() if dt != TIMESTAMPTZ} == {}
-        for must in (("contacts", "signed_up_at"), ("contacts", "last_seen_at"), ("companies", "remote_created_at"),
-                     ("conversations", "waiting_since"), ("conversations", "statistics__last_close_at"),
-                     ("conversations", "first_contact_reply__created_at"), ("conversation_parts", "notified_at"),
-                     ("tickets", "updated_at"), ("ticket_parts", "created_at"), ("activity_logs", "created_at"),
-                     ("segments", "updated_at"), ("data_attributes", "created_at")):
-            assert timestamp_columns.get(must) == TIMESTAMPTZ, must
-
-        for model, attributes in CUSTOM_TYPES.items():
-            for name, data_type in attributes.items():
-                column = (MODEL_TABLE[model], CUSTOM_COLUMNS[name])
-                assert types.get(column) == DUCKDB_TYPE[data_type], (column, types.get(column))
-        # values sent as a whole number and as Unix seconds land as the declared double and timestamp
-        churn, trial = con.execute(
-            f"select custom_churn_risk, epoch(custom_trial_ends) from {DATASET}.contacts where id = ?",
-            [ws.contacts[0]["id"]]).fetchone()
-        assert churn == 3.0 and trial == ws.contacts[0]["custom_attributes"]["Trial ends"]
+        assert_landed_typed(replay.workspace, Loaded(lambda sql, params: con.execute(sql, list(params)).fetchall(),
+                                                     DATASET, DUCKDB_TYPES))
     finally:
         con.close()
+    assert_oddities_exercised(replay)
 
-    # the oddities were exercised: the 11th tag through the relation list, every company's
-    # segments, each conversation's and ticket's detail, and a scroll that ended on an empty page
-    assert replay.requests["GET /contacts/{id}/tags"] == 1
-    assert replay.requests["GET /companies/{id}/segments"] == len(ws.companies)
-    assert replay.requests["GET /conversations/{id}"] == len(ws.conversations)
-    assert replay.requests["GET /tickets/{id}"] == len(ws.tickets)
-    assert replay.requests["GET /companies/scroll"] == -(-len(ws.companies) // replay.page_size) + 1
-    assert replay.requests["POST /contacts/search"] >= -(-len(ws.contacts) // replay.page_size)
+
+@pytest.mark.postgres
+def test_every_replayed_record_lands_typed_in_postgres(
+    replay: ReplayServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    postgres_credentials: str, postgres_dataset: str,
+) -> None:
+    import psycopg2
+
+    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_credentials)
+    rc, output = _sync(replay, capsys, ["--destination", "postgres", "--dataset", postgres_dataset,
+                                        "--pipelines-dir", str(tmp_path / "dlt_pipelines")])
+    assert rc == 0, output
+    conn = psycopg2.connect(postgres_credentials)
+
+    def rows(sql: str, params: Sequence[object]) -> list[tuple]:
+        with conn.cursor() as cur:
+            cur.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(params))
+            return [tuple(r) for r in cur.fetchall()]
+
+    try:
+        assert_landed_typed(replay.workspace, Loaded(rows, postgres_dataset, POSTGRES_TYPES))
+    finally:
+        conn.close()
+    assert_oddities_exercised(replay)
 
 
 def test_every_replayed_record_names_its_capture(replay: ReplayServer) -> None:
