@@ -180,7 +180,8 @@ def add_contacts(ws: Workspace) -> None:
     t = ws.now
     customs: list[Record] = [
         # names with spaces and colons; a float sent as a whole number and a date as Unix seconds
-        {"Plan tier": "pro", "Seats: purchased": 12, "Trial ends": t + 30 * DAY, "Churn risk": 3, "Beta user": True},
+        {"Plan tier": "pro", "Seats: purchased": 12, "Trial ends": t + 30 * DAY, "Churn risk": 3, "Beta user": True,
+         "plan_tier": "legacy"},  # two names, one snake_case column name
         {"Plan tier": "free", "Churn risk": 0.25, "Beta user": False},
         {},
         {"Seats: purchased": 3, "Trial ends": None},
@@ -254,7 +255,7 @@ def _custom(ws: Workspace, model: str, attr_id: int, name: str, data_type: str) 
 
 CUSTOM_TYPES: dict[str, dict[str, str]] = {
     "contact": {"Plan tier": "string", "Seats: purchased": "integer", "Trial ends": "date", "Churn risk": "float",
-                "Beta user": "boolean"},
+                "Beta user": "boolean", "plan_tier": "string"},
     "company": {"creation_source": "string", "ARR (USD)": "float", "Renewal: date": "date"},
     "conversation": {"Copilot used": "boolean", "Fin AI Agent: Preview": "boolean", "Language": "string"},
 }

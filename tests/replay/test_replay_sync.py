@@ -128,8 +128,14 @@ def assert_landed_typed(ws: Workspace, loaded: Loaded) -> None:
 
     for model, attributes in CUSTOM_TYPES.items():
         for name, data_type in attributes.items():
-            column = (MODEL_TABLE[model], CUSTOM_COLUMNS[name])
-            assert types.get(column) == loaded.type_names[data_type], (column, types.get(column))
+            if name in CUSTOM_COLUMNS:
+                column = (MODEL_TABLE[model], CUSTOM_COLUMNS[name])
+                assert types.get(column) == loaded.type_names[data_type], (column, types.get(column))
+    # "Plan tier" and "plan_tier" snake-case alike: two columns, neither value overwritten
+    plan_columns = sorted(c for t, c in types if t == "contacts" and c.startswith("custom_plan_tier"))
+    assert len(plan_columns) == 2 and "custom_plan_tier" in plan_columns, plan_columns
+    [values] = loaded.rows(f'select {", ".join(plan_columns)} from "{ds}".contacts where id = ?', (ws.contacts[0]["id"],))
+    assert sorted(values) == ["legacy", "pro"]
     # values sent as a whole number and as Unix seconds land as the declared double and timestamp
     [(churn, trial)] = loaded.rows(
         f"select custom_churn_risk, date_part('epoch', custom_trial_ends) from \"{ds}\".contacts where id = ?",
