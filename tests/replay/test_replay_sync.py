@@ -15,8 +15,9 @@ import duckdb
 import pytest
 
 from pipelines.cli import main
-from tests.replay.records import CUSTOM_TYPES, Workspace
+from tests.replay.records import ADMIN_IDS, CUSTOM_TYPES, TEAM_IDS, Workspace
 from tests.replay.server import TOKEN, ReplayServer
+from tests.replay.workspace import CONVERSATION_IDS, TICKET_IDS
 
 DATASET = "intercom_data"
 CUSTOM_COLUMNS = {  # the column each custom attribute lands in (schema.custom_column_name)
@@ -131,6 +132,13 @@ def assert_landed_typed(ws: Workspace, loaded: Loaded) -> None:
             if name in CUSTOM_COLUMNS:
                 column = (MODEL_TABLE[model], CUSTOM_COLUMNS[name])
                 assert types.get(column) == loaded.type_names[data_type], (column, types.get(column))
+    # unassigned is NULL whether the version sent null, 0 (2.16) or "0" (tickets before 2.16)
+    conversations = {r[0]: r[1:] for r in loaded.rows(
+        f'select id, admin_assignee_id, team_assignee_id from "{ds}".conversations', ())}
+    assert conversations == {CONVERSATION_IDS[0]: (None, int(TEAM_IDS[0])), CONVERSATION_IDS[1]: (int(ADMIN_IDS[0]), None),
+                             CONVERSATION_IDS[2]: (None, None)}
+    tickets = {r[0]: r[1:] for r in loaded.rows(f'select id, admin_assignee_id, team_assignee_id from "{ds}".tickets', ())}
+    assert tickets == {TICKET_IDS[0]: (None, None), TICKET_IDS[1]: (ADMIN_IDS[2], None)}
     # "Plan tier" and "plan_tier" snake-case alike: two columns, neither value overwritten
     plan_columns = sorted(c for t, c in types if t == "contacts" and c.startswith("custom_plan_tier"))
     assert len(plan_columns) == 2 and "custom_plan_tier" in plan_columns, plan_columns
