@@ -122,6 +122,7 @@ def run_demo(
             pipelines_dir=pipelines_dir or tmp,
         )
         with run_history.recording(target, "demo", [emu.token]) as rec:
+            rec.app = dict(emu.workspace.app)  # the demo skips the /me check
             rec.summary = summary = ip.run_sync(settings, target, preflight=False)
         report = write_report(destination.build_pipeline(target), path.with_name(path.stem + "_report.html"))
     print(format_summary(summary))

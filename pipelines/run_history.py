@@ -7,8 +7,9 @@ grow a second job. The run path only tells the active recorder what it opened (`
 recorder turns that into a row when the run ends, however it ends.
 
 When a row is written: once the run opened the pipeline (after the token check), or when that check
-failed on the token or the network (a scheduled run that could not run is news). Usage errors and
-runs killed by a signal leave none.
+failed on the token or the network and the dataset already exists (a scheduled run that could not
+run is news; a first run that could not run creates nothing). Usage errors and runs killed by a
+signal leave none.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -49,7 +51,7 @@ class RunRecorder:
     run_id: str = ""
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     pipeline: dlt.Pipeline | None = None
-    preflight: Any = None  # pipelines.preflight.CheckReport
+    app: dict[str, Any] = field(default_factory=dict)  # the workspace, from /me
     clients: list[Any] = field(default_factory=list)  # sources.intercom.IntercomClient
     deletes: list[Any] = field(default_factory=list)  # sources.intercom.deletes.ReconcileResult
     summary: RunSummary | None = None
@@ -108,7 +110,7 @@ class RunRecorder:
         windows = max(1, math.ceil(duration / WINDOW_SECONDS))
         rows = dict(self.summary.rows) if self.summary is not None else {}
         cursors = stream_cursors(self.pipeline) if self.pipeline is not None else {}
-        app = self.preflight.app if self.preflight is not None else {}
+        app = self.app
         deletes = {
             str(r.model): {str(k): int(v) for k, v in r.marked.items()} for r in self.deletes if not r.skipped
         }
@@ -143,7 +145,11 @@ class RunRecorder:
         return self.exit_code in _RECORDED_EARLY_EXITS
 
     def write(self) -> None:
-        """Append the row; a failure to write is a warning, never the run's outcome."""
+        """Append the row; a failure to write is a warning, never the run's outcome.
+
+        A run that failed before opening the destination writes only into a dataset that exists:
+        a rejected token must not create a database or schema.
+        """
         if not self.should_write():
             return
         try:
@@ -151,15 +157,20 @@ class RunRecorder:
             if pipeline is None:
                 from pipelines.destination import build_pipeline
 
+                if self.target.destination == "duckdb" and not Path(self.target.duckdb_path).exists():
+                    return
                 pipeline = build_pipeline(self.target)
             row = self.row(datetime.now(timezone.utc))
             with pipeline.sql_client() as client:
+                if self.pipeline is None and not client.has_dataset():
+                    return
                 insert_row(client, row)
         except Exception as exc:
             logger.debug("writing the run history failed", exc_info=True)
-            logger.warning(
-                "the run was not recorded in %s: %s", RUNS_TABLE, self._redact(failures.describe_failure(exc))
-            )
+            if self.exit_code != errors.EXIT_DESTINATION:  # else the run's own error line says it
+                logger.warning(
+                    "the run was not recorded in %s: %s", RUNS_TABLE, self._redact(failures.describe_failure(exc))
+                )
 
 
 def _text(value: object) -> str | None:
@@ -183,7 +194,7 @@ def observe(
     if pipeline is not None:
         rec.pipeline = pipeline
     if preflight is not None:
-        rec.preflight = preflight
+        rec.app = dict(preflight.app)
     if client is not None:
         rec.clients.append(client)
     if deletes is not None:

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 Run = Mapping[str, object]
 
 STATUS_COLOURS = {"succeeded": "#2e7d32", "failed": "#c62828", "interrupted": "#ef6c00"}
+TIME_FORMAT = "%b %d %H:%M"  # run start times; plotly would go down to milliseconds for one run
 _LAYOUT = {
     "template": "plotly_white",
     "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
@@ -116,6 +117,7 @@ def duration_and_quota(runs: Sequence[Run]) -> go.Figure:
             ),
         ]
     )
+    fig.update_xaxes(tickformat=TIME_FORMAT)
     fig.update_layout(
         **_LAYOUT,
         yaxis={"title": "seconds", "rangemode": "tozero"},
@@ -134,6 +136,7 @@ def freshness(runs: Sequence[Run]) -> go.Figure:
         y = [None if lag is None else round(_number(lag) / 3600, 2) for lag in lags]
         traces.append(go.Scatter(x=x, y=y, name=stream, mode="lines+markers", connectgaps=True))
     fig = go.Figure(traces)
+    fig.update_xaxes(tickformat=TIME_FORMAT)
     fig.update_layout(**_LAYOUT, yaxis={"title": "cursor lag (hours)", "rangemode": "tozero"})
     return fig
 
