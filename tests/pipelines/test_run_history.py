@@ -277,3 +277,31 @@ def test_readme_documents_every_column():
     section = text.split("### The run history table", 1)[1].split("\n## ", 1)[0]
     for col in COLUMNS:
         assert f"| `{col.name}` |" in section, col.name
+
+
+def test_reconcile_and_backfill_rows(emu, tmp_path, monkeypatch):
+    """`--reconcile-deletes` records the deletes it marked; a backfill says what it reloaded."""
+    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", TOKEN)
+    db = tmp_path / "intercom.duckdb"
+    argv = ["--base-url", emu.base_url, "--duckdb-path", str(db), "--pipelines-dir", str(tmp_path / "dlt"),
+            "--no-progress", "--no-views"]
+    assert main(["run", *argv]) == 0
+    ws = emu.workspace
+    contacts = ws.ids("contacts")
+    ws.delete_contact(contacts[5])
+    ws.archive_contact(contacts[6])
+    ws.clock.advance(5)
+    assert main(["run", "--reconcile-deletes", "--streams", "contacts,companies", *argv]) == 0
+    assert main(["backfill", "--start", "2020-01-01", "--end", "2020-02-01", "--streams", "contacts", *argv]) == 0
+    wh = Warehouse("duckdb", "intercom_data", duckdb_path=db)
+    marked = wh.query("select count(*) from contacts where _deleted_at is not null")[0][0]
+    rows = _rows(wh)
+    assert [(r["command"], r["status"]) for r in rows] == [
+        ("run", "succeeded"),
+        ("run --reconcile-deletes --streams contacts,companies", "succeeded"),
+        ("backfill --start 2020-01-01 --end 2020-02-01 --streams contacts", "succeeded"),
+    ]
+    assert marked == 2
+    assert [r["deletes_marked"] for r in rows] == [0, 2, 0]
+    assert rows[1]["deletes_by_model"] == {"contacts": {"deleted": 2}, "companies": {}}
+    assert rows[2]["rows_total"] == 0  # nothing of the workspace is that old
