@@ -293,16 +293,18 @@ def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
         rec.summary = summary = ip.run_sync(
             settings, target, full_refresh=getattr(args, "full_refresh", False), views=args.views
         )
+        rejected = summary.rejected_line()
+        if rejected is not None and args.strict:
+            rec.exit_code, rec.failure = errors.EXIT_REJECTS, f"{rejected} Failing because --strict is set."
     print(format_summary(summary))
     if getattr(summary, "reconciled", None):
         print(summary.reconciled)
     if getattr(summary, "views", None):
         print(summary.views)
-    rejected = summary.rejected_line()
     if rejected is None:
         return errors.EXIT_OK
     if args.strict:
-        print(f"error: {rejected} Failing because --strict is set.", file=sys.stderr)
+        print(f"error: {rec.failure}", file=sys.stderr)
         return errors.EXIT_REJECTS
     print(f"warning: {rejected}", file=sys.stderr)
     return errors.EXIT_OK
@@ -311,7 +313,7 @@ def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
 def _command_line(args: argparse.Namespace, backfill: bool) -> str:
     """The `command` of the run's history row: the subcommand and the flags that change what it does."""
     parts = ["backfill", "--start", args.start, *(["--end", args.end] if args.end else [])] if backfill else ["run"]
-    for flag in ("full_refresh", "reconcile_deletes", "history", "skip_denied_streams"):
+    for flag in ("full_refresh", "reconcile_deletes", "history", "skip_denied_streams", "strict"):
         if getattr(args, flag, False):
             parts.append("--" + flag.replace("_", "-"))
     if args.streams:

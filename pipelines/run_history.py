@@ -30,12 +30,11 @@ import pendulum
 
 from pipelines import errors, failures
 from pipelines.config import Target
-from pipelines.run_history_table import RUNS_TABLE, existing_columns, insert_row, read_rows
+from pipelines.run_history_table import RUNS_TABLE, insert_row, read_rows
 from pipelines.summary import RunSummary, stats_to_summary
 
 logger = logging.getLogger(__name__)
 
-REJECTS_TABLE = "_intercom_rejects"
 WINDOW_SECONDS = 10  # Intercom's rate-limit window; X-RateLimit-Limit counts calls per window
 # failures before the pipeline opened that still make a row: the run was due and could not run
 _RECORDED_EARLY_EXITS = frozenset({errors.EXIT_AUTH, errors.EXIT_NETWORK})
@@ -134,7 +133,7 @@ class RunRecorder:
             "cursor_lag_seconds": {
                 s: round((self.started_at - c).total_seconds(), 3) for s, c in cursors.items()
             },
-            "rejected_records": rejected_records(self.pipeline) if self.pipeline is not None else 0,
+            "rejected_records": self.summary.total_rejected if self.summary is not None else 0,
             "deletes_marked": sum(n for by in deletes.values() for n in by.values()),
             "deletes_by_model": deletes,
         }
@@ -248,24 +247,6 @@ def _as_utc(value: object) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return datetime.fromtimestamp(parsed.timestamp(), tz=timezone.utc)
-
-
-def rejected_records(pipeline: dlt.Pipeline) -> int:
-    """Rows of `_intercom_rejects` written by this run's loads (0 when the table does not exist)."""
-    try:
-        from pipelines.packages import run_load_ids
-
-        load_ids = list(run_load_ids(pipeline))
-        with pipeline.sql_client() as client:
-            if "_dlt_load_id" not in existing_columns(client, REJECTS_TABLE) or not load_ids:
-                return 0
-            table = client.make_qualified_table_name(REJECTS_TABLE)
-            marks = ", ".join(["%s"] * len(load_ids))
-            rows = client.execute_sql(f"SELECT count(*) FROM {table} WHERE _dlt_load_id IN ({marks})", *load_ids)
-            return int(rows[0][0]) if rows else 0
-    except Exception:  # the count is informative; never fail the record over it
-        logger.debug("counting rejected records failed", exc_info=True)
-        return 0
 
 
 def read_runs(pipeline: dlt.Pipeline, days: float | None = None) -> list[dict[str, object]]:

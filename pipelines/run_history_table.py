@@ -35,7 +35,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("started_at", "timestamp", "when the run started (UTC)"),
     Column("ended_at", "timestamp", "when the run ended (UTC)"),
     Column("duration_seconds", "double", "ended_at - started_at in seconds"),
-    Column("status", "text", "succeeded, failed or interrupted"),
+    Column("status", "text", "succeeded (exit 0), failed (any other exit, --strict's 6 included) or interrupted"),
     Column("exit_code", "bigint", "the process exit code (README: Exit codes)"),
     Column("failure", "text", "the one error line the run printed; null when it succeeded"),
     Column("rows_total", "bigint", "rows loaded, all tables"),
@@ -53,7 +53,7 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column("cursors", "json", "per stream, the saved cursor after the run (ISO 8601 UTC)"),
     Column("cursor_lag_seconds", "json", "per stream, started_at minus the cursor: how stale the table can be"),
-    Column("rejected_records", "bigint", "records set aside in _intercom_rejects by this run"),
+    Column("rejected_records", "bigint", "records this run kept aside in _intercom_rejects (0 when it failed before counting)"),
     Column("deletes_marked", "bigint", "records marked deleted by --reconcile-deletes"),
     Column("deletes_by_model", "json", "deletes marked per model and reason, e.g. {\"contacts\": {\"deleted\": 2}}"),
 )

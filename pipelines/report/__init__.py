@@ -51,6 +51,7 @@ def _cards(runs: Sequence[Run]) -> str:
         ("Last success", _when(ok[-1].get("ended_at")) if ok else "none", f"{len(ok)} of {len(runs)} runs succeeded"),
         ("Rows loaded", f"{sum(int(r.get('rows_total') or 0) for r in runs):,}", "in these runs"),
         ("Requests", f"{sum(int(r.get('requests_total') or 0) for r in runs):,}", "to Intercom, in these runs"),
+        ("Records kept aside", f"{sum(int(r.get('rejected_records') or 0) for r in runs):,}", "in _intercom_rejects"),
     ]
     return "".join(
         f'<div class="card">{html.escape(name)}<b>{value}</b>{html.escape(note)}</div>' for name, value, note in cards

@@ -59,11 +59,12 @@ def stream_of(table: str) -> str:
 
 def rows_by_stream(runs: Sequence[Run]) -> dict[str, list[int]]:
     """Rows loaded per stream (child tables added to their parent stream), one value per run."""
-    streams = sorted({stream_of(t) for run in runs for t in _mapping(run.get("rows_by_table"))})
+    streams = sorted({stream_of(t) for run in runs for t in _mapping(run.get("rows_by_table")) if not t.startswith("_")})
     out: dict[str, list[int]] = {s: [0] * len(runs) for s in streams}
     for i, run in enumerate(runs):
         for table, rows in _mapping(run.get("rows_by_table")).items():
-            out[stream_of(table)][i] += int(_number(rows))
+            if not table.startswith("_"):  # _intercom_rejects: records kept aside are not data
+                out[stream_of(table)][i] += int(_number(rows))
     return out
 
 

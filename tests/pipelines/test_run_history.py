@@ -168,7 +168,7 @@ def _check_report(report: Path, rows: list[dict[str, Any]]) -> None:
     """The page as chromium drew it, offline: no error, no request, each chart with its runs."""
     size = report.stat().st_size
     assert 1_000_000 < size < 20_000_000, size
-    streams = {t.split("__")[0] for r in rows for t in r["rows_by_table"]}
+    streams = {t.split("__")[0] for r in rows for t in r["rows_by_table"] if not t.startswith("_")}
     lagged = sorted({s for r in rows for s in r["cursor_lag_seconds"]})
     with offline_browser() as driver:
         page = open_page(driver, report)
@@ -305,3 +305,25 @@ def test_reconcile_and_backfill_rows(emu, tmp_path, monkeypatch):
     assert [r["deletes_marked"] for r in rows] == [0, 2, 0]
     assert rows[1]["deletes_by_model"] == {"contacts": {"deleted": 2}, "companies": {}}
     assert rows[2]["rows_total"] == 0  # nothing of the workspace is that old
+
+
+def test_a_strict_run_with_rejects_is_recorded_failed(emu, tmp_path, monkeypatch):
+    """A record kept aside: exit 0 with a warning (succeeded), or exit 6 with --strict (failed)."""
+    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", TOKEN)
+    db = tmp_path / "intercom.duckdb"
+    argv = ["--base-url", emu.base_url, "--duckdb-path", str(db), "--pipelines-dir", str(tmp_path / "dlt"),
+            "--no-progress", "--no-views", "--streams", "tags"]
+    emu.workspace._tags.append({"type": "tag", "name": "no id"})  # a tag Intercom sent without its key
+    assert main(["run", *argv]) == 0
+    assert main(["run", "--strict", *argv]) == 6
+    wh = Warehouse("duckdb", "intercom_data", duckdb_path=db)
+    kept = wh.query("select count(*) from _intercom_rejects")[0][0]
+    rows = _rows(wh)
+    assert kept == 1
+    assert [(r["command"], r["status"], r["exit_code"], r["rejected_records"]) for r in rows] == [
+        ("run --streams tags", "succeeded", 0, 1),
+        ("run --strict --streams tags", "failed", 6, 1),
+    ]
+    assert rows[0]["failure"] is None
+    assert rows[1]["failure"].startswith("1 record(s) could not be stored and were kept aside in _intercom_rejects")
+    assert rows[1]["failure"].endswith("Failing because --strict is set.")
