@@ -325,6 +325,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from pipelines.report import write_report
 
     target = _target(args)
+    if target.destination == "duckdb" and not Path(target.duckdb_path).exists():  # DuckDB would create it
+        raise errors.UserError(
+            f"no DuckDB file {target.duckdb_path}: pass the --duckdb-path your syncs write to", errors.EXIT_USAGE
+        )
     pipeline = destination.build_pipeline(target)
     with failures.translate_errors(None, target):
         result = write_report(pipeline, Path(args.out), days=args.days)

@@ -327,3 +327,19 @@ def test_a_strict_run_with_rejects_is_recorded_failed(emu, tmp_path, monkeypatch
     assert rows[0]["failure"] is None
     assert rows[1]["failure"].startswith("1 record(s) could not be stored and were kept aside in _intercom_rejects")
     assert rows[1]["failure"].endswith("Failing because --strict is set.")
+
+
+def test_report_without_history(tmp_path, capsys):
+    """No DuckDB file: a usage error that creates none. A dataset without runs: a page that says so."""
+    db = tmp_path / "intercom.duckdb"
+    out = tmp_path / "report.html"
+    argv = ["report", "--duckdb-path", str(db), "--pipelines-dir", str(tmp_path / "dlt"), "--out", str(out)]
+    assert main(argv) == 2
+    assert f"no DuckDB file {db}" in capsys.readouterr().err
+    assert not db.exists() and not out.exists()
+    import duckdb
+
+    duckdb.connect(str(db)).close()
+    assert main(argv) == 0
+    assert "Report of 0 run(s)" in capsys.readouterr().out
+    assert "No run recorded in this period." in out.read_text(encoding="utf-8")
