@@ -279,8 +279,9 @@ def test_readme_documents_every_column():
         assert f"| `{col.name}` |" in section, col.name
 
 
-def test_reconcile_and_backfill_rows(emu, tmp_path, monkeypatch):
-    """`--reconcile-deletes` records the deletes it marked; a backfill says what it reloaded."""
+def test_reconcile_backfill_and_full_refresh_rows(emu, tmp_path, monkeypatch):
+    """`--reconcile-deletes` records the deletes it marked; a backfill says what it reloaded; a
+    full refresh drops the data but keeps the history."""
     monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", TOKEN)
     db = tmp_path / "intercom.duckdb"
     argv = ["--base-url", emu.base_url, "--duckdb-path", str(db), "--pipelines-dir", str(tmp_path / "dlt"),
@@ -295,14 +296,17 @@ def test_reconcile_and_backfill_rows(emu, tmp_path, monkeypatch):
     assert main(["backfill", "--start", "2020-01-01", "--end", "2020-02-01", "--streams", "contacts", *argv]) == 0
     wh = Warehouse("duckdb", "intercom_data", duckdb_path=db)
     marked = wh.query("select count(*) from contacts where _deleted_at is not null")[0][0]
+    assert main(["run", "--full-refresh", "--streams", "tags", *argv]) == 0  # drops the source's tables only
     rows = _rows(wh)
     assert [(r["command"], r["status"]) for r in rows] == [
         ("run", "succeeded"),
         ("run --reconcile-deletes --streams contacts,companies", "succeeded"),
         ("backfill --start 2020-01-01 --end 2020-02-01 --streams contacts", "succeeded"),
+        ("run --full-refresh --streams tags", "succeeded"),
     ]
+    assert "contacts" not in wh.tables()  # the refresh did drop the data
     assert marked == 2
-    assert [r["deletes_marked"] for r in rows] == [0, 2, 0]
+    assert [r["deletes_marked"] for r in rows] == [0, 2, 0, 0]
     assert rows[1]["deletes_by_model"] == {"contacts": {"deleted": 2}, "companies": {}}
     assert rows[2]["rows_total"] == 0  # nothing of the workspace is that old
 
