@@ -35,7 +35,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("started_at", "timestamp", "when the run started (UTC)"),
     Column("ended_at", "timestamp", "when the run ended (UTC)"),
     Column("duration_seconds", "double", "ended_at - started_at in seconds"),
-    Column("status", "text", "succeeded (exit 0), failed (any other exit, --strict's 6 included) or interrupted"),
+    Column("status", "text", "succeeded (exit 0), failed (any other exit, --strict's 6 included) or interrupted (Ctrl-C)"),
     Column("exit_code", "bigint", "the process exit code (README: Exit codes)"),
     Column("failure", "text", "the one error line the run printed; null when it succeeded"),
     Column("rows_total", "bigint", "rows loaded, all tables"),

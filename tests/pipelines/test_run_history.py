@@ -234,8 +234,8 @@ def test_history_and_report_on_postgres(emu, tmp_path, monkeypatch, capsys, post
     _check_report(out, rows)
 
 
-def test_a_run_killed_before_the_destination_leaves_no_row(tmp_path):
-    """SIGKILL in the middle of the extract: no row for it, then or after the next run."""
+def _cli_stopped_mid_extract(tmp_path: Path, sig: signal.Signals) -> tuple[int, Warehouse]:
+    """One complete run, then a run stopped by `sig` while it waits for an answer; its exit code."""
     db = tmp_path / "intercom.duckdb"
     argv = ["--duckdb-path", str(db), "--pipelines-dir", str(tmp_path / "dlt"), "--no-progress"]
     wh = Warehouse("duckdb", "intercom_data", duckdb_path=db)
@@ -260,12 +260,27 @@ def test_a_run_killed_before_the_destination_leaves_no_row(tmp_path):
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.05)
         time.sleep(0.3)  # the request is in flight: the run is inside the extract step
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(10) == -signal.SIGKILL
-        assert [r[0] for r in wh.query("select status from _intercom_runs")] == ["succeeded"]
+        proc.send_signal(sig)
+        code = proc.wait(60)
         server.configure(endpoint_faults={"GET /admins/activity_logs": None})
-        next_run = cli()
-        assert next_run.wait(120) == 0, next_run.stderr.read() if next_run.stderr else ""
+        if sig == signal.SIGKILL:
+            assert [r[0] for r in wh.query("select status from _intercom_runs")] == ["succeeded"]
+            next_run = cli()  # and the next run does not write one for it either
+            assert next_run.wait(120) == 0, next_run.stderr.read() if next_run.stderr else ""
+    return code, wh
+
+
+def test_ctrl_c_in_the_extract_is_recorded_interrupted(tmp_path):
+    code, wh = _cli_stopped_mid_extract(tmp_path, signal.SIGINT)
+    rows = wh.query("select status, exit_code, failure from _intercom_runs order by started_at")
+    assert [r[:2] for r in rows] == [("succeeded", 0), ("interrupted", code)]
+    assert "KeyboardInterrupt" in rows[1][2]
+
+
+def test_a_run_killed_before_the_destination_leaves_no_row(tmp_path):
+    """SIGKILL in the middle of the extract: no row for it, then or after the next run."""
+    code, wh = _cli_stopped_mid_extract(tmp_path, signal.SIGKILL)
+    assert code == -signal.SIGKILL
     assert [r[0] for r in wh.query("select status from _intercom_runs order by started_at")] == [
         "succeeded",
         "succeeded",
