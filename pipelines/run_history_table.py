@@ -25,7 +25,7 @@ class Column:
     doc: str
 
 
-# The README's table of columns is generated from these docs (tests keep the two in step).
+# The README's table of columns is `readme_table()` (a test keeps the two in step).
 COLUMNS: tuple[Column, ...] = (
     Column("run_id", "text", "unique id of the run: UTC start time and a random suffix"),
     Column("pipeline_name", "text", "dlt pipeline name (keys the saved cursors)"),
@@ -70,6 +70,14 @@ _TYPES: dict[str, dict[str, str]] = {
     },
 }
 _GENERIC = {"text": "text", "bigint": "bigint", "double": "double precision", "timestamp": "timestamp", "json": "text"}
+
+
+def readme_table() -> str:
+    """The README's table of columns (tests/pipelines/test_run_history.py keeps the two equal)."""
+    names = {"text": "text", "bigint": "bigint", "double": "double", "timestamp": "timestamptz", "json": "json"}
+    lines = ["| column | type | what it holds |", "|---|---|---|"]
+    lines += [f"| `{c.name}` | {names[c.kind]} | {c.doc} |" for c in COLUMNS]
+    return "\n".join(lines)
 
 
 def _sql_type(dialect: str, kind: str) -> str:
