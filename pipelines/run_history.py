@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dlt
 import pendulum
@@ -32,6 +32,11 @@ from pipelines import errors, failures
 from pipelines.config import Target
 from pipelines.run_history_table import RUNS_TABLE, insert_row, read_rows
 from pipelines.summary import RunSummary, stats_to_summary
+
+if TYPE_CHECKING:  # at run time preflight imports this module
+    from pipelines.preflight import CheckReport
+    from sources.intercom.client import IntercomClient
+    from sources.intercom.deletes import ReconcileResult
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +56,8 @@ class RunRecorder:
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     pipeline: dlt.Pipeline | None = None
     app: dict[str, Any] = field(default_factory=dict)  # the workspace, from /me
-    clients: list[Any] = field(default_factory=list)  # sources.intercom.IntercomClient
-    deletes: list[Any] = field(default_factory=list)  # sources.intercom.deletes.ReconcileResult
+    clients: list[IntercomClient] = field(default_factory=list)  # preflight, sync, reconcile
+    deletes: list[ReconcileResult] = field(default_factory=list)
     summary: RunSummary | None = None
     exit_code: int = errors.EXIT_OK
     failure: str | None = None
@@ -202,9 +207,9 @@ _ACTIVE: contextvars.ContextVar[RunRecorder | None] = contextvars.ContextVar("in
 def observe(
     *,
     pipeline: dlt.Pipeline | None = None,
-    preflight: Any = None,
-    client: Any = None,
-    deletes: Sequence[Any] | None = None,
+    preflight: CheckReport | None = None,
+    client: IntercomClient | None = None,
+    deletes: Sequence[ReconcileResult] | None = None,
 ) -> None:
     """Called by the run path with what it opened; does nothing when no run is being recorded."""
     rec = _ACTIVE.get()
