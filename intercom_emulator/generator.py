@@ -39,6 +39,9 @@ ATTR_BASE = 800_000
 
 MODEL_NO = {"contacts": 1, "companies": 2, "conversations": 3, "tickets": 4, "activity_logs": 5,
             "segments": 6, "identity": 7}
+# Shapes of real responses (spec divergences, docs/emulator-contract.md) are drawn from a second
+# generator per record, seeded with this salt, so the draws of the original fields never move.
+SHAPE_SALT = 0x5EED_5EED
 
 
 @dataclass(frozen=True)
@@ -88,18 +91,44 @@ CUSTOM_ATTRIBUTES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("conversation", "is_escalated", "boolean", ()),
     ("conversation", "resolved_on", "date", ()),
 )
-BUILTIN_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
-    ("contact", "name", "string"), ("contact", "email", "string"), ("contact", "phone", "string"),
-    ("contact", "created_at", "date"), ("contact", "signed_up_at", "date"),
-    ("contact", "last_seen_at", "date"), ("company", "name", "string"), ("company", "company_id", "string"),
-    ("company", "size", "integer"), ("company", "monthly_spend", "float"), ("conversation", "title", "string"),
+# Custom attributes named as real workspaces name them (spaces, colons, Intercom's own Fin/Copilot
+# flags). "Fin AI Agent: Preview" and "Fin AI agent preview" map to the same snake_case column.
+# Their values come from the shape generator (`SHAPE_SALT`), so the attributes above keep their draws.
+REAL_NAMED_ATTRIBUTES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("contact", "Lead source: Web", "string", ("organic", "paid", "referral")),
+    ("conversation", "Fin AI Agent: Preview", "boolean", ()),
+    ("conversation", "Copilot used", "boolean", ()),
+    ("conversation", "Fin AI agent preview", "string", ("on", "off")),
 )
+# Built-in data attributes: (model, name, full_name, data_type). `name` repeats within a model
+# (company `name` / `plan.name`, `id` / `plan.id`); only (model, full_name) is unique.
+BUILTIN_ATTRIBUTES: tuple[tuple[str, str, str, str], ...] = (
+    ("contact", "name", "name", "string"), ("contact", "email", "email", "string"),
+    ("contact", "phone", "phone", "string"), ("contact", "created_at", "created_at", "date"),
+    ("contact", "signed_up_at", "signed_up_at", "date"), ("contact", "last_seen_at", "last_seen_at", "date"),
+    ("company", "id", "id", "string"), ("company", "name", "name", "string"),
+    ("company", "company_id", "company_id", "string"), ("company", "size", "size", "integer"),
+    ("company", "monthly_spend", "monthly_spend", "float"), ("company", "name", "plan.name", "string"),
+    ("company", "id", "plan.id", "string"), ("conversation", "title", "title", "string"),
+)
+OPTIONAL_COMPANY_FIELDS = ("website", "industry", "size", "remote_created_at", "last_request_at")
 ACTIVITY_TYPES = (
     "admin_login_success", "admin_login_success", "admin_login_success", "admin_logout",
     "admin_away_mode_change", "admin_login_failure", "admin_permission_change", "app_team_membership_modification",
     "macro_creation", "macro_update", "inbox_access_change", "admin_invite_creation", "office_hours_change",
     "bulk_export", "conversation_topic_creation", "app_webhook_creation", "seat_change",
 )
+
+
+def admin_avatar_url(admin_id: str) -> str | None:
+    """An admin's avatar image: not in admin records (list, GET /admins/{id}); /me sends it as an object."""
+    i = int(admin_id) - ADMIN_BASE
+    return None if i % 4 == 3 else f"https://static.intercomassets.test/avatars/{admin_id}.png"
+
+
+def shape_rng(seed: int, model: str, index: int) -> random.Random:
+    """The record's second generator: real-response shape choices, independent of its field draws."""
+    return random.Random(record_seed(seed, model, index) ^ SHAPE_SALT)
 
 
 def record_seed(seed: int, model: str, index: int) -> int:
@@ -235,7 +264,6 @@ class Generator:
             "job_title": rng.choice(txt.JOB_TITLES), "away_mode_enabled": i % 9 == 4,
             "away_mode_reassign": i % 9 == 4 and rng.random() < 0.5, "away_status_reason_id": None,
             "has_inbox_seat": i % 6 != 5, "team_ids": team_ids,
-            "avatar": None if i % 4 == 3 else f"https://static.intercomassets.test/avatars/{ADMIN_BASE + i}.png",
             "team_priority_level": {"primary_team_ids": team_ids[:1], "secondary_team_ids": team_ids[1:]},
         }
 
@@ -267,18 +295,22 @@ class Generator:
                 "person_type": "user" if i % 3 else "contact", "count": 0}
 
     def data_attributes(self, model: str) -> list[dict]:
-        """GET /data_attributes rows for one model: built-ins (custom false) then custom ones."""
+        """GET /data_attributes rows for one model: built-ins (custom false) then custom ones.
+
+        Built-ins carry no `id`, `created_at`, `updated_at` or `admin_id` (the 2.15 text: `id` "Only
+        available for custom attributes"; tap-intercom keys these streams on a record hash for it).
+        """
         rows: list[dict] = []
         created = self.history_start
-        for j, (m, name, dtype) in enumerate(BUILTIN_ATTRIBUTES):
+        for m, name, full_name, dtype in BUILTIN_ATTRIBUTES:
             if m == model:
-                rows.append({"type": "data_attribute", "id": ATTR_BASE + j, "model": m, "name": name,
-                             "full_name": name, "label": name.replace("_", " ").title(),
-                             "description": f"The {name.replace('_', ' ')} of the {m}.", "data_type": dtype,
-                             "api_writable": name not in ("created_at",), "messenger_writable": False,
-                             "ui_writable": True, "custom": False, "archived": False,
-                             "created_at": created, "updated_at": created})  # no admin_id (Intercom's example)
-        for j, (m, name, dtype, options) in enumerate(CUSTOM_ATTRIBUTES):
+                rows.append({"type": "data_attribute", "model": m, "name": name, "full_name": full_name,
+                             "label": full_name.replace("_", " ").replace(".", " ").title(),
+                             "description": f"The {full_name.replace('_', ' ')} of the {m}.", "data_type": dtype,
+                             "api_writable": name not in ("created_at", "id"), "messenger_writable": False,
+                             "ui_writable": name != "id", "custom": False, "archived": False})
+        customs = [(m, n, d, o) for m, n, d, o in CUSTOM_ATTRIBUTES + REAL_NAMED_ATTRIBUTES]
+        for j, (m, name, dtype, options) in enumerate(customs):
             if m == model:
                 row = {"type": "data_attribute", "id": ATTR_BASE + 100 + j, "model": m, "name": name,
                        "full_name": f"custom_attributes.{name}", "label": name.replace("_", " ").title(),
@@ -314,6 +346,19 @@ class Generator:
                 out[name] = r < 0.5
             else:
                 out[name] = updated - rng.randrange(0, 200) * DAY
+        return out
+
+    @staticmethod
+    def real_named_attributes(shape: random.Random, model: str) -> dict:
+        """Values of `REAL_NAMED_ATTRIBUTES` (drawn from the shape generator); ~20% unset each."""
+        out: dict[str, Any] = {}
+        for m, name, dtype, options in REAL_NAMED_ATTRIBUTES:
+            if m != model:
+                continue
+            r = shape.random()
+            if r < 0.2:
+                continue
+            out[name] = r < 0.6 if dtype == "boolean" else shape.choice(options)
         return out
 
     # ---- contacts --------------------------------------------------------------------------------
@@ -370,7 +415,7 @@ class Generator:
         rec = {
             "type": "contact", "id": cid, "workspace_id": self.app_id,
             "external_id": f"user-{index}" if role == "user" else None, "role": role,
-            "email": email, "email_domain": email.split("@", 1)[1],
+            "email": email,
             "phone": f"+1555{rng.randrange(10**7):07d}" if rng.random() < 0.6 else None, "name": name,
             "owner_id": ADMIN_BASE + rng.randrange(self.counts.admins) if rng.random() < 0.4 else None,
             "has_hard_bounced": rng.random() < 0.02, "marked_email_as_spam": rng.random() < 0.01,
@@ -386,9 +431,10 @@ class Generator:
             "ios_app_name": "Acme" if ios else None, "ios_app_version": "4.2.1" if ios else None,
             "ios_device": "iPhone15,2" if ios else None, "ios_os_version": "17.4" if ios else None,
             "ios_sdk_version": "17.1.0" if ios else None, "ios_last_seen_at": before(created, 1.0) if ios else None,
-            "custom_attributes": self.custom_attributes(rng, "contact", updated),
-            "avatar": {"type": "avatar", "image_url": f"https://static.intercomassets.test/a/{cid}.png"}
-            if rng.random() < 0.3 else None,
+            "custom_attributes": self.custom_attributes(rng, "contact", updated)
+            | self.real_named_attributes(shape_rng(self.seed, "contacts", index), "contact"),
+            # a URL string or null (real responses, tap-intercom, Airbyte, the SDK; the spec says object)
+            "avatar": f"https://static.intercomassets.test/a/{cid}.png" if rng.random() < 0.3 else None,
             "location": {"type": "location", "country": country, "region": region, "city": city},
             "social_profiles": {"type": "social_profile.list", "data": [
                 {"type": "social_profile", "name": s, "url": f"https://{s.lower()}.com/{cid[-8:]}"}
@@ -412,7 +458,7 @@ class Generator:
         tags = [self.tag_applied(t, created, updated, rng)
                 for t in rng.sample(range(len(self.tags)), min(rng.choice((0, 0, 1, 2)), len(self.tags)))]
         segs = [self.segments[s] for s in rng.sample(range(len(self.segments)), min(rng.randrange(0, 2), len(self.segments)))]
-        return {
+        rec = {
             "type": "company", "id": self.company_id(index), "name": name, "app_id": self.app_id,
             "plan": {"type": "plan", "id": str(300 + plan), "name": txt.PLANS[plan]},
             "company_id": f"cmp-{index:07d}", "remote_created_at": created - rng.randrange(0, 400) * DAY,
@@ -426,6 +472,15 @@ class Generator:
             "tags": {"type": "tag.list", "tags": tags},
             "segments": {"type": "segment.list", "segments": segs},
         }
+        # Real responses: a company without a plan has `plan: {}`, and these fields are ABSENT (not
+        # null) until set. The shape generator picks which; the field draws above stay as they were.
+        shape = shape_rng(self.seed, "companies", index)
+        if shape.random() < 0.2:
+            rec["plan"] = {}
+        for key in OPTIONAL_COMPANY_FIELDS:
+            if shape.random() < 0.25:
+                del rec[key]
+        return rec
 
     def tag_applied(self, t: int, lo: int, hi: int, rng: random.Random) -> dict:
         """A tag as attached to a record: with applied_at/applied_by."""
