@@ -272,7 +272,7 @@ def test_contacts_are_realistic(demo: Workspace) -> None:
     roles = {c["role"] for c in contacts}
     assert roles == {"user", "lead"}
     assert all(c["external_id"] is None for c in contacts if c["role"] == "lead")
-    # email_domain is a 2.16 key (added at the server edge, tests/emulator/test_versions.py)
+    # email_domain is a 2.16 key (added at the server edge, tests/emulator/test_version_shapes.py)
     assert all("@" in c["email"] and "email_domain" not in c for c in contacts)
     assert any(c["unsubscribed_from_emails"] for c in contacts)
     assert any(c["social_profiles"]["data"] for c in contacts)

@@ -163,7 +163,7 @@ def test_contact_avatar_is_a_url_or_null(api: httpx.Client) -> None:
     avatars = [c["avatar"] for c in contacts]
     assert all(a is None or (isinstance(a, str) and a.startswith("https://")) for a in avatars)
     assert any(a is None for a in avatars) and any(isinstance(a, str) for a in avatars)
-    assert all("email_domain" not in c for c in contacts)  # a 2.16 key (test_versions.py)
+    assert all("email_domain" not in c for c in contacts)  # a 2.16 key (test_version_shapes.py)
 
 
 def test_admin_avatar_is_an_object_and_only_on_me(api: httpx.Client, emulator: EmulatorServer) -> None:

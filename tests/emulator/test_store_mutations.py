@@ -46,7 +46,7 @@ def test_create_and_update_contact(ws: Workspace) -> None:
     rec = ws.get("contacts", cid)
     assert rec["created_at"] == rec["updated_at"] == ws.clock.now()
     assert (rec["role"], rec["email"], rec["custom_attributes"]["plan_tier"]) == ("lead", "new.person@example.org", "pro")
-    assert "email_domain" not in rec  # a 2.16 key, added at the server edge (test_versions.py)
+    assert "email_domain" not in rec  # a 2.16 key, added at the server edge (test_version_shapes.py)
     assert rec["tags"]["total_count"] == 0 and ws.count("contacts") == 41 and ws.ids("contacts")[-1] == cid
     ws.clock.advance(90)
     ws.update_contact(cid, name="Renamed", custom_attributes={"seats": 4})
