@@ -22,7 +22,7 @@ def make_client(settings: SourceSettings, max_retries: int | None = PREFLIGHT_RE
 
     Preflight uses a small retry budget: a wrong host should fail in seconds, not minutes.
     """
-    from sources.intercom.client import IntercomClient
+    from sources.intercom.api import IntercomClient
 
     kwargs: dict[str, Any] = {}
     if max_retries is not None:

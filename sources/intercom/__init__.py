@@ -31,7 +31,8 @@ from . import deletes, relations, schema, settings
 from . import history as history_mode
 from . import streams as stream_fns
 from . import tickets as ticket_fns
-from .client import ClientStats, IntercomClient, resolve_base_url
+from .api import IntercomClient
+from .client import ClientStats, resolve_base_url
 from .errors import (
     IntercomAPIError,
     IntercomAuthError,

@@ -1,5 +1,7 @@
-"""HTTP client for the Intercom REST API: auth, region, version, pagination, retries, stats.
+"""The HTTP engine under every Intercom call: auth, region, version, retries, rate limit, stats,
+and the one page loop (`paginate`, driven by the pagers of `pagers.py`).
 
+Intercom's endpoints (what to ask, where the records are) are catalogued above it, in `api.py`.
 It knows nothing of dlt. One instance serves every stream and is thread-safe, so the
 conversation-detail pool shares its connection pool, its rate limiter and its statistics.
 The access token lives only in the request headers (the httpx client's defaults and the header
@@ -16,9 +18,9 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 from urllib.request import getproxies
 
@@ -28,16 +30,14 @@ import orjson
 from . import settings
 from .errors import (
     IntercomAPIError,
-    IntercomAuthError,
     IntercomConfigError,
     IntercomMalformedResponseError,
-    IntercomNotFoundError,
-    IntercomPermissionError,
     IntercomRateLimitError,
-    IntercomRegionError,
-    IntercomScrollError,
     IntercomTransientError,
+    error_for_status,
+    no_token_message,
 )
+from .pagers import Pager, PageRequest, RecordsAt
 from .rate_limit import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -135,8 +135,93 @@ def _error_details(response: httpx.Response) -> tuple[str | None, str | None, st
     return code, message, request_id
 
 
-class IntercomClient:
-    """Synchronous, thread-safe Intercom API client with one retry loop and a shared limiter."""
+def api_error(response: httpx.Response, endpoint: str, base_url: str) -> IntercomAPIError:
+    """The typed error of a 4xx answer (its wording lives with the error types)."""
+    code, message, request_id = _error_details(response)
+    return error_for_status(
+        settings.ENDPOINTS[endpoint], endpoint, response.status_code, code, message, request_id, base_url
+    )
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """A failed attempt worth another: why, and the error to raise once the budget is spent."""
+
+    reason: str
+    give_up: Callable[[int], IntercomAPIError]  # attempts (or 429 waits) made -> the error
+    rate_limited: bool = False
+    reset_known: bool = True  # a 429 with X-RateLimit-Reset: the limiter waits for it
+
+
+def _transport_failure(template: str, exc: httpx.TransportError) -> _Retry:
+    reason = type(exc).__name__
+    return _Retry(reason, lambda n: IntercomTransientError(
+        f"{template}: {reason} persisted after {n} attempts ({exc})", endpoint=template,
+    ))
+
+
+def _rate_limited(template: str, response: httpx.Response) -> _Retry:
+    return _Retry(
+        "429",
+        lambda n: IntercomRateLimitError(
+            f"{template}: still rate limited (429) after {n} waits", status=429, endpoint=template
+        ),
+        rate_limited=True,
+        reset_known=response.headers.get("x-ratelimit-reset") is not None,
+    )
+
+
+def _server_failure(template: str, response: httpx.Response) -> _Retry:
+    status = response.status_code
+
+    def give_up(n: int) -> IntercomAPIError:
+        code, message, request_id = _error_details(response)
+        return IntercomTransientError(
+            f"{template}: HTTP {status} persisted after {n} attempts "
+            f"({code or ''} {message or ''}).".replace(" ()", ""),
+            status=status, code=code, endpoint=template, request_id=request_id,
+        )
+
+    return _Retry(f"HTTP {status}", give_up)
+
+
+def _parse_body(template: str, response: httpx.Response) -> dict[str, Any] | _Retry:
+    """The answer's JSON object; a body that is not one is retried like a 5xx."""
+    status = response.status_code
+    try:
+        body = orjson.loads(response.content)
+        if not isinstance(body, dict):
+            raise ValueError(f"expected a JSON object, got {type(body).__name__}")
+    except (orjson.JSONDecodeError, ValueError) as exc:
+        problem = str(exc)
+        return _Retry("malformed body", lambda n: IntercomMalformedResponseError(
+            f"{template}: HTTP {status} with a body that is not a JSON object after {n} attempts ({problem})",
+            status=status, endpoint=template,
+        ))
+    return body
+
+
+def records_in(body: Mapping[str, Any], where: RecordsAt, template: str) -> list[dict[str, Any]]:
+    """The records of one page (dict elements only), found as `where` says."""
+    present = None
+    for key in where.keys:
+        value = body.get(key)
+        if isinstance(value, list):
+            return [r for r in value if isinstance(r, dict)]
+        if value is not None and present is None:
+            present = key
+    if (where.strict and present is not None) or where.required:
+        raise IntercomMalformedResponseError(
+            f"{template}: '{present or where.keys[0]}' is not a list", endpoint=template
+        )
+    return []
+
+
+_Self = TypeVar("_Self", bound="HttpClient")
+
+
+class HttpClient:
+    """Synchronous, thread-safe HTTP engine with one retry loop, one page loop and a shared limiter."""
 
     def __init__(
         self,
@@ -155,10 +240,7 @@ class IntercomClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not access_token or not isinstance(access_token, str) or not access_token.strip():
-            raise IntercomConfigError(
-                "no Intercom access token: set [sources.intercom] access_token in .dlt/secrets.toml "
-                "or the SOURCES__INTERCOM__ACCESS_TOKEN environment variable"
-            )
+            raise IntercomConfigError(no_token_message())
         if not isinstance(intercom_version, str):
             raise IntercomConfigError(
                 f"intercom_version must be a string such as '2.15', got {type(intercom_version).__name__}"
@@ -197,21 +279,17 @@ class IntercomClient:
         self._http = httpx.Client(
             base_url=self.base_url, headers=headers, timeout=timeout, limits=limits, transport=transport
         )
-        self._me: dict[str, Any] | None = None
-        self._data_attributes: dict[str, list[dict[str, Any]]] = {}
-        self._cache_lock = threading.Lock()
-        self._scroll_lock = threading.Lock()
         self._latency: float | None = None  # moving average of answer times, seconds
-        # its own lock: `me()` holds `_cache_lock` while it sends a request (not reentrant)
+        # its own lock: `api.IntercomClient.me()` holds a lock while it sends a request
         self._latency_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"IntercomClient(base_url={self.base_url!r}, version={self.intercom_version!r})"
+        return f"{type(self).__name__}(base_url={self.base_url!r}, version={self.intercom_version!r})"
 
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> IntercomClient:
+    def __enter__(self: _Self) -> _Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -244,75 +322,100 @@ class IntercomClient:
         before the answer was lost) is never resent after a failure; the caller restarts instead.
         """
         ep = settings.ENDPOINTS[endpoint]
-        template = ep.template
-        target = url if url is not None else ep.path.format(**(path_params or {}))
-        if url is not None:
-            target = self._same_origin(url)
-        attempt = 0
-        limited = 0
+        target = self._same_origin(url) if url is not None else ep.path.format(**(path_params or {}))
+        attempt = limited = 0
         while True:
-            waited = self.limiter.acquire()
-            if waited:
-                self.stats.add("rate_limit_wait_seconds", amount=waited)
-            self.stats.add("requests", template)
-            try:
-                sent = time.perf_counter()
-                response = self._send(ep.method, target, params, json)
-                self._observe_latency(time.perf_counter() - sent)
-            except httpx.TransportError as exc:
-                reason = type(exc).__name__
-                if attempt >= self.max_retries or not idempotent:
-                    raise IntercomTransientError(
-                        f"{template}: {reason} persisted after {attempt + 1} attempts ({exc})",
-                        endpoint=template,
-                    ) from None
-                self._backoff(attempt, reason, template)
-                attempt += 1
-                continue
-            self.limiter.update(response.headers)
-            status = response.status_code
-            if status == 429:
-                self.stats.add("rate_limited")
-                self.limiter.exhausted()
+            outcome = self._exchange(endpoint, ep, target, params, json)
+            if not isinstance(outcome, _Retry):
+                return outcome
+            if outcome.rate_limited:
                 limited += 1
                 if limited > self.max_rate_limit_retries:
-                    raise IntercomRateLimitError(
-                        f"{template}: still rate limited (429) after {limited} waits", status=429,
-                        endpoint=template,
-                    )
-                if response.headers.get("x-ratelimit-reset") is None:
-                    self._backoff(min(limited, 6), "429", template)
-                else:
-                    self.stats.add("retries", f"{template} 429")
+                    raise outcome.give_up(limited)
+                self._wait_after_429(outcome, limited, ep.template)
                 continue
-            if status in _RETRYABLE_STATUS:
-                if attempt >= self.max_retries or not idempotent:
-                    code, message, request_id = _error_details(response)
-                    raise IntercomTransientError(
-                        f"{template}: HTTP {status} persisted after {attempt + 1} attempts "
-                        f"({code or ''} {message or ''}).".replace(" ()", ""),
-                        status=status, code=code, endpoint=template, request_id=request_id,
-                    )
-                self._backoff(attempt, f"HTTP {status}", template)
-                attempt += 1
-                continue
-            if status >= 400:
-                raise self._error_for(response, endpoint)
+            if attempt >= self.max_retries or not idempotent:
+                raise outcome.give_up(attempt + 1)
+            self._backoff(attempt, outcome.reason, ep.template)
+            attempt += 1
+
+    def _exchange(
+        self, endpoint: str, ep: settings.Endpoint, target: str, params: Mapping[str, Any] | None, json: Any
+    ) -> dict[str, Any] | _Retry:
+        """One attempt: wait for the limiter, send, then judge the answer (body, retry, or raise)."""
+        waited = self.limiter.acquire()
+        if waited:
+            self.stats.add("rate_limit_wait_seconds", amount=waited)
+        self.stats.add("requests", ep.template)
+        try:
+            sent = time.perf_counter()
+            response = self._send(ep.method, target, params, json)
+            self._observe_latency(time.perf_counter() - sent)
+        except httpx.TransportError as exc:
+            return _transport_failure(ep.template, exc)
+        self.limiter.update(response.headers)
+        return self._judge(endpoint, ep, response)
+
+    def _judge(self, endpoint: str, ep: settings.Endpoint, response: httpx.Response) -> dict[str, Any] | _Retry:
+        """The body of a good answer, a `_Retry` for a passing failure, or the error it means."""
+        status = response.status_code
+        if status == 429:
+            self.stats.add("rate_limited")
+            self.limiter.exhausted()
+            return _rate_limited(ep.template, response)
+        if status in _RETRYABLE_STATUS:
+            return _server_failure(ep.template, response)
+        if status >= 400:
+            raise api_error(response, endpoint, self.base_url)
+        return _parse_body(ep.template, response)
+
+    def _wait_after_429(self, outcome: _Retry, limited: int, template: str) -> None:
+        """The limiter waits for a known reset on the next acquire; without one, back off."""
+        if outcome.reset_known:
+            self.stats.add("retries", f"{template} 429")
+        else:
+            self._backoff(min(limited, 6), "429", template)
+
+    # ------------------------------------------------------------------ the page loop
+    def paginate(
+        self,
+        endpoint: str,
+        pager: Pager,
+        first: PageRequest | None = None,
+        *,
+        records: RecordsAt = RecordsAt(),  # noqa: B008 - frozen, shared safely
+        max_pages: int | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every page of `endpoint` (its records, dicts only), the next request chosen by `pager`."""
+        request: PageRequest | None = first or PageRequest()
+        pages = 0
+        while request is not None:
+            if max_pages is not None and pages >= max_pages:
+                logger.warning("%s: stopped after %d pages", settings.ENDPOINTS[endpoint].template, max_pages)
+                return
+            body = self._page(endpoint, pager, request)
+            page = records_in(body, records, settings.ENDPOINTS[endpoint].template)
+            pages += 1
+            yield page
+            request = pager.next_request(request, body, page)
+
+    def _page(self, endpoint: str, pager: Pager, request: PageRequest) -> dict[str, Any]:
+        """One page's body; a failure the pager may wait out (a busy scroll) is resent after the wait."""
+        while True:
             try:
-                body = orjson.loads(response.content)
-                if not isinstance(body, dict):
-                    raise ValueError(f"expected a JSON object, got {type(body).__name__}")
-            except (orjson.JSONDecodeError, ValueError) as exc:
-                if attempt >= self.max_retries or not idempotent:
-                    raise IntercomMalformedResponseError(
-                        f"{template}: HTTP {status} with a body that is not a JSON object after "
-                        f"{attempt + 1} attempts ({exc})",
-                        status=status, endpoint=template,
-                    ) from None
-                self._backoff(attempt, "malformed body", template)
-                attempt += 1
-                continue
-            return body
+                return self.request(
+                    endpoint, path_params=request.path_params, params=request.params, json=request.json,
+                    url=request.url, idempotent=request.idempotent,
+                )
+            except IntercomAPIError as exc:
+                delay = pager.wait_before_retry(exc, request)
+                if delay is None:
+                    raise
+                reason = exc.code or exc.status
+            template = settings.ENDPOINTS[endpoint].template
+            self.stats.add("retries", f"{template} {reason}")
+            logger.info("%s answered %s; waiting %.1fs before asking again", template, reason, delay)
+            time.sleep(delay)
 
     def _send(
         self, method: str, target: str, params: Mapping[str, Any] | None, json: Any
@@ -373,230 +476,3 @@ class IntercomClient:
                 f"refusing to follow a next-page URL on another host ({theirs.netloc})"
             )
         return absolute
-
-    def _error_for(self, response: httpx.Response, endpoint: str) -> IntercomAPIError:
-        ep = settings.ENDPOINTS[endpoint]
-        template = ep.template
-        status = response.status_code
-        code, message, request_id = _error_details(response)
-        detail = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
-        common = {"status": status, "code": code, "endpoint": template, "request_id": request_id}
-        if status == 401 and code in (None, "unauthorized"):
-            return IntercomAuthError(
-                f"{template}: the Intercom access token was rejected ({detail}). It is invalid or "
-                "revoked: create a new access token in the Intercom Developer Hub and update "
-                "[sources.intercom] access_token / SOURCES__INTERCOM__ACCESS_TOKEN.",
-                **common,
-            )
-        if status in (401, 403):
-            permission = ep.permission
-            if code == "api_plan_restricted":
-                hint = "this feature is not available on the workspace's Intercom plan"
-            elif permission:
-                hint = (
-                    f"the token lacks the '{permission}' permission: enable it for your app in the "
-                    "Intercom Developer Hub (Configure > Authentication), reinstall the app and use "
-                    "the new token, or remove the streams that need it"
-                )
-            else:
-                hint = "the token lacks the permission this endpoint needs"
-            return IntercomPermissionError(
-                f"{template}: access denied ({detail}): {hint}.", permission=permission, **common
-            )
-        if status == 404 and endpoint == "me":
-            return IntercomRegionError(
-                f"{template}: HTTP 404. The workspace is probably hosted in another region: set "
-                f"region to one of {', '.join(settings.REGIONS)} (now {self.base_url}).",
-                **common,
-            )
-        if status in (404, 410):
-            return IntercomNotFoundError(f"{template}: {detail}", **common)
-        return IntercomAPIError(f"{template}: {detail}", **common)
-
-    # ------------------------------------------------------------------ endpoints
-    def me(self) -> dict[str, Any]:
-        """GET /me (cached): the token's admin with the workspace `app` (time zone, created_at)."""
-        with self._cache_lock:
-            if self._me is None:
-                self._me = self.request("me")
-            return self._me
-
-    def workspace_timezone(self) -> str | None:
-        """IANA time zone of the workspace; contacts search compares dates by day in it."""
-        app = self.me().get("app")
-        tz = app.get("timezone") if isinstance(app, dict) else None
-        return tz if isinstance(tz, str) and tz else None
-
-    def check_scopes(self, streams: Iterable[str] | None = None) -> dict[str, str | None]:
-        """Probe each stream's permission with one cheap call: {stream: None | error text}."""
-        result: dict[str, str | None] = {}
-        probed: dict[str, str | None] = {}
-        for stream in streams or settings.STREAMS:
-            probe = settings.STREAM_PROBES[stream]
-            if probe not in probed:
-                try:
-                    self._probe(probe)
-                    probed[probe] = None
-                except IntercomPermissionError as exc:
-                    probed[probe] = str(exc)
-            result[stream] = probed[probe]
-        return result
-
-    def _probe(self, endpoint: str) -> None:
-        if endpoint.endswith("_search"):
-            query = {"field": "updated_at", "operator": ">", "value": str(int(time.time()))}
-            self.request(endpoint, json={"query": query, "pagination": {"per_page": 1}})
-        elif endpoint == "companies_list":
-            self.request(endpoint, params={"per_page": 1})
-        elif endpoint == "activity_logs":
-            self.request(endpoint, params={"created_at_after": str(int(time.time()) - 60)})
-        elif endpoint == "data_attributes":
-            self.request(endpoint, params={"model": "contact"})
-        else:
-            self.request(endpoint)
-
-    def list_records(self, endpoint: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """One-page list endpoints (admins, tags, teams, segments, data_attributes)."""
-        body = self.request(endpoint, params=params)
-        key = settings.LIST_KEYS.get(endpoint, "data")
-        records = body.get(key, body.get("data"))
-        if not isinstance(records, list):
-            raise IntercomMalformedResponseError(
-                f"{settings.ENDPOINTS[endpoint].template}: answer has no '{key}' list", endpoint=endpoint
-            )
-        return [r for r in records if isinstance(r, dict)]
-
-    def data_attributes(self, model: str) -> list[dict[str, Any]]:
-        """GET /data_attributes?model=... once per client (used for typing and as a stream)."""
-        with self._cache_lock:
-            cached = self._data_attributes.get(model)
-        if cached is None:
-            cached = self.list_records("data_attributes", params={"model": model})
-            with self._cache_lock:
-                self._data_attributes[model] = cached
-        return [dict(a) for a in cached]
-
-    def search(
-        self, endpoint: str, query: Mapping[str, Any], *, sort_field: str = "updated_at",
-        per_page: int = settings.SEARCH_PAGE_SIZE,
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Pages of a search endpoint, ascending on `sort_field`; the cursor travels in the body."""
-        starting_after: str | None = None
-        while True:
-            pagination: dict[str, Any] = {"per_page": per_page}
-            if starting_after:
-                pagination["starting_after"] = starting_after
-            body = self.request(
-                endpoint,
-                json={"query": query, "sort": {"field": sort_field, "order": "ascending"}, "pagination": pagination},
-            )
-            data = body.get("data")
-            if data is None:
-                # conversations search answers with "conversations" in some versions
-                data = body.get("conversations", [])
-            if not isinstance(data, list):
-                raise IntercomMalformedResponseError(f"{endpoint}: 'data' is not a list", endpoint=endpoint)
-            yield [r for r in data if isinstance(r, dict)]
-            nxt = (body.get("pages") or {}).get("next") if isinstance(body.get("pages"), dict) else None
-            starting_after = nxt.get("starting_after") if isinstance(nxt, dict) else None
-            if not starting_after or not data:
-                return
-
-    def get_conversation(self, conversation_id: str) -> dict[str, Any] | None:
-        """GET /conversations/{id} with its parts (plain text bodies); None if it vanished (404)."""
-        try:
-            return self.request(
-                "conversation", path_params={"id": conversation_id}, params={"display_as": "plaintext"}
-            )
-        except IntercomNotFoundError:
-            self.stats.add("not_found_skipped", "GET /conversations/{id}")
-            logger.info("conversation %s vanished before its detail fetch; skipped", conversation_id)
-            return None
-
-    def scroll_companies(self) -> Iterator[list[dict[str, Any]]]:
-        """Every company via GET /companies/scroll, one scroll at a time per client.
-
-        A busy scroll (400 scroll_exists) is waited out with backoff; a 5xx or an expired scroll
-        (404) mid-way restarts from scratch, and companies already yielded are not yielded again.
-        Only restarts in a row that brought no new company count against `SCROLL_MAX_RESTARTS`:
-        a long scroll on a flaky day keeps going while it gets further, a scroll that keeps
-        breaking at the same place gives up.
-        """
-        with self._scroll_lock:
-            seen: set[str] = set()
-            fruitless = 0
-            while True:
-                progressed = False
-                try:
-                    for page in self._scroll_once():
-                        fresh = [c for c in page if str(c.get("id")) not in seen]
-                        seen.update(str(c.get("id")) for c in fresh)
-                        if fresh:
-                            progressed = True
-                            yield fresh
-                    return
-                except (IntercomTransientError, IntercomNotFoundError) as exc:
-                    if isinstance(exc, IntercomRateLimitError):
-                        raise
-                    self.stats.add("scroll_restarts")
-                    fruitless = 0 if progressed else fruitless + 1
-                    if fruitless > settings.SCROLL_MAX_RESTARTS:
-                        raise IntercomScrollError(
-                            f"GET /companies/scroll failed {fruitless} times in a row without reaching a new "
-                            f"company ({exc})"
-                        ) from None
-                    logger.warning("companies scroll broke (%s); restarting it from scratch", exc)
-
-    def _scroll_once(self) -> Iterator[list[dict[str, Any]]]:
-        scroll_param: str | None = None
-        busy_waited = 0.0
-        attempt = 0
-        while True:
-            params = {"scroll_param": scroll_param} if scroll_param else None
-            try:
-                body = self.request("companies_scroll", params=params, idempotent=scroll_param is None)
-            except IntercomAPIError as exc:
-                if scroll_param is None and exc.status == 400 and exc.code == "scroll_exists":
-                    delay = min(self.backoff_max, self.backoff_base * (2**attempt)) * random.uniform(0.5, 1.0)
-                    if busy_waited + delay > settings.SCROLL_BUSY_MAX_WAIT_SECONDS:
-                        raise IntercomScrollError(
-                            "GET /companies/scroll: another scroll is open in this workspace (400 "
-                            "scroll_exists) and did not expire in time; is another sync running?",
-                            status=400, code="scroll_exists",
-                        ) from None
-                    self.stats.add("retries", "GET /companies/scroll scroll_exists")
-                    logger.info("a companies scroll is already open; waiting %.1fs", delay)
-                    time.sleep(delay)
-                    busy_waited += delay
-                    attempt += 1
-                    continue
-                raise
-            data = body.get("data")
-            if not isinstance(data, list):
-                raise IntercomMalformedResponseError("GET /companies/scroll: 'data' is not a list")
-            if not data:
-                return
-            yield [c for c in data if isinstance(c, dict)]
-            scroll_param = body.get("scroll_param") or scroll_param
-            if not scroll_param:
-                return
-
-    def activity_logs(self, created_at_after: int, created_at_before: int | None) -> Iterator[list[dict[str, Any]]]:
-        """Pages of one activity-log window; `pages.next` is followed as a URL."""
-        params: dict[str, str] | None = {"created_at_after": str(int(created_at_after))}
-        if created_at_before is not None and params is not None:
-            params["created_at_before"] = str(int(created_at_before))
-        next_url: str | None = None
-        while True:
-            body = self.request("activity_logs", params=params if next_url is None else None, url=next_url)
-            logs = body.get("activity_logs", [])
-            if not isinstance(logs, list):
-                raise IntercomMalformedResponseError("GET /admins/activity_logs: 'activity_logs' is not a list")
-            yield [r for r in logs if isinstance(r, dict)]
-            pages = body.get("pages")
-            nxt = pages.get("next") if isinstance(pages, dict) else None
-            if isinstance(nxt, dict):  # tolerate the cursor-list shape too
-                nxt = nxt.get("url")
-            if not nxt or not isinstance(nxt, str) or not logs:
-                return
-            next_url = nxt

@@ -29,11 +29,9 @@ given by the API.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,8 +40,10 @@ from typing import Any
 from dlt.common.schema.typing import TColumnSchema
 
 from . import schema, settings
+from .api import IntercomClient
 from .errors import IntercomNotFoundError
 from .rejects import rows_and_rejects
+from .streams import StreamContext
 
 logger = logging.getLogger(__name__)
 
@@ -53,22 +53,15 @@ DELETE_COLUMNS: dict[str, TColumnSchema] = {
     DELETED_AT: {"name": DELETED_AT, "data_type": "timestamp", "nullable": True},
     DELETED_REASON: {"name": DELETED_REASON, "data_type": "text", "nullable": True},
 }
-SOFT_DELETE_STREAMS = ("admins", "tags", "teams", "segments")
 RECONCILED_STREAMS = ("contacts", "companies", "conversations")
 LIST_PAGE_SIZE = settings.SEARCH_PAGE_SIZE  # GET /contacts and GET /conversations: at most 150
 _UPDATE_BATCH = 500
 
-# ids listed in full during this client's run (e.g. the companies scroll), for reuse
-_LISTED: weakref.WeakKeyDictionary[Any, dict[str, set[str]]] = weakref.WeakKeyDictionary()
-
-
-def now_utc() -> datetime:
-    return datetime.now(tz=timezone.utc)
 
 
 # ------------------------------------------------------------------------- small tables
 def soft_deleting_list(
-    ctx: Any,
+    ctx: StreamContext,
     endpoint: str,
     params: Mapping[str, Any] | None = None,
     prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
@@ -84,7 +77,7 @@ def soft_deleting_list(
     known: dict[str, Any] = dict(state.get("rows") or {})
     rejects = ctx.rejects(endpoint)
     records = rejects.screened(ctx.client.list_records(endpoint, params=params))
-    noticed = now_utc()
+    noticed = datetime.now(tz=timezone.utc)
     prepare = prepare or (lambda r: r)
 
     def shape(raw: Mapping[str, Any], deleted_at: datetime | None) -> dict[str, Any]:
@@ -112,53 +105,18 @@ def soft_deleting_list(
 
 
 # ------------------------------------------------------------------------- listing ids
-def tap_listed_ids(client: Any, model: str, pages: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
-    """Pass pages through; when they are exhausted, remember every id seen as the full list."""
-    seen: set[str] = set()
-    for page in pages:
-        seen.update(str(r.get("id")) for r in page if r.get("id") is not None)
-        yield page
-    with contextlib.suppress(TypeError):  # a client that cannot be weakly referenced: no reuse
-        _LISTED.setdefault(client, {})[model] = seen
+def list_live_ids(client: IntercomClient, model: str) -> set[str]:
+    """Every live id of contacts, companies or conversations with the cheapest calls.
 
-
-def listed_ids(client: Any, model: str) -> set[str] | None:
-    """Ids of `model` listed in full earlier in this client's run, if any."""
-    try:
-        return (_LISTED.get(client) or {}).get(model)
-    except TypeError:
-        return None
-
-
-def _cursor_list_ids(client: Any, endpoint: str, key: str) -> set[str]:
-    ids: set[str] = set()
-    starting_after: str | None = None
-    while True:
-        params: dict[str, Any] = {"per_page": LIST_PAGE_SIZE}
-        if starting_after:
-            params["starting_after"] = starting_after
-        body = client.request(endpoint, params=params)
-        data = body.get(key, body.get("data"))
-        if not isinstance(data, list):
-            data = []
-        ids.update(str(r["id"]) for r in data if isinstance(r, dict) and r.get("id") is not None)
-        pages = body.get("pages")
-        nxt = pages.get("next") if isinstance(pages, Mapping) else None
-        starting_after = nxt.get("starting_after") if isinstance(nxt, Mapping) else None
-        if not starting_after or not data:
-            return ids
-
-
-def list_live_ids(client: Any, model: str) -> set[str]:
-    """Every live id of contacts, companies or conversations with the cheapest calls."""
+    Companies: the ids of the scroll this client finished earlier in the run, else a new scroll.
+    """
     if model == "contacts":
-        return _cursor_list_ids(client, "contacts_list", "data")
+        return client.list_ids("contacts_list", "data")
     if model == "conversations":
-        return _cursor_list_ids(client, "conversations_list", "conversations")
+        return client.list_ids("conversations_list", "conversations")
     if model == "companies":
-        reused = listed_ids(client, "companies")
-        if reused is not None:
-            return set(reused)
+        if client.scrolled_company_ids is not None:
+            return set(client.scrolled_company_ids)
         ids: set[str] = set()
         for page in client.scroll_companies():
             ids.update(str(c.get("id")) for c in page)
@@ -166,7 +124,7 @@ def list_live_ids(client: Any, model: str) -> set[str]:
     raise ValueError(f"no id reconciliation for {model}")
 
 
-def contact_reason(client: Any, contact_id: str) -> str:
+def contact_reason(client: IntercomClient, contact_id: str) -> str:
     """Why a known contact is not listed any more: merged (410), deleted (404) or archived (200)."""
     try:
         client.request("contact", path_params={"id": contact_id})
@@ -222,7 +180,7 @@ def reconcile_deletes(
     Run after a load, with the run's client (so the companies scroll is reused). Only rows that
     are not marked yet (and, in history mode, only current versions) are updated.
     """
-    noticed = noticed_at or now_utc()
+    noticed = noticed_at or datetime.now(tz=timezone.utc)
     models = [m for m in RECONCILED_STREAMS if streams is None or m in streams]
     results: list[ReconcileResult] = []
     with pipeline.sql_client() as sql:

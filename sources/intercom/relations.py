@@ -21,7 +21,7 @@ version keeps its own relation rows. Table names (issue name -> table):
     team_admins           teams__admins           (team_id, admin_id)
     ticket_contacts       tickets__contacts       (ticket_id, id = contact id)
 
-Pure functions plus calls through `IntercomClient.request`; nothing here knows dlt.
+Pure functions plus calls through `IntercomClient.paginate`; nothing here knows dlt.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
+from .api import IntercomClient
 from .errors import IntercomNotFoundError
+from .pagers import NextUrlOrCursor, PageRequest, RecordsAt
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ CONTACT_LISTS: dict[str, tuple[str, str]] = {
     "companies": ("contact_companies", "company"),
 }
 _MAX_LIST_PAGES = 1000  # a guard against a server that never stops paging
+_RELATION_RECORDS = RecordsAt(("data", "tags", "companies", "segments"), strict=False)
 
 
 def needs_completion(envelope: Any) -> bool:
@@ -67,42 +70,18 @@ def _ref(element: Mapping[str, Any], element_type: str, url_root: str) -> dict[s
     return {"type": element.get("type") or element_type, "id": eid, "url": f"/{url_root}/{eid}"}
 
 
-def fetch_list(client: Any, endpoint: str, url: str | None, record_id: str) -> list[dict[str, Any]] | None:
+def fetch_list(client: IntercomClient, endpoint: str, url: str | None, record_id: str) -> list[dict[str, Any]] | None:
     """Every element of a relation list (following `pages.next`); None if the parent vanished."""
-    target = url if url and urlsplit(url).path else None
-    out: list[dict[str, Any]] = []
-    params: dict[str, Any] | None = None
-    for _ in range(_MAX_LIST_PAGES):
-        try:
-            if target is not None:
-                body = client.request(endpoint, url=target, params=params)
-            else:
-                body = client.request(endpoint, path_params={"id": record_id}, params=params)
-        except IntercomNotFoundError:
-            client.stats.add("not_found_skipped", f"{endpoint}")
-            return None
-        data = body.get("data")
-        if not isinstance(data, list):
-            for key in ("tags", "companies", "segments"):
-                if isinstance(body.get(key), list):
-                    data = body[key]
-                    break
-            else:
-                data = []
-        out.extend(d for d in data if isinstance(d, dict))
-        pages = body.get("pages")
-        nxt = pages.get("next") if isinstance(pages, Mapping) else None
-        if isinstance(nxt, str) and nxt and data:
-            target, params = nxt, None
-        elif isinstance(nxt, Mapping) and nxt.get("starting_after") and data:
-            params = {"starting_after": nxt["starting_after"]}
-        else:
-            return out
-    logger.warning("%s for %s: stopped after %d pages", endpoint, record_id, _MAX_LIST_PAGES)
-    return out
+    first = PageRequest(url=url) if url and urlsplit(url).path else PageRequest(path_params={"id": record_id})
+    try:
+        pages = client.paginate(endpoint, NextUrlOrCursor(), first, records=_RELATION_RECORDS, max_pages=_MAX_LIST_PAGES)
+        return [record for page in pages for record in page]
+    except IntercomNotFoundError:
+        client.stats.add("not_found_skipped", f"{endpoint}")
+        return None
 
 
-def complete_contact(client: Any, raw: dict[str, Any]) -> dict[str, Any]:
+def complete_contact(client: IntercomClient, raw: dict[str, Any]) -> dict[str, Any]:
     """The contact with complete `tags` and `companies` (a copy when anything was fetched)."""
     out = raw
     for field, (endpoint, element_type) in CONTACT_LISTS.items():
@@ -120,7 +99,7 @@ def complete_contact(client: Any, raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def complete_company(client: Any, raw: dict[str, Any]) -> dict[str, Any]:
+def complete_company(client: IntercomClient, raw: dict[str, Any]) -> dict[str, Any]:
     """The company with its segments from GET /companies/{id}/segments (a copy)."""
     items = fetch_list(client, "company_segments", None, str(raw.get("id")))
     if items is None:
@@ -131,7 +110,7 @@ def complete_company(client: Any, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pooled(
-    fn: Callable[[Any, dict[str, Any]], dict[str, Any]], client: Any, raws: Sequence[dict[str, Any]],
+    fn: Callable[[IntercomClient, dict[str, Any]], dict[str, Any]], client: IntercomClient, raws: Sequence[dict[str, Any]],
     wanted: Callable[[dict[str, Any]], bool], max_workers: int,
 ) -> list[dict[str, Any]]:
     todo = [i for i, r in enumerate(raws) if wanted(r)]
@@ -148,7 +127,7 @@ def _pooled(
     return out
 
 
-def complete_contacts(client: Any, raws: Sequence[dict[str, Any]], max_workers: int = 8) -> list[dict[str, Any]]:
+def complete_contacts(client: IntercomClient, raws: Sequence[dict[str, Any]], max_workers: int = 8) -> list[dict[str, Any]]:
     """One page of changed contacts with complete tag and company lists (fetched concurrently)."""
     return _pooled(
         complete_contact, client, raws,
@@ -156,7 +135,7 @@ def complete_contacts(client: Any, raws: Sequence[dict[str, Any]], max_workers: 
     )
 
 
-def complete_companies(client: Any, raws: Sequence[dict[str, Any]], max_workers: int = 8) -> list[dict[str, Any]]:
+def complete_companies(client: IntercomClient, raws: Sequence[dict[str, Any]], max_workers: int = 8) -> list[dict[str, Any]]:
     """One page of changed companies with their segments (one request per company)."""
     return _pooled(complete_company, client, raws, lambda r: r.get("id") is not None, max_workers)
 

@@ -35,8 +35,8 @@ import pendulum
 from dlt.common.typing import TDataItem
 from dlt.extract.incremental import Incremental
 
-from . import deletes, relations, schema, settings
-from .client import IntercomClient
+from . import relations, schema, settings
+from .api import IntercomClient
 from .rejects import Rejects, is_rejects_item, rows_and_rejects
 
 logger = logging.getLogger(__name__)
@@ -410,8 +410,8 @@ def companies(
 
     Segments come from GET /companies/{id}/segments, for changed companies only.
     """
-    # every id of the scroll is remembered for `--reconcile-deletes` (deletes.py): no second scroll
-    pages = deletes.tap_listed_ids(ctx.client, "companies", ctx.client.scroll_companies())
+    # the client remembers the scroll's ids for `--reconcile-deletes`: no second scroll
+    pages = ctx.client.scroll_companies()
     yield from _completed_rows(ctx, "companies", updated_at, pages, relations.complete_companies, schema.shape_company)
 
 

@@ -24,9 +24,8 @@ import pendulum
 from dlt.common.schema.typing import TColumnSchema
 from dlt.common.typing import TDataItem
 
-from . import schema, settings
+from . import schema
 from . import streams as stream_fns
-from .errors import IntercomMalformedResponseError, IntercomNotFoundError
 from .rejects import Rejects, rows_and_rejects
 
 
@@ -34,41 +33,10 @@ from .rejects import Rejects, rows_and_rejects
 class TicketContext:
     """The tickets -> ticket_parts hand-off of one source instance."""
 
-    ctx: Any  # streams.StreamContext
+    ctx: stream_fns.StreamContext
     fetch_parts: bool = True
     parts_cache: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-
-def search_pages(client: Any, query: Mapping[str, Any]) -> Iterator[list[dict[str, Any]]]:
-    """Pages of POST /tickets/search (records under `tickets`), cursor in the body."""
-    starting_after: str | None = None
-    while True:
-        pagination: dict[str, Any] = {"per_page": settings.SEARCH_PAGE_SIZE}
-        if starting_after:
-            pagination["starting_after"] = starting_after
-        body = client.request(
-            "tickets_search",
-            json={"query": query, "sort": {"field": "updated_at", "order": "ascending"}, "pagination": pagination},
-        )
-        data = body.get("tickets", body.get("data"))
-        if not isinstance(data, list):
-            raise IntercomMalformedResponseError("POST /tickets/search: 'tickets' is not a list", endpoint="tickets_search")
-        yield [r for r in data if isinstance(r, dict)]
-        pages = body.get("pages")
-        nxt = pages.get("next") if isinstance(pages, Mapping) else None
-        starting_after = nxt.get("starting_after") if isinstance(nxt, Mapping) else None
-        if not starting_after or not data:
-            return
-
-
-def get_ticket(client: Any, ticket_id: str) -> dict[str, Any] | None:
-    """GET /tickets/{id} with its parts; None when the ticket vanished (404)."""
-    try:
-        return client.request("ticket", path_params={"id": ticket_id})
-    except IntercomNotFoundError:
-        client.stats.add("not_found_skipped", "GET /tickets/{id}")
-        return None
 
 
 def shape_ticket(raw: Mapping[str, Any], detail: Mapping[str, Any] | None = None, keep_nulls: bool = False) -> dict[str, Any]:
@@ -143,8 +111,8 @@ def tickets(
     client = ctx.client
     query = stream_fns.build_search_query(updated_at.start_value, updated_at.end_value, client.workspace_timezone())
     rejects, part_rejects = ctx.rejects("tickets"), ctx.rejects("ticket_parts")
-    changed = stream_fns.incremental_records(ctx, updated_at, search_pages(client, query), "updated_at", rejects)
-    fetch = (lambda tid: get_ticket(client, tid)) if tctx.fetch_parts else None
+    changed = stream_fns.incremental_records(ctx, updated_at, client.search("tickets_search", query), "updated_at", rejects)
+    fetch = client.get_ticket if tctx.fetch_parts else None
     hand_off = stream_fns.PartsHandOff(tctx.fetch_parts, tctx.parts_cache, tctx.lock)
 
     def shape(raw: Mapping[str, Any], detail: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -162,5 +130,5 @@ def ticket_parts(ticket_rows: TDataItem, tctx: TicketContext, meta: object = Non
     hand_off = stream_fns.PartsHandOff(tctx.fetch_parts, tctx.parts_cache, tctx.lock)
     yield from stream_fns.parts_of_parents(
         ticket_rows, meta, hand_off, tctx.ctx.rejects("ticket_parts"),
-        lambda tid: get_ticket(tctx.ctx.client, tid), ticket_part_rows,
+        tctx.ctx.client.get_ticket, ticket_part_rows,
     )
