@@ -297,9 +297,9 @@ def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
         if rejected is not None and args.strict:
             rec.exit_code, rec.failure = errors.EXIT_REJECTS, f"{rejected} Failing because --strict is set."
     print(format_summary(summary))
-    if getattr(summary, "reconciled", None):
+    if summary.reconciled:
         print(summary.reconciled)
-    if getattr(summary, "views", None):
+    if summary.views:
         print(summary.views)
     if rejected is None:
         return errors.EXIT_OK

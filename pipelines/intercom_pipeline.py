@@ -27,9 +27,12 @@ from pipelines.preflight import (
     require_permissions,
     skip_denied_streams,
 )
+from pipelines.reconcile import describe as describe_reconciliation
+from pipelines.reconcile import reconcile_deletes
 from pipelines.rejects import REJECTS_TABLE, settle_rejects
 from pipelines.resume import finish_pending_packages
 from pipelines.summary import RunSummary, stats_to_summary
+from sources.intercom.api import IntercomClient
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +128,8 @@ def _locked_run(
     if report is not None:
         stats_to_summary(summary, report.stats)
     stats_to_summary(summary, client.stats.as_dict())
-    summary.reconciled = reconciled  # type: ignore[attr-defined]
-    summary.views = refresh_views(pipeline) if views else None  # type: ignore[attr-defined]
+    summary.reconciled = reconciled
+    summary.views = refresh_views(pipeline) if views else None
     summary.duration_seconds = time.monotonic() - started
     return summary
 
@@ -152,23 +155,8 @@ def _drop_views_quietly(pipeline: dlt.Pipeline) -> None:
         logger.debug("dropping analyst views before a full refresh failed", exc_info=True)
 
 
-def reconcile(pipeline: dlt.Pipeline, client: Any, settings: SourceSettings) -> str:
-    """`run --reconcile-deletes`: mark vanished contacts/companies/conversations (deletes.py)."""
-    from sources.intercom.deletes import reconcile_deletes
-
+def reconcile(pipeline: dlt.Pipeline, client: IntercomClient, settings: SourceSettings) -> str:
+    """`run --reconcile-deletes`: mark vanished contacts/companies/conversations (reconcile.py)."""
     results = reconcile_deletes(pipeline, client, streams=settings.streams, max_workers=settings.max_workers)
     run_history.observe(deletes=results)
-    parts = []
-    for r in results:
-        if r.skipped:
-            parts.append(f"{r.model} skipped ({r.skipped})")
-        else:
-            marks = ", ".join(f"{n} {reason}" for reason, n in sorted(r.marked.items())) or "none vanished"
-            parts.append(f"{r.model} {r.listed:,} listed, {marks}")
-    return "Deletes reconciled: " + "; ".join(parts)
-
-
-def incremental_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
-    """The source's saved state (cursors); a backfill must leave it untouched."""
-    state = pipeline.state
-    return dict(state.get("sources", {}))
+    return describe_reconciliation(results)

@@ -35,8 +35,8 @@ from pipelines.summary import RunSummary, stats_to_summary
 
 if TYPE_CHECKING:  # at run time preflight imports this module
     from pipelines.preflight import CheckReport
-    from sources.intercom.client import IntercomClient
-    from sources.intercom.deletes import ReconcileResult
+    from sources.intercom.api import IntercomClient
+    from pipelines.reconcile import ReconcileResult
 
 logger = logging.getLogger(__name__)
 

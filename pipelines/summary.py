@@ -26,6 +26,8 @@ class RunSummary:
     duration_seconds: float = 0.0
     location: str | None = None
     rejected: dict[str, int] = field(default_factory=dict)  # records kept aside, by stream
+    reconciled: str | None = None  # the delete reconciliation's line (`run --reconcile-deletes`)
+    views: str | None = None  # the analyst views' outcome line, when they were refreshed
 
     @property
     def total_rows(self) -> int:

@@ -12,8 +12,6 @@ yourself and pass it, then read `client.stats.as_dict()` after the run::
     client = IntercomClient(token, base_url=...)      # also offers me() and check_scopes()
     pipeline.run(intercom_source(access_token=token, client=client))
     client.stats.as_dict(); client.close()
-
-or, without passing a client, `last_client()` returns the one the latest source built.
 """
 
 from __future__ import annotations
@@ -54,18 +52,9 @@ __all__ = [
     "IntercomRegionError",
     "REJECTS_TABLE",
     "intercom_source",
-    "last_client",
 ]
 
 logger = logging.getLogger(__name__)
-
-_LAST: dict[str, IntercomClient] = {}
-
-
-def last_client() -> IntercomClient | None:
-    """The client of the most recently built source (convenience for the CLI's run summary)."""
-    return _LAST.get("client")
-
 
 def _to_datetime(value: str | date | datetime | None, name: str) -> pendulum.DateTime | None:
     if value is None or value == "":
@@ -155,7 +144,6 @@ def intercom_source(
         )
     elif not isinstance(client, IntercomClient):
         raise IntercomConfigError("client must be an IntercomClient")
-    _LAST["client"] = client
     ctx = stream_fns.StreamContext(
         client=client,
         lookback_seconds=int(lookback_seconds),

@@ -10,10 +10,11 @@ them or keeping them as if alive:
   this run's list is written once more with `_deleted_at` = the time the run noticed it and
   `_deleted_reason` = "missing_from_list". Unchanged records are not written again, so a run with
   no change loads nothing. A record that reappears gets `_deleted_at` = NULL again.
-* Contacts, companies, conversations: `reconcile_deletes(pipeline, client)` (the CLI's
-  `run --reconcile-deletes`) lists every live id with the cheapest calls Intercom has, compares
-  them with the ids in the destination and sets `_deleted_at` / `_deleted_reason` on the rows
-  that vanished (in history mode it also closes the current version: `_dlt_valid_to`).
+* Contacts, companies, conversations: after the load, `pipelines/reconcile.py` (the CLI's
+  `run --reconcile-deletes`) lists every live id with the cheapest calls Intercom has
+  (`list_live_ids` here), compares them with the ids in the destination and sets `_deleted_at` /
+  `_deleted_reason` on the rows that vanished (in history mode it also closes the current
+  version: `_dlt_valid_to`). This module says what Intercom can tell; the SQL lives there.
 
 Request cost of one reconciliation, for N contacts, M companies, K conversations and D vanished
 contacts: ceil(N/150) GET /contacts + ceil(K/150) GET /conversations + D GET /contacts/{id} (to
@@ -31,9 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -142,94 +141,3 @@ def reconciliation_cost(contacts: int, companies: int, conversations: int, vanis
     if not companies_reused:
         cost += math.ceil(companies / scroll_page_size) + 1
     return cost
-
-
-# ------------------------------------------------------------------------- reconciliation
-@dataclass
-class ReconcileResult:
-    """What one model's reconciliation found."""
-
-    model: str
-    known: int = 0
-    listed: int = 0
-    marked: dict[str, int] = field(default_factory=dict)
-    skipped: str | None = None
-
-    @property
-    def total_marked(self) -> int:
-        return sum(self.marked.values())
-
-
-def _table_columns(sql: Any, dataset: str, table: str) -> set[str]:
-    rows = sql.execute_sql(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
-        dataset, table,
-    )
-    return {str(r[0]) for r in rows or []}
-
-
-def reconcile_deletes(
-    pipeline: Any,
-    client: Any,
-    streams: Sequence[str] | None = None,
-    noticed_at: datetime | None = None,
-    max_workers: int = 8,
-) -> list[ReconcileResult]:
-    """Mark contacts, companies and conversations that no longer exist in Intercom as deleted.
-
-    Run after a load, with the run's client (so the companies scroll is reused). Only rows that
-    are not marked yet (and, in history mode, only current versions) are updated.
-    """
-    noticed = noticed_at or datetime.now(tz=timezone.utc)
-    models = [m for m in RECONCILED_STREAMS if streams is None or m in streams]
-    results: list[ReconcileResult] = []
-    with pipeline.sql_client() as sql:
-        dataset = sql.dataset_name
-        for model in models:
-            result = ReconcileResult(model)
-            results.append(result)
-            columns = _table_columns(sql, dataset, model)
-            if "id" not in columns:
-                result.skipped = "table not loaded yet"
-                continue
-            if DELETED_AT not in columns:
-                result.skipped = f"no {DELETED_AT} column yet: run a sync of {model} first"
-                continue
-            history = "_dlt_valid_to" in columns
-            table = sql.make_qualified_table_name(model)
-            active = f" AND {sql.escape_column_name('_dlt_valid_to')} IS NULL" if history else ""
-            known = {
-                str(r[0])
-                for r in sql.execute_sql(f"SELECT id FROM {table} WHERE {DELETED_AT} IS NULL{active}") or []
-            }
-            result.known = len(known)
-            live = list_live_ids(client, model)
-            result.listed = len(live)
-            vanished = sorted(known - live)
-            if not vanished:
-                continue
-            if model == "contacts":
-                with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(vanished)))) as pool:
-                    reasons = list(pool.map(lambda cid: contact_reason(client, cid), vanished))
-            else:
-                reasons = ["deleted"] * len(vanished)
-            by_reason: dict[str, list[str]] = {}
-            for cid, reason in zip(vanished, reasons, strict=True):
-                by_reason.setdefault(reason, []).append(cid)
-            for reason, ids in by_reason.items():
-                for start in range(0, len(ids), _UPDATE_BATCH):
-                    batch = ids[start : start + _UPDATE_BATCH]
-                    marks = ", ".join(["%s"] * len(batch))
-                    set_to = f"{DELETED_AT} = %s, {DELETED_REASON} = %s"
-                    args: list[Any] = [noticed, reason]
-                    if history:
-                        set_to += f", {sql.escape_column_name('_dlt_valid_to')} = %s"
-                        args.append(noticed)
-                    sql.execute_sql(
-                        f"UPDATE {table} SET {set_to} WHERE id IN ({marks}) AND {DELETED_AT} IS NULL{active}",
-                        *args, *batch,
-                    )
-                result.marked[reason] = len(ids)
-            logger.info("%s: %d of %d known ids no longer exist in Intercom: %s", model,
-                        result.total_marked, result.known, result.marked)
-    return results

@@ -453,19 +453,3 @@ COLUMNS: dict[str, dict[str, TColumnSchema]] = {
         **_cols(id="text", options="json", custom="bool", archived="bool", api_writable="bool"),
     },
 }
-
-# Child tables (dlt nested tables) created from envelope lists: table -> parent key column
-CHILD_TABLES: dict[str, str] = {
-    "contacts__tags": "contact_id",
-    "contacts__companies": "contact_id",
-    "contacts__notes": "contact_id",
-    "contacts__social_profiles": "contact_id",
-    "companies__tags": "company_id",
-    "companies__segments": "company_id",
-    "conversations__tags": "conversation_id",
-    "conversations__contacts": "conversation_id",
-    "conversations__teammates": "conversation_id",
-    "conversations__linked_objects": "conversation_id",
-    "teams__admins": "team_id",  # relations.with_team_admins
-    "tickets__contacts": "ticket_id",  # tickets.shape_ticket
-}

@@ -28,7 +28,6 @@ HTTP_POOL_EXTRA = 16  # connections beyond the detail workers: streams run in pa
 # Calls a second one Python process can send and parse (httpx costs ~1 ms of CPU a call). Pools
 # are sized for min(quota, this) x latency: with a fast server, more threads only fight for the GIL.
 CLIENT_MAX_CALLS_PER_SECOND = 400
-MAX_RETURNED_PARTS = 500  # GET /conversations/{id} returns at most the newest 500 parts
 
 # HTTP behaviour
 REQUEST_TIMEOUT_SECONDS = 60.0

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -608,6 +608,3 @@ def data_attributes(ctx: StreamContext) -> Iterator[TDataItem]:
         rows = rejects.shaped(records, lambda r, model=model: schema.shape_data_attribute(r, model))
         yield from rows_and_rejects(rows, rejects)
 
-
-def now_utc() -> datetime:
-    return datetime.now(tz=timezone.utc)

@@ -130,8 +130,8 @@ def test_token_never_logged_or_shown(emu: EmulatorServer, tmp_path: Path, caplog
     caplog.set_level(logging.DEBUG)
     pipeline = dlt.pipeline("redaction", destination=dlt.destinations.duckdb(str(tmp_path / "w.duckdb")),
                             dataset_name="ds", pipelines_dir=str(tmp_path / "p"))
-    source = intercom_source(base_url=emu.base_url, streams=["tags", "admins"], start_date="2025-01-01")
-    client = __import__("sources.intercom", fromlist=["last_client"]).last_client()
+    client = IntercomClient(SECRET, base_url=emu.base_url)
+    source = intercom_source(base_url=emu.base_url, streams=["tags", "admins"], start_date="2025-01-01", client=client)
     with pytest.raises(Exception) as err:  # admins needs a permission this token lacks
         pipeline.run(source)
     text = "\n".join([caplog.text, str(err.value), repr(err.value), repr(client),

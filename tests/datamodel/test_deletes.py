@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from pipelines.cli import main
+from pipelines.reconcile import reconcile_deletes
 from sources.intercom import deletes
 from tests.datamodel.conftest import special_contact
 
@@ -63,7 +64,7 @@ def test_reconciliation_marks_exactly_the_vanished_records(sync) -> None:  # typ
     ids = _mutate_deletes(ws)
     client = sync.run()
     sync.emu.reset_log()
-    results = deletes.reconcile_deletes(sync.pipeline, client)
+    results = reconcile_deletes(sync.pipeline, client)
     assert {r.model: r.marked for r in results} == {"contacts": {"deleted": 3}, "companies": {}, "conversations": {}}
     # 2.15 answers 404 for deleted, merged and archived contacts alike (see deletes.py)
     assert set(_deleted(sync, "contacts")) == {ids["deleted"], ids["archived"], ids["merged"]}
@@ -84,7 +85,7 @@ def test_reconciliation_marks_exactly_the_vanished_records(sync) -> None:  # typ
     assert sum(log.values()) == deletes.reconciliation_cost(len(live), ws.count("companies"), ws.count("conversations"), 3)
     # a second reconciliation finds nothing new and keeps the first marks
     before = sync.query("select id, _deleted_at from contacts where _deleted_at is not null order by id")
-    again = deletes.reconcile_deletes(sync.pipeline, client)
+    again = reconcile_deletes(sync.pipeline, client)
     assert all(not r.marked for r in again)
     assert sync.query("select id, _deleted_at from contacts where _deleted_at is not null order by id") == before
 
@@ -94,7 +95,7 @@ def test_reconciliation_without_companies_in_the_run_scrolls_once(sync) -> None:
     sync.run(streams=["contacts", "companies"])
     client = sync.run(streams=["contacts"])
     sync.emu.reset_log()
-    results = deletes.reconcile_deletes(sync.pipeline, client, streams=["companies", "conversations"])
+    results = reconcile_deletes(sync.pipeline, client, streams=["companies", "conversations"])
     assert [r.model for r in results] == ["companies", "conversations"]
     assert results[0].listed == ws.count("companies") and results[1].skipped == "table not loaded yet"
     assert sync.emu.request_log["GET /companies/scroll"] == math.ceil(ws.count("companies") / 50) + 1
@@ -127,7 +128,7 @@ def test_reconciliation_on_postgres(pg_sync) -> None:  # type: ignore[no-untyped
     pg_sync.run(streams=["contacts", "companies", "conversations", "admins", "tags"])
     ids = _mutate_deletes(ws)
     client = pg_sync.run(streams=["contacts", "companies", "conversations", "admins", "tags"])
-    deletes.reconcile_deletes(pg_sync.pipeline, client)
+    reconcile_deletes(pg_sync.pipeline, client)
     assert set(_deleted(pg_sync, "contacts")) == {ids["deleted"], ids["archived"], ids["merged"]}
     assert set(_deleted(pg_sync, "admins")) == {ids["admin"]} and set(_deleted(pg_sync, "tags")) == {ids["tag"]}
     assert _deleted(pg_sync, "companies") == {} and _deleted(pg_sync, "conversations") == {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sources.intercom import deletes
+from pipelines.reconcile import reconcile_deletes
 from tests.datamodel.conftest import special_contact
 
 STREAMS = ["contacts", "companies", "conversations"]
@@ -81,7 +81,7 @@ def test_reconciliation_closes_the_current_version(sync) -> None:  # type: ignor
     ws.clock.advance(60)
     ws.delete_contact(cid)
     client = sync.run(streams=["contacts"], history=True)
-    results = deletes.reconcile_deletes(sync.pipeline, client, streams=["contacts"])
+    results = reconcile_deletes(sync.pipeline, client, streams=["contacts"])
     assert results[0].marked == {"deleted": 1}
     rows = sync.query(f"select _dlt_valid_to is not null, _deleted_at is not null from contacts where id = '{cid}'")
     assert rows == [(True, True)]
