@@ -58,13 +58,23 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
+def _api_url(settings: SourceSettings | None) -> str:
+    """The API host a failure concerns, for the message (never raising over an invalid base URL)."""
+    from sources.intercom.errors import IntercomConfigError
+
+    try:
+        return settings.api_url if settings else "the Intercom API"
+    except IntercomConfigError:
+        return settings.base_url or "the Intercom API" if settings else "the Intercom API"
+
+
 def explain(
     exc: BaseException, settings: SourceSettings | None = None, target: Target | None = None
 ) -> UserError | None:
     """Map a known failure anywhere in the exception chain to a one-line UserError."""
     from sources.intercom import errors
 
-    api = settings.api_url if settings else "the Intercom API"
+    api = _api_url(settings)
     for cur in _chain(exc):
         if isinstance(cur, UserError):
             return cur
@@ -135,11 +145,7 @@ def explain(
         if name == "ConfigFieldMissingException":
             spec = getattr(cur, "spec_name", "")
             if "Postgres" in spec:
-                return UserError(
-                    "no Postgres credentials: set DESTINATION__POSTGRES__CREDENTIALS=postgresql://user:password@host:5432/db "
-                    "or [destination.postgres] credentials in .dlt/secrets.toml",
-                    EXIT_DESTINATION,
-                )
+                return UserError(_postgres_credentials_missing(cur), EXIT_DESTINATION)
             if "intercom" in spec.lower() or "access_token" in getattr(cur, "fields", []):
                 return UserError(f"no Intercom access token: {TOKEN_HELP}", EXIT_AUTH)
             dest = target.destination if target else "destination"
@@ -167,6 +173,34 @@ def explain(
                 EXIT_USAGE,
             )
     return None
+
+
+def _missing_fields(exc: BaseException) -> list[str]:
+    """The fields dlt could not resolve, nested ones (`credentials.password`) spelled out."""
+    traces = getattr(exc, "traces", None)
+    if not isinstance(traces, dict):
+        return list(getattr(exc, "fields", []) or [])
+    out: list[str] = []
+    for name, lookups in traces.items():
+        nested = [n for t in lookups if isinstance(getattr(t, "traces", None), dict) for n in t.traces]
+        out.extend(f"{name}.{n}" for n in nested) if nested else out.append(name)
+    return out
+
+
+def _postgres_credentials_missing(exc: BaseException) -> str:
+    """What is missing from the Postgres credentials: a password only (a URL written for trust
+    auth, `postgresql://postgres@host/db`), or all of them."""
+    missing = _missing_fields(exc)
+    if missing == ["credentials.password"]:
+        return (
+            "the Postgres URL has no password, and dlt needs one in it: write it as "
+            "postgresql://user:password@host:5432/db in DESTINATION__POSTGRES__CREDENTIALS or "
+            "[destination.postgres] credentials (a server with trust auth accepts any password)"
+        )
+    return (
+        "no Postgres credentials: set DESTINATION__POSTGRES__CREDENTIALS=postgresql://user:password@host:5432/db "
+        "or [destination.postgres] credentials in .dlt/secrets.toml"
+    )
 
 
 class translate_errors:  # noqa: N801 - used as a context manager, reads like a statement

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import dlt
+from dlt.extract import DltSource
 
 from pipelines import run_history
 from pipelines.config import SourceSettings, Target, dlt_setting
@@ -32,18 +32,17 @@ from pipelines.reconcile import reconcile_deletes
 from pipelines.rejects import REJECTS_TABLE, settle_rejects
 from pipelines.resume import finish_pending_packages
 from pipelines.summary import RunSummary, stats_to_summary
+from sources.intercom import intercom_source
 from sources.intercom.api import IntercomClient
 
 logger = logging.getLogger(__name__)
 
 
-def build_source(settings: SourceSettings, client: Any = None) -> Any:
+def build_source(settings: SourceSettings, client: IntercomClient | None = None) -> DltSource:
     """The dlt source with every setting passed explicitly (no second config lookup).
 
     Passing our own `client` lets the summary read exactly this run's request counters.
     """
-    from sources.intercom import intercom_source
-
     return intercom_source(
         access_token=settings.access_token,
         region=settings.region,

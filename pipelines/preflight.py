@@ -11,19 +11,19 @@ from pipelines import run_history
 from pipelines.config import SourceSettings
 from pipelines.errors import EXIT_AUTH, UserError
 from pipelines.failures import translate_errors
+from sources.intercom import settings as source_settings
+from sources.intercom.api import IntercomClient
 
 logger = logging.getLogger(__name__)
 
 PREFLIGHT_RETRIES = 3
 
 
-def make_client(settings: SourceSettings, max_retries: int | None = PREFLIGHT_RETRIES) -> Any:
+def make_client(settings: SourceSettings, max_retries: int | None = PREFLIGHT_RETRIES) -> IntercomClient:
     """An IntercomClient for preflight and `check` (the source builds its own for the sync).
 
     Preflight uses a small retry budget: a wrong host should fail in seconds, not minutes.
     """
-    from sources.intercom.api import IntercomClient
-
     kwargs: dict[str, Any] = {}
     if max_retries is not None:
         kwargs["max_retries"] = max_retries
@@ -39,10 +39,8 @@ def make_client(settings: SourceSettings, max_retries: int | None = PREFLIGHT_RE
     return client
 
 
-def close_client(client: Any) -> None:
-    close = getattr(client, "close", None)
-    if callable(close):
-        close()
+def close_client(client: IntercomClient) -> None:
+    client.close()
 
 
 @dataclass
@@ -62,8 +60,6 @@ class CheckReport:
 
 def stream_permission(stream: str) -> str | None:
     """The Intercom permission name a stream needs (from the source's endpoint table)."""
-    from sources.intercom import settings as source_settings
-
     probe = source_settings.STREAM_PROBES.get(stream)
     endpoint = source_settings.ENDPOINTS.get(probe) if probe else None
     return endpoint.permission if endpoint else None

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
 from typing import Any
 
 import dlt
@@ -30,7 +29,7 @@ from . import history as history_mode
 from . import streams as stream_fns
 from . import tickets as ticket_fns
 from .api import IntercomClient
-from .client import ClientStats, resolve_base_url
+from .client import ClientStats
 from .errors import (
     IntercomAPIError,
     IntercomAuthError,
@@ -39,6 +38,7 @@ from .errors import (
     IntercomPermissionError,
     IntercomRegionError,
 )
+from .options import DateLike, IntercomOptions
 from .rejects import REJECTS_TABLE, with_rejects_table
 
 __all__ = [
@@ -56,54 +56,18 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-def _to_datetime(value: str | date | datetime | None, name: str) -> pendulum.DateTime | None:
-    if value is None or value == "":
-        return None
-    try:
-        if isinstance(value, datetime):
-            dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-            return pendulum.instance(dt).in_timezone("UTC")
-        if isinstance(value, date):
-            return pendulum.datetime(value.year, value.month, value.day, tz="UTC")
-        if isinstance(value, (int, float)):
-            return pendulum.from_timestamp(value, tz="UTC")
-        parsed = pendulum.parse(str(value), tz="UTC")
-    except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError) as exc:
-        raise IntercomConfigError(f"{name}={value!r} is not a date or datetime ({exc})") from None
-    if not isinstance(parsed, pendulum.DateTime):
-        if isinstance(parsed, pendulum.Date):
-            return pendulum.datetime(parsed.year, parsed.month, parsed.day, tz="UTC")
-        raise IntercomConfigError(f"{name}={value!r} is not a date or datetime")
-    return parsed.in_timezone("UTC")
-
-
-def _validate_streams(selected: Sequence[str] | None) -> list[str]:
-    if selected is None:
-        return list(settings.STREAMS)
-    if isinstance(selected, str):
-        selected = [s.strip() for s in selected.split(",") if s.strip()]
-    unknown = [s for s in selected if s not in settings.STREAMS]
-    if unknown:
-        raise IntercomConfigError(
-            f"unknown stream(s): {', '.join(unknown)}. Valid streams: {', '.join(settings.STREAMS)}"
-        )
-    if not selected:
-        raise IntercomConfigError(f"no stream selected. Valid streams: {', '.join(settings.STREAMS)}")
-    return list(dict.fromkeys(selected))
-
-
 @dlt.source(name="intercom", section="intercom", max_table_nesting=1)
 def intercom_source(
     access_token: str = dlt.secrets.value,
     region: str = settings.DEFAULT_REGION,
     base_url: str | None = None,
     intercom_version: str = settings.DEFAULT_VERSION,
-    start_date: Any = None,
-    end_date: Any = None,
+    start_date: DateLike = None,
+    end_date: DateLike = None,
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_SECONDS,
     streams: Sequence[str] | None = None,
     max_workers: int = settings.DEFAULT_MAX_WORKERS,
-    client: Any = None,
+    client: IntercomClient | None = None,
     history: bool = False,
 ) -> list[DltResource]:
     """Intercom workspace as dlt resources.
@@ -122,37 +86,28 @@ def intercom_source(
         history: keep one row per version (dlt scd2) of contacts, companies, conversations,
             tickets and their relation tables instead of the latest state; see history.py.
     """
-    selected = _validate_streams(streams)
-    if region is None or region.lower() not in settings.REGIONS:
-        raise IntercomConfigError(f"unknown region {region!r}: expected one of {', '.join(settings.REGIONS)}")
-    resolve_base_url(region, base_url)  # validates https / loopback
-    start = _to_datetime(start_date, "start_date")
-    end = _to_datetime(end_date, "end_date")
-    if end is not None and start is None:
-        raise IntercomConfigError("end_date needs a start_date (a backfill is a closed range)")
-    if start is not None and end is not None and end <= start:
-        raise IntercomConfigError(f"end_date {end.isoformat()} is not after start_date {start.isoformat()}")
-    if int(lookback_seconds) < 0:
-        raise IntercomConfigError("lookback_seconds must be >= 0")
-    if int(max_workers) < 1:
-        raise IntercomConfigError("max_workers must be >= 1")
-
+    options = IntercomOptions(
+        access_token=access_token, region=region, base_url=base_url, intercom_version=intercom_version,
+        start_date=start_date, end_date=end_date, lookback_seconds=lookback_seconds, streams=streams,
+        max_workers=max_workers, history=history,
+    ).validated()
+    selected, start, end = options.selected, options.start_date, options.end_date
     if client is None:
         client = IntercomClient(
-            access_token, region=region, base_url=base_url, intercom_version=str(intercom_version),
-            max_workers=int(max_workers),
+            access_token, region=options.region, base_url=base_url, intercom_version=options.intercom_version,
+            max_workers=options.max_workers,
         )
     elif not isinstance(client, IntercomClient):
         raise IntercomConfigError("client must be an IntercomClient")
     ctx = stream_fns.StreamContext(
         client=client,
-        lookback_seconds=int(lookback_seconds),
-        max_workers=int(max_workers),
+        lookback_seconds=options.lookback_seconds,
+        max_workers=options.max_workers,
         fetch_parts="conversation_parts" in selected,
-        keep_nulls=bool(history),
+        keep_nulls=options.history,
         secrets=(access_token,) if isinstance(access_token, str) and access_token else (),
     )
-    lag = float(lookback_seconds) if lookback_seconds else None
+    lag = float(options.lookback_seconds) if options.lookback_seconds else None
 
     def cursor(path: str) -> dlt.sources.incremental[pendulum.DateTime]:
         # "include": the rows of `_intercom_rejects` pass through the stream's incremental step
@@ -175,7 +130,7 @@ def intercom_source(
             columns.update(deletes.DELETE_COLUMNS)  # set by `reconcile_deletes`
         disposition: dict[str, Any] = {"write_disposition": "merge"}
         if name in history_mode.HISTORY_STREAMS:
-            disposition = history_mode.resource_hints(bool(history))
+            disposition = history_mode.resource_hints(options.history)
         resource = dlt.resource(
             fn, name=name, primary_key="id", **disposition, columns=columns, selected=name in selected,
         )

@@ -133,6 +133,25 @@ def test_second_run_is_incremental_and_keeps_rows(emulator, token_env, target_ar
 
 
 @pytest.mark.postgres
+def test_postgres_url_without_password_says_what_is_missing(
+    emulator, token_env, target_args, postgres_credentials, postgres_dataset, monkeypatch, capsys
+):
+    """`postgresql://postgres@host/db`, the usual form under trust auth, is set: the error must not
+    say that no credentials are set, but that dlt needs a password in the URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(postgres_credentials)
+    no_password = urlunsplit(parts._replace(netloc=f"{parts.username}@{parts.hostname}:{parts.port or 5432}"))
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", no_password)
+    rc = main(["run", "--base-url", emulator.base_url, "--destination", "postgres", "--dataset", postgres_dataset,
+               "--no-views", "--streams", "tags", *target_args])
+    err = capsys.readouterr().err
+    assert rc == 5, err
+    line = assert_one_line_error(err, "no password", "postgresql://user:password@host:5432/db")
+    assert "no Postgres credentials" not in line
+
+
+@pytest.mark.postgres
 def test_run_into_postgres_matches_ground_truth(
     emulator, token_env, target_args, postgres_credentials, postgres_dataset, monkeypatch, capsys
 ):
