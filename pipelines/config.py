@@ -20,7 +20,7 @@ import pendulum
 from pipelines.errors import EXIT_AUTH, EXIT_USAGE, UserError
 from sources.intercom import options
 from sources.intercom import settings as source_settings
-from sources.intercom.errors import IntercomConfigError
+from sources.intercom.errors import IntercomConfigError, Spelling, no_token_message
 from sources.intercom.options import DateLike, IntercomOptions
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,11 @@ DEFAULT_DATASET = "intercom_data"  # not "intercom": DuckDB rejects a schema nam
 DEFAULT_DUCKDB_PATH = "intercom.duckdb"
 REGIONS = tuple(source_settings.REGIONS)
 TOKEN_ENV = "INTERCOM_ACCESS_TOKEN"
-TOKEN_HELP = f"set {TOKEN_ENV} or [sources.intercom] access_token in .dlt/secrets.toml"
+# how the CLI's user sets what the source's messages ask them to change (sources/intercom/errors.py)
+CLI_WORDS = Spelling(
+    token=f"{TOKEN_ENV} or [sources.intercom] access_token in .dlt/secrets.toml",
+    streams="--streams", region="--region", base_url="--base-url",
+)
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -109,7 +113,7 @@ def resolve_token(explicit: str | None = None) -> str:
             token = None
     token = (str(token).strip() if token else "") or ""
     if not token or token == "your-private-app-access-token":
-        raise UserError(f"no Intercom access token: {TOKEN_HELP}", EXIT_AUTH)
+        raise UserError(no_token_message(CLI_WORDS), EXIT_AUTH)
     return token
 
 

@@ -6,9 +6,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pipelines.config import REGIONS, TOKEN_HELP, SourceSettings, Target
+import duckdb
+import httpx
+import psycopg2
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.destination.exceptions import InvalidDestinationReference, UnknownDestinationModule
+from dlt.extract.exceptions import ResourceExtractionError
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from pipelines.config import CLI_WORDS, SourceSettings, Target
 from pipelines.destination import DUCKDB_SETTINGS
 from pipelines.errors import EXIT_AUTH, EXIT_DESTINATION, EXIT_NETWORK, EXIT_USAGE, UserError
+from sources.intercom import errors
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -45,7 +54,7 @@ def root_cause(exc: BaseException) -> BaseException:
     the real failure, which survives only in the exception's context.
     """
     for cur in _chain(exc):
-        if isinstance(cur, GeneratorExit) or type(cur).__name__ in ("PipelineStepFailed", "ResourceExtractionError"):
+        if isinstance(cur, (GeneratorExit, PipelineStepFailed, ResourceExtractionError)):
             continue
         if isinstance(cur, ValueError) and str(cur) == "generator already executing":
             continue
@@ -58,13 +67,17 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
+def _exit_code(exc: BaseException) -> int:
+    if isinstance(exc, (errors.IntercomAuthError, errors.IntercomPermissionError)):
+        return EXIT_AUTH
+    return EXIT_USAGE if isinstance(exc, errors.IntercomConfigError) else EXIT_NETWORK
+
+
 def _api_url(settings: SourceSettings | None) -> str:
     """The API host a failure concerns, for the message (never raising over an invalid base URL)."""
-    from sources.intercom.errors import IntercomConfigError
-
     try:
         return settings.api_url if settings else "the Intercom API"
-    except IntercomConfigError:
+    except errors.IntercomConfigError:
         return settings.base_url or "the Intercom API" if settings else "the Intercom API"
 
 
@@ -72,107 +85,64 @@ def explain(
     exc: BaseException, settings: SourceSettings | None = None, target: Target | None = None
 ) -> UserError | None:
     """Map a known failure anywhere in the exception chain to a one-line UserError."""
-    from sources.intercom import errors
-
     api = _api_url(settings)
     for cur in _chain(exc):
         if isinstance(cur, UserError):
             return cur
-        name = type(cur).__name__
-        module = type(cur).__module__ or ""
-        if isinstance(cur, errors.IntercomAuthError):
-            return UserError(
-                f"Intercom rejected the access token (401 unauthorized): {TOKEN_HELP}", EXIT_AUTH
-            )
-        if isinstance(cur, errors.IntercomPermissionError):
-            perm = getattr(cur, "permission", None)
-            what = f"the permission '{perm}'" if perm else f"a permission ({_first_line(cur)})"
-            endpoint = getattr(cur, "endpoint", None)
-            return UserError(
-                f"the access token lacks {what}"
-                + (f" for {endpoint}" if endpoint else "")
-                + ": grant it to the app in Intercom's Developer Hub, or leave the affected streams out with --streams",
-                EXIT_AUTH,
-            )
-        if isinstance(cur, errors.IntercomRegionError):
-            others = [r for r in REGIONS if settings is None or r != settings.region]
-            return UserError(
-                f"{api} does not know this workspace (GET /me answered 404): it is probably in another region, "
-                f"try {' or '.join('--region ' + r for r in others)}",
-                EXIT_NETWORK,
-            )
-        if isinstance(cur, errors.IntercomConfigError):
-            return UserError(_first_line(cur), EXIT_USAGE)
-        if isinstance(cur, errors.IntercomScrollError):
-            return UserError(
-                f"{_first_line(cur)}: Intercom's companies scroll cannot resume after an error, so this run "
-                "stopped before loading and saved no cursor; run again later, or sync the other streams "
-                "with --streams (leaving out companies)",
-                EXIT_NETWORK,
-            )
-        if isinstance(cur, errors.IntercomMalformedResponseError):
-            return UserError(
-                f"{api} answered something that is not Intercom's JSON (an HTML page from a proxy, "
-                "captive portal or a wrong --base-url?): check --base-url/--region and any proxy",
-                EXIT_NETWORK,
-            )
-        if (
-            isinstance(cur, errors.IntercomTransientError)
-            and getattr(cur, "status", None) is not None
-            and getattr(cur, "code", None) is None
-            and getattr(cur, "request_id", None) is None
-        ):
-            return UserError(
-                f"{api} kept answering HTTP {cur.status} without an Intercom JSON error body (a proxy or "
-                "gateway HTML page?): check --base-url/--region and any proxy, or retry later",
-                EXIT_NETWORK,
-            )
-        if isinstance(cur, errors.IntercomTransientError) and getattr(cur, "status", None) is None:
-            return UserError(
-                f"cannot reach {api}: {_first_line(cur)}; check --base-url/--region and the network",
-                EXIT_NETWORK,
-            )
-        if module.startswith("httpx") and name in (
-            "ConnectError",
-            "ConnectTimeout",
-            "ReadTimeout",
-            "RemoteProtocolError",
-        ):
-            return UserError(
-                f"cannot reach {api}: {_first_line(cur)}; check --base-url/--region and the network",
-                EXIT_NETWORK,
-            )
-        if name == "ConfigFieldMissingException":
-            spec = getattr(cur, "spec_name", "")
-            if "Postgres" in spec:
-                return UserError(_postgres_credentials_missing(cur), EXIT_DESTINATION)
-            if "intercom" in spec.lower() or "access_token" in getattr(cur, "fields", []):
-                return UserError(f"no Intercom access token: {TOKEN_HELP}", EXIT_AUTH)
-            dest = target.destination if target else "destination"
-            return UserError(
-                f"{dest} is not configured: missing {', '.join(getattr(cur, 'fields', []) or [spec])} "
-                f"(set them in .dlt/secrets.toml under [destination.{dest}] or as DESTINATION__{dest.upper()}__* env vars)",
-                EXIT_DESTINATION,
-            )
-        if module.startswith("psycopg2") and name == "OperationalError":
-            return UserError(
-                f"cannot connect to Postgres: {_first_line(cur)}; check DESTINATION__POSTGRES__CREDENTIALS "
-                "or [destination.postgres] credentials",
-                EXIT_DESTINATION,
-            )
-        if name == "OutOfMemoryException" or (module.startswith("dlt.destinations") and "Out of Memory Error" in str(cur)):
-            return UserError(
-                f"DuckDB ran out of memory in the load step (the default memory_limit is {DUCKDB_SETTINGS['memory_limit']}): "
-                "raise it, e.g. DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG='{\"memory_limit\": \"1GB\"}', "
-                "and run again; the extracted data is kept and loads first",
-                EXIT_DESTINATION,
-            )
-        if name in ("UnknownDestinationModule", "InvalidDestinationReference", "UnknownDestination"):
-            return UserError(
-                f"unknown destination '{target.destination if target else '?'}': use duckdb, postgres or another dlt destination name",
-                EXIT_USAGE,
-            )
+        if isinstance(cur, errors.IntercomError):
+            line = errors.advice(cur, api, settings.region if settings else None, CLI_WORDS)
+            if line is not None:
+                return UserError(line, _exit_code(cur))
+        mapped = _third_party(cur, api, target)
+        if mapped is not None:
+            return mapped
     return None
+
+
+_UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError)
+
+
+def _third_party(cur: BaseException, api: str, target: Target | None) -> UserError | None:
+    """httpx, dlt, DuckDB and Postgres failures a user can fix; None for any other."""
+    if isinstance(cur, _UNREACHABLE):
+        return UserError(errors.unreachable(api, _first_line(cur), CLI_WORDS), EXIT_NETWORK)
+    if isinstance(cur, ConfigFieldMissingException):
+        return _config_missing(cur, target)
+    if isinstance(cur, psycopg2.OperationalError):
+        return UserError(
+            f"cannot connect to Postgres: {_first_line(cur)}; check DESTINATION__POSTGRES__CREDENTIALS "
+            "or [destination.postgres] credentials",
+            EXIT_DESTINATION,
+        )
+    if isinstance(cur, duckdb.OutOfMemoryException) or (
+        (type(cur).__module__ or "").startswith("dlt.destinations") and "Out of Memory Error" in str(cur)
+    ):
+        return UserError(
+            f"DuckDB ran out of memory in the load step (the default memory_limit is {DUCKDB_SETTINGS['memory_limit']}): "
+            "raise it, e.g. DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG='{\"memory_limit\": \"1GB\"}', "
+            "and run again; the extracted data is kept and loads first",
+            EXIT_DESTINATION,
+        )
+    if isinstance(cur, (UnknownDestinationModule, InvalidDestinationReference)):
+        return UserError(
+            f"unknown destination '{target.destination if target else '?'}': use duckdb, postgres or another dlt destination name",
+            EXIT_USAGE,
+        )
+    return None
+
+
+def _config_missing(cur: ConfigFieldMissingException, target: Target | None) -> UserError:
+    spec = cur.spec_name
+    if "Postgres" in spec:
+        return UserError(_postgres_credentials_missing(cur), EXIT_DESTINATION)
+    if "intercom" in spec.lower() or "access_token" in cur.fields:
+        return UserError(errors.no_token_message(CLI_WORDS), EXIT_AUTH)
+    dest = target.destination if target else "destination"
+    return UserError(
+        f"{dest} is not configured: missing {', '.join(cur.fields or [spec])} "
+        f"(set them in .dlt/secrets.toml under [destination.{dest}] or as DESTINATION__{dest.upper()}__* env vars)",
+        EXIT_DESTINATION,
+    )
 
 
 def _missing_fields(exc: BaseException) -> list[str]:

@@ -6,6 +6,7 @@ No message ever contains the access token (the client never passes it to an exce
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .settings import REGIONS, Endpoint
@@ -75,15 +76,105 @@ class IntercomScrollError(IntercomAPIError):
 
 
 # ----------------------------------------------------------------------------- wording
-# What each failure tells the person running the sync, written once, beside the types.
-TOKEN_SETTING = "[sources.intercom] access_token / SOURCES__INTERCOM__ACCESS_TOKEN"
+# What each failure tells the person running the sync, written once, beside the types. The
+# library's messages and the CLI's one-line errors use the same sentences; `Spelling` says how
+# the reader sets what the sentence asks them to change.
 
 
-def no_token_message() -> str:
+@dataclass(frozen=True)
+class Spelling:
+    """How the reader names the token, the stream selection, the region and the API host."""
+
+    token: str = "[sources.intercom] access_token / SOURCES__INTERCOM__ACCESS_TOKEN"
+    streams: str = "the streams argument"
+    region: str = "region"
+    base_url: str = "base_url"
+
+
+LIBRARY = Spelling()
+
+
+def no_token_message(spelling: Spelling = LIBRARY) -> str:
+    return f"no Intercom access token: set {spelling.token}"
+
+
+def token_rejected(spelling: Spelling) -> str:
     return (
-        "no Intercom access token: set [sources.intercom] access_token in .dlt/secrets.toml "
-        "or the SOURCES__INTERCOM__ACCESS_TOKEN environment variable"
+        "Intercom rejected the access token: it is invalid or revoked; create a new access token in the "
+        f"Intercom Developer Hub and set {spelling.token}"
     )
+
+
+def permission_missing(permission: str | None, endpoint: str | None, code: str | None, spelling: Spelling) -> str:
+    if code == "api_plan_restricted":
+        return f"{endpoint or 'this endpoint'}: this feature is not available on the workspace's Intercom plan"
+    what = f"the permission '{permission}'" if permission else "the permission this endpoint needs"
+    return (
+        f"the access token lacks {what}" + (f" for {endpoint}" if endpoint else "")
+        + ": grant it to the app in Intercom's Developer Hub (Configure > Authentication), reinstall the app "
+        f"and use the new token, or leave the streams that need it out with {spelling.streams}"
+    )
+
+
+def wrong_region(api: str, region: str | None, spelling: Spelling) -> str:
+    others = [r for r in REGIONS if r != region]
+    return (
+        f"{api} does not know this workspace (GET /me answered 404): it is probably in another region, "
+        f"try {' or '.join(f'{spelling.region} {r}' for r in others)}"
+    )
+
+
+def scroll_broken(first_line: str, spelling: Spelling) -> str:
+    return (
+        f"{first_line}: Intercom's companies scroll cannot resume after an error, so this run stopped "
+        "before loading and saved no cursor; run again later, or sync the other streams with "
+        f"{spelling.streams} (leaving out companies)"
+    )
+
+
+def not_intercom_json(api: str, spelling: Spelling) -> str:
+    return (
+        f"{api} answered something that is not Intercom's JSON (an HTML page from a proxy, captive portal "
+        f"or a wrong {spelling.base_url}?): check {spelling.base_url}/{spelling.region} and any proxy"
+    )
+
+
+def gateway_status(api: str, status: int, spelling: Spelling) -> str:
+    return (
+        f"{api} kept answering HTTP {status} without an Intercom JSON error body (a proxy or gateway HTML "
+        f"page?): check {spelling.base_url}/{spelling.region} and any proxy, or retry later"
+    )
+
+
+def unreachable(api: str, first_line: str, spelling: Spelling) -> str:
+    return f"cannot reach {api}: {first_line}; check {spelling.base_url}/{spelling.region} and the network"
+
+
+def advice(exc: IntercomError, api: str, region: str | None, spelling: Spelling) -> str | None:
+    """The one-line message for a failure of this package, or None when it has none of its own."""
+    first = _first_line(exc)
+    if isinstance(exc, IntercomAuthError):
+        return token_rejected(spelling)
+    if isinstance(exc, IntercomPermissionError):
+        return permission_missing(exc.permission, exc.endpoint, exc.code, spelling)
+    if isinstance(exc, IntercomRegionError):
+        return wrong_region(api, region, spelling)
+    if isinstance(exc, IntercomConfigError):
+        return first
+    if isinstance(exc, IntercomScrollError):
+        return scroll_broken(first, spelling)
+    if isinstance(exc, IntercomMalformedResponseError):
+        return not_intercom_json(api, spelling)
+    if isinstance(exc, IntercomTransientError) and exc.status is not None and exc.code is None and exc.request_id is None:
+        return gateway_status(api, exc.status, spelling)
+    if isinstance(exc, IntercomTransientError) and exc.status is None:
+        return unreachable(api, first, spelling)
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
 def error_for_status(
@@ -95,35 +186,12 @@ def error_for_status(
     detail = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
     common: dict[str, Any] = {"status": status, "code": code, "endpoint": template, "request_id": request_id}
     if status == 401 and code in (None, "unauthorized"):
-        return IntercomAuthError(
-            f"{template}: the Intercom access token was rejected ({detail}). It is invalid or "
-            "revoked: create a new access token in the Intercom Developer Hub and update "
-            f"{TOKEN_SETTING}.",
-            **common,
-        )
+        return IntercomAuthError(f"{template}: {token_rejected(LIBRARY)} ({detail})", **common)
     if status in (401, 403):
-        return IntercomPermissionError(
-            f"{template}: access denied ({detail}): {_permission_hint(ep.permission, code)}.",
-            permission=ep.permission, **common,
-        )
+        text = permission_missing(ep.permission, None, code, LIBRARY)
+        return IntercomPermissionError(f"{template}: access denied ({detail}): {text}", permission=ep.permission, **common)
     if status == 404 and endpoint == "me":
-        return IntercomRegionError(
-            f"{template}: HTTP 404. The workspace is probably hosted in another region: set "
-            f"region to one of {', '.join(REGIONS)} (now {base_url}).",
-            **common,
-        )
+        return IntercomRegionError(f"{template}: HTTP 404. {wrong_region(base_url, None, LIBRARY)}", **common)
     if status in (404, 410):
         return IntercomNotFoundError(f"{template}: {detail}", **common)
     return IntercomAPIError(f"{template}: {detail}", **common)
-
-
-def _permission_hint(permission: str | None, code: str | None) -> str:
-    if code == "api_plan_restricted":
-        return "this feature is not available on the workspace's Intercom plan"
-    if permission:
-        return (
-            f"the token lacks the '{permission}' permission: enable it for your app in the "
-            "Intercom Developer Hub (Configure > Authentication), reinstall the app and use "
-            "the new token, or remove the streams that need it"
-        )
-    return "the token lacks the permission this endpoint needs"
