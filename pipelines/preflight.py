@@ -11,7 +11,7 @@ from pipelines import run_history
 from pipelines.config import SourceSettings
 from pipelines.errors import EXIT_AUTH, UserError
 from pipelines.failures import translate_errors
-from sources.intercom import settings as source_settings
+from sources.intercom import specs
 from sources.intercom.api import IntercomClient
 
 logger = logging.getLogger(__name__)
@@ -60,9 +60,7 @@ class CheckReport:
 
 def stream_permission(stream: str) -> str | None:
     """The Intercom permission name a stream needs (from the source's endpoint table)."""
-    probe = source_settings.STREAM_PROBES.get(stream)
-    endpoint = source_settings.ENDPOINTS.get(probe) if probe else None
-    return endpoint.permission if endpoint else None
+    return specs.permission(stream)
 
 
 def _scope_result(raw: dict[str, str | None]) -> tuple[dict[str, bool], dict[str, str]]:
@@ -80,7 +78,7 @@ def check_workspace(settings: SourceSettings, streams: list[str] | None = None) 
         client = make_client(settings)
         try:
             me = client.me()
-            allowed, missing = _scope_result(client.check_scopes(streams))
+            allowed, missing = _scope_result(specs.check_scopes(client, streams))
             stats = client.stats.as_dict()
         finally:
             close_client(client)

@@ -22,10 +22,10 @@ from sources.intercom.api import IntercomClient
 from sources.intercom.deletes import (
     DELETED_AT,
     DELETED_REASON,
-    RECONCILED_STREAMS,
     contact_reason,
     list_live_ids,
 )
+from sources.intercom.specs import RECONCILED_STREAMS
 
 logger = logging.getLogger(__name__)
 

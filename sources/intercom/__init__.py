@@ -9,7 +9,7 @@ Usage::
 Run statistics (requests per endpoint template, retries, 429s, wait seconds): build the client
 yourself and pass it, then read `client.stats.as_dict()` after the run::
 
-    client = IntercomClient(token, base_url=...)      # also offers me() and check_scopes()
+    client = IntercomClient(token, base_url=...)      # also offers me()
     pipeline.run(intercom_source(access_token=token, client=client))
     client.stats.as_dict(); client.close()
 """
@@ -17,17 +17,13 @@ yourself and pass it, then read `client.stats.as_dict()` after the run::
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
-from typing import Any
 
 import dlt
-import pendulum
 from dlt.sources import DltResource
 
-from . import deletes, relations, schema, settings
-from . import history as history_mode
-from . import streams as stream_fns
-from . import tickets as ticket_fns
+from . import schema, settings
 from .api import IntercomClient
 from .client import ClientStats
 from .errors import (
@@ -39,7 +35,10 @@ from .errors import (
     IntercomRegionError,
 )
 from .options import DateLike, IntercomOptions
-from .rejects import REJECTS_TABLE, with_rejects_table
+from .rejects import REJECTS_TABLE
+from .resources import RunShape, build, wanted
+from .specs import SPECS, STREAMS, StreamSpec
+from .streams import PartsHandOff, StreamContext
 
 __all__ = [
     "ClientStats",
@@ -51,7 +50,12 @@ __all__ = [
     "IntercomPermissionError",
     "IntercomRegionError",
     "REJECTS_TABLE",
+    "SPECS",
+    "STREAMS",
+    "StreamSpec",
     "intercom_source",
+    "schema",
+    "settings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,7 +84,7 @@ def intercom_source(
         start_date / end_date: initial cursor and, for backfills, the exclusive end. With an
             end_date, no cursor state nor skip map is read or written.
         lookback_seconds: how far before the cursor each run re-reads (search lag, day rule).
-        streams: stream names to load (default all); see `settings.STREAMS`.
+        streams: stream names to load (default all); see `specs.STREAMS`.
         max_workers: concurrent conversation-detail fetches (and HTTP pool size).
         client: optional pre-built `IntercomClient` to use instead of building one.
         history: keep one row per version (dlt scd2) of contacts, companies, conversations,
@@ -99,83 +103,19 @@ def intercom_source(
         )
     elif not isinstance(client, IntercomClient):
         raise IntercomConfigError("client must be an IntercomClient")
-    ctx = stream_fns.StreamContext(
+    ctx = StreamContext(
         client=client,
         lookback_seconds=options.lookback_seconds,
         max_workers=options.max_workers,
-        fetch_parts="conversation_parts" in selected,
         keep_nulls=options.history,
         secrets=(access_token,) if isinstance(access_token, str) and access_token else (),
     )
-    lag = float(options.lookback_seconds) if options.lookback_seconds else None
-
-    def cursor(path: str) -> dlt.sources.incremental[pendulum.DateTime]:
-        # "include": the rows of `_intercom_rejects` pass through the stream's incremental step
-        # (every data row has its cursor: rejects.py screens them first)
-        return dlt.sources.incremental(
-            path, initial_value=start, end_value=end, lag=lag, range_start="closed", range_end="open",
-            on_cursor_value_missing="include",
-        )
-
-    def merge_resource(fn: Any, name: str, stream_ctx: Any = ctx, cursor_field: str = "updated_at") -> DltResource:
-        """An incremental stream, bound to its cursor and run in dlt's extract pool.
-
-        `.parallelize()` comes after binding: dlt 1.31 drops `parallelized=True` when a resource
-        with an incremental argument is called, and then runs every stream's generator in its
-        main extract loop, one after another, so one stream waiting for its next page stalled
-        all the others (measured: the quota idle for seconds at a time).
-        """
-        columns = {**schema.COLUMNS.get(name, {}), **ticket_fns.COLUMNS.get(name, {})}
-        if name in deletes.RECONCILED_STREAMS:
-            columns.update(deletes.DELETE_COLUMNS)  # set by `reconcile_deletes`
-        disposition: dict[str, Any] = {"write_disposition": "merge"}
-        if name in history_mode.HISTORY_STREAMS:
-            disposition = history_mode.resource_hints(options.history)
-        resource = dlt.resource(
-            fn, name=name, primary_key="id", **disposition, columns=columns, selected=name in selected,
-        )
-        return with_rejects_table(resource(stream_ctx, **{cursor_field: cursor(cursor_field)}).parallelize())
-
-    resources: list[DltResource] = []
-    if "contacts" in selected:
-        resources.append(merge_resource(stream_fns.contacts, "contacts"))
-    if "companies" in selected:
-        resources.append(merge_resource(stream_fns.companies, "companies"))
-    if "conversations" in selected or "conversation_parts" in selected:
-        conv = merge_resource(stream_fns.conversations, "conversations")
-        resources.append(conv)
-        if "conversation_parts" in selected:
-            parts = dlt.transformer(
-                stream_fns.conversation_parts, name="conversation_parts", data_from=conv, primary_key="id",
-                write_disposition="merge", columns=schema.COLUMNS["conversation_parts"],
-            )(ctx)
-            resources.append(with_rejects_table(parts))
-    if "activity_logs" in selected:
-        resources.append(merge_resource(stream_fns.activity_logs, "activity_logs", cursor_field="created_at"))
-    if "tickets" in selected or "ticket_parts" in selected:
-        tctx = ticket_fns.TicketContext(ctx, fetch_parts="ticket_parts" in selected)
-        tick = merge_resource(ticket_fns.tickets, "tickets", tctx)
-        resources.append(tick)
-        if "ticket_parts" in selected:
-            ticket_parts = dlt.transformer(
-                ticket_fns.ticket_parts, name="ticket_parts", data_from=tick, primary_key="id",
-                write_disposition="merge", columns=ticket_fns.COLUMNS["ticket_parts"],
-            )(tctx)
-            resources.append(with_rejects_table(ticket_parts))
-    # small tables: merged on id with soft deletes (`_deleted_at`), see deletes.py
-    for name, params in (("admins", None), ("tags", None), ("teams", None), ("segments", {"include_count": "true"})):
-        if name in selected:
-            res = dlt.resource(
-                deletes.soft_deleting_list, name=name, primary_key="id", write_disposition="merge",
-                columns={**schema.COLUMNS[name], **deletes.DELETE_COLUMNS}, parallelized=True,
-            )
-            prepare = relations.with_team_admins if name == "teams" else None
-            resources.append(with_rejects_table(res(ctx, name, params, prepare)))
-    if "data_attributes" in selected:
-        attributes = dlt.resource(
-            stream_fns.data_attributes, name="data_attributes", primary_key=("model", "full_name"),
-            write_disposition="replace", columns=schema.COLUMNS["data_attributes"], parallelized=True,
-        )(ctx)
-        resources.append(with_rejects_table(attributes))
-    return resources
-
+    run = RunShape(tuple(selected), start, end, options.lookback_seconds, options.history)
+    built: dict[str, DltResource] = {}
+    for spec in SPECS.values():
+        if not wanted(spec, run.selected):
+            continue
+        if spec.parts is not None and spec.parent is None:  # a parent hands its parts to its child
+            ctx.hand_offs[spec.name] = PartsHandOff(spec.parts.child in run.selected, {}, threading.Lock())
+        built[spec.name] = build(spec, ctx, run, built)
+    return list(built.values())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from . import settings
@@ -19,7 +19,6 @@ from .client import HttpClient
 from .errors import (
     IntercomMalformedResponseError,
     IntercomNotFoundError,
-    IntercomPermissionError,
     IntercomRateLimitError,
     IntercomScrollError,
     IntercomTransientError,
@@ -65,22 +64,8 @@ class IntercomClient(HttpClient):
         tz = app.get("timezone") if isinstance(app, dict) else None
         return tz if isinstance(tz, str) and tz else None
 
-    def check_scopes(self, streams: Iterable[str] | None = None) -> dict[str, str | None]:
-        """Probe each stream's permission with one cheap call: {stream: None | error text}."""
-        result: dict[str, str | None] = {}
-        probed: dict[str, str | None] = {}
-        for stream in streams or settings.STREAMS:
-            probe = settings.STREAM_PROBES[stream]
-            if probe not in probed:
-                try:
-                    self._probe(probe)
-                    probed[probe] = None
-                except IntercomPermissionError as exc:
-                    probed[probe] = str(exc)
-            result[stream] = probed[probe]
-        return result
-
-    def _probe(self, endpoint: str) -> None:
+    def probe(self, endpoint: str) -> None:
+        """One cheap call to `endpoint` (never opens a scroll): raises if the token may not use it."""
         if endpoint.endswith("_search"):
             query = {"field": "updated_at", "operator": ">", "value": str(int(time.time()))}
             self.request(endpoint, json={"query": query, "pagination": {"per_page": 1}})
@@ -97,7 +82,7 @@ class IntercomClient(HttpClient):
     def list_records(self, endpoint: str, params: Mapping[str, Any] | None = None) -> list[Record]:
         """One-page list endpoints (admins, tags, teams, segments, data_attributes)."""
         body = self.request(endpoint, params=params)
-        key = settings.LIST_KEYS.get(endpoint, "data")
+        key = settings.ENDPOINTS[endpoint].records
         records = body.get(key, body.get("data"))
         if not isinstance(records, list):
             raise IntercomMalformedResponseError(

@@ -32,17 +32,21 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlt.common.schema.typing import TColumnSchema
+from dlt.common.typing import TDataItem
 
 from . import schema, settings
 from .api import IntercomClient
 from .errors import IntercomNotFoundError
 from .rejects import rows_and_rejects
 from .streams import StreamContext
+
+if TYPE_CHECKING:
+    from .specs import StreamSpec
 
 logger = logging.getLogger(__name__)
 
@@ -52,19 +56,13 @@ DELETE_COLUMNS: dict[str, TColumnSchema] = {
     DELETED_AT: {"name": DELETED_AT, "data_type": "timestamp", "nullable": True},
     DELETED_REASON: {"name": DELETED_REASON, "data_type": "text", "nullable": True},
 }
-RECONCILED_STREAMS = ("contacts", "companies", "conversations")
 LIST_PAGE_SIZE = settings.SEARCH_PAGE_SIZE  # GET /contacts and GET /conversations: at most 150
 _UPDATE_BATCH = 500
 
 
 
 # ------------------------------------------------------------------------- small tables
-def soft_deleting_list(
-    ctx: StreamContext,
-    endpoint: str,
-    params: Mapping[str, Any] | None = None,
-    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-) -> Iterator[list[dict[str, Any]]]:
+def read_listed(ctx: StreamContext, spec: StreamSpec) -> Iterator[TDataItem]:
     """A one-page list (admins, tags, teams, segments) merged on id with soft deletes.
 
     Yields changed and new records (`_deleted_at` NULL) and, once, every id of the previous
@@ -74,10 +72,11 @@ def soft_deleting_list(
 
     state = dlt.current.resource_state()
     known: dict[str, Any] = dict(state.get("rows") or {})
-    rejects = ctx.rejects(endpoint)
-    records = rejects.screened(ctx.client.list_records(endpoint, params=params))
+    endpoint = spec.endpoint or spec.name
+    rejects = ctx.rejects(spec.name)
+    records = rejects.screened(ctx.client.list_records(endpoint, params=spec.params))
     noticed = datetime.now(tz=timezone.utc)
-    prepare = prepare or (lambda r: r)
+    prepare = spec.prepare or dict
 
     def shape(raw: Mapping[str, Any], deleted_at: datetime | None) -> dict[str, Any]:
         row = schema.shape_simple(prepare(dict(raw)))

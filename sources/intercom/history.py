@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from typing import Any
 
-HISTORY_STREAMS = ("contacts", "companies", "conversations", "tickets")
 VALID_FROM = "_dlt_valid_from"
 VALID_TO = "_dlt_valid_to"
 

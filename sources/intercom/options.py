@@ -19,6 +19,7 @@ import pendulum
 from . import settings
 from .client import resolve_base_url
 from .errors import IntercomConfigError
+from .specs import STREAMS
 
 DateLike = str | int | float | date | datetime | None
 _Options = TypeVar("_Options", bound="IntercomOptions")
@@ -47,7 +48,7 @@ class IntercomOptions:
     @property
     def selected(self) -> list[str]:
         """The streams to load, in the source's order of names given (all when none given)."""
-        return list(self.streams) if self.streams else list(settings.STREAMS)
+        return list(self.streams) if self.streams else list(STREAMS)
 
     def validated(self: _Options, spelled: Mapping[str, str] | None = None) -> _Options:
         """A checked copy (same class): region lower-cased, dates as UTC `pendulum.DateTime`,
@@ -125,12 +126,12 @@ def parse_streams(value: Sequence[str] | str | None, name: str = "streams") -> l
     names = list(dict.fromkeys(s.strip() for s in items if s and s.strip()))
     if not names:
         raise IntercomConfigError(
-            f"{name} is empty: name at least one stream, e.g. {name} contacts. Valid streams: {', '.join(settings.STREAMS)}"
+            f"{name} is empty: name at least one stream, e.g. {name} contacts. Valid streams: {', '.join(STREAMS)}"
         )
-    unknown = [s for s in names if s not in settings.STREAMS]
+    unknown = [s for s in names if s not in STREAMS]
     if unknown:
         raise IntercomConfigError(
             f"unknown stream{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {name}. "
-            f"Valid streams: {', '.join(settings.STREAMS)}"
+            f"Valid streams: {', '.join(STREAMS)}"
         )
     return names

@@ -176,24 +176,3 @@ def rows_and_rejects(rows: TDataItem, rejects: Rejects) -> list[TDataItem]:
     if item is not None:
         out.append(item)
     return out
-
-
-# How a later load shows that a stream's rejected record has landed (`pipelines/rejects.py`):
-# ("record", table): a row of `table` with the reject's id, loaded after it;
-# ("parent", table): its parent re-read after it (a changed parent's parts are all re-read);
-# ("listing", stream): the stream lists everything each run, so a run that read it supersedes
-# its older rejects (a record still bad is rejected again in that run).
-CLEARED_BY: dict[str, tuple[str, str]] = {
-    "contacts": ("record", "contacts"),
-    "companies": ("record", "companies"),
-    "conversations": ("record", "conversations"),
-    "tickets": ("record", "tickets"),
-    "activity_logs": ("record", "activity_logs"),
-    "conversation_parts": ("parent", "conversations"),
-    "ticket_parts": ("parent", "tickets"),
-    "admins": ("listing", "admins"),
-    "tags": ("listing", "tags"),
-    "teams": ("listing", "teams"),
-    "segments": ("listing", "segments"),
-    "data_attributes": ("listing", "data_attributes"),
-}

@@ -15,6 +15,7 @@ every other id is text.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -298,6 +299,16 @@ def assignee_id(value: Any) -> int | None:
     """An assignee id as an integer; unassigned is None whether it came as null or, at 2.16, as 0."""
     number = _int_or_none(value)
     return number if number else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Shaping:
+    """What shaping one record may use besides the record: the stream's custom attribute types,
+    the record's detail (GET /conversations/{id}, /tickets/{id}) and history mode's None values."""
+
+    types: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    detail: Mapping[str, Any] | None = None
+    keep_nulls: bool = False
 
 
 def shape_contact(raw: Mapping[str, Any], custom_types: Mapping[str, str], keep_nulls: bool = False) -> dict[str, Any]:

@@ -49,11 +49,13 @@ PERM_TICKETS = "Read tickets"
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One Intercom route: method, path template (the key of request stats) and its permission."""
+    """One Intercom route: method, path template (the key of request stats), its permission and,
+    for one-page lists, the key of the record list in its answer."""
 
     method: str
     path: str
     permission: str | None
+    records: str = "data"
 
     @property
     def template(self) -> str:
@@ -67,11 +69,11 @@ ENDPOINTS: dict[str, Endpoint] = {
     "companies_list": Endpoint("GET", "/companies", PERM_USERS_COMPANIES),
     "conversations_search": Endpoint("POST", "/conversations/search", PERM_CONVERSATIONS),
     "conversation": Endpoint("GET", "/conversations/{id}", PERM_CONVERSATIONS),
-    "admins": Endpoint("GET", "/admins", PERM_ADMINS),
+    "admins": Endpoint("GET", "/admins", PERM_ADMINS, records="admins"),
     "activity_logs": Endpoint("GET", "/admins/activity_logs", PERM_ADMINS),
-    "teams": Endpoint("GET", "/teams", PERM_ADMINS),
+    "teams": Endpoint("GET", "/teams", PERM_ADMINS, records="teams"),
     "tags": Endpoint("GET", "/tags", PERM_TAGS),
-    "segments": Endpoint("GET", "/segments", PERM_USERS_COMPANIES),
+    "segments": Endpoint("GET", "/segments", PERM_USERS_COMPANIES, records="segments"),
     "data_attributes": Endpoint("GET", "/data_attributes", PERM_USERS_COMPANIES),
     "tickets_search": Endpoint("POST", "/tickets/search", PERM_TICKETS),
     # complete relations, tickets and delete reconciliation (relations.py, tickets.py, deletes.py)
@@ -84,51 +86,4 @@ ENDPOINTS: dict[str, Endpoint] = {
     "ticket": Endpoint("GET", "/tickets/{id}", PERM_TICKETS),
 }
 
-# key of the record list in single-page list answers
-LIST_KEYS: dict[str, str] = {
-    "admins": "admins",
-    "teams": "teams",
-    "tags": "data",
-    "segments": "segments",
-    "data_attributes": "data",
-}
-
 DATA_ATTRIBUTE_MODELS = ("contact", "company", "conversation")
-
-STREAMS: tuple[str, ...] = (
-    "contacts",
-    "companies",
-    "conversations",
-    "conversation_parts",
-    "admins",
-    "tags",
-    "teams",
-    "segments",
-    "activity_logs",
-    "data_attributes",
-    "tickets",
-    "ticket_parts",
-)
-
-# endpoint used by `check_scopes` to probe each stream's permission cheaply (never opens a scroll)
-STREAM_PROBES: dict[str, str] = {
-    "contacts": "contacts_search",
-    "companies": "companies_list",
-    "conversations": "conversations_search",
-    "conversation_parts": "conversations_search",
-    "admins": "admins",
-    "tags": "tags",
-    "teams": "teams",
-    "segments": "segments",
-    "activity_logs": "activity_logs",
-    "data_attributes": "data_attributes",
-    "tickets": "tickets_search",
-    "ticket_parts": "tickets_search",
-}
-
-# which custom-attribute model types each stream's `custom_*` columns
-STREAM_ATTRIBUTE_MODEL: dict[str, str] = {
-    "contacts": "contact",
-    "companies": "company",
-    "conversations": "conversation",
-}

@@ -1,7 +1,8 @@
-"""One generator per stream: which endpoint it reads and how its cursor moves.
+"""What the stream readers share: cursor rules, the recent map, the read-ahead thread, the detail
+pool and the parts hand-off.
 
-HTTP details live in `client.py`, row shapes in `schema.py`; `__init__.py` turns these functions
-into dlt resources. Cursor rules shared by the incremental streams:
+Each stream is one spec (`specs.py`) read by one of the readers of `readers.py`; HTTP details
+live in `client.py`/`api.py`, row shapes in `schema.py`. Cursor rules of the incremental streams:
 
 * dlt's `incremental` (with `lag = lookback_seconds`) owns the cursor; its lag-adjusted
   `start_value` widens the SERVER query, and the search lower bound is moved to the previous
@@ -21,7 +22,6 @@ import functools
 import logging
 import queue
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,13 +31,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dlt
-import pendulum
 from dlt.common.typing import TDataItem
 from dlt.extract.incremental import Incremental
 
-from . import relations, schema, settings
+from . import schema, settings
 from .api import IntercomClient
-from .rejects import Rejects, is_rejects_item, rows_and_rejects
+from .rejects import Rejects
 
 logger = logging.getLogger(__name__)
 
@@ -143,23 +142,26 @@ class RecentWindow:
 # ------------------------------------------------------------------------- run context
 @dataclass
 class StreamContext:
-    """What every stream of one source instance shares (one client, options, the parts hand-off)."""
+    """What every stream of one source instance shares: one client, options, the parts hand-offs."""
 
     client: IntercomClient
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_SECONDS
     max_workers: int = settings.DEFAULT_MAX_WORKERS
-    fetch_parts: bool = True
     keep_nulls: bool = False  # history mode: rows keep their None values (schema.record_row)
     secrets: tuple[str, ...] = ()  # redacted from the records kept in the rejects table
-    parts_cache: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    hand_offs: dict[str, PartsHandOff] = field(default_factory=dict)  # by parent stream
 
-    def custom_types(self, stream: str) -> dict[str, str]:
-        model = settings.STREAM_ATTRIBUTE_MODEL[stream]
+    def custom_types(self, model: str | None) -> schema.CustomTypes:
+        """The custom attribute types of a data-attribute `model` (none without one)."""
+        if model is None:
+            return schema.CustomTypes({})
         return schema.custom_attribute_types(self.client.data_attributes(model))
 
     def rejects(self, stream: str) -> Rejects:
         return Rejects(stream, self.secrets)
+
+    def hand_off(self, parent: str) -> PartsHandOff:
+        return self.hand_offs.setdefault(parent, PartsHandOff(False, {}, threading.Lock()))
 
 
 def _in_range(value: datetime | None, inc: Incremental[Any]) -> bool:
@@ -319,6 +321,7 @@ def read_ahead(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]
         stop = threading.Event()
         context = contextvars.copy_context()
         context.run(_RESOURCE_STATE.set, dlt.current.resource_state())
+        stream = dlt.current.resource_name()
 
         def put(item: Any) -> bool:
             while not stop.is_set():
@@ -345,10 +348,10 @@ def read_ahead(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]
             finally:
                 context.run(gen.close)
 
-        thread = threading.Thread(target=produce, name=f"intercom-ahead-{fn.__name__}", daemon=True)
+        thread = threading.Thread(target=produce, name=f"intercom-ahead-{stream}", daemon=True)
         thread.start()
         # dlt's extract pool, or its main loop if the resource lost `parallelized` (see __init__.py)
-        logger.debug("stream %s: pages handed to dlt in thread %s", fn.__name__, threading.current_thread().name)
+        logger.debug("stream %s: pages handed to dlt in thread %s", stream, threading.current_thread().name)
         try:
             while True:
                 item = pages.get()
@@ -367,89 +370,7 @@ def read_ahead(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]
     return wrapper
 
 
-# ------------------------------------------------------------------------- streams
-
-
-def _completed_rows(
-    ctx: StreamContext,
-    model: str,
-    updated_at: Incremental[Any],
-    pages: Iterator[list[dict[str, Any]]],
-    complete: Callable[[IntercomClient, list[dict[str, Any]], int], Iterable[dict[str, Any]]],
-    shape: Callable[[dict[str, Any], Mapping[str, str], bool], dict[str, Any]],
-) -> Iterator[TDataItem]:
-    """Pages of changed records, completed (`relations.py`: only changed records) and shaped."""
-    types = ctx.custom_types(model)
-    hints = FirstPageHints(types)
-    rejects = ctx.rejects(model)
-    for raws in incremental_records(ctx, updated_at, pages, "updated_at", rejects):
-        rows = rejects.shaped(complete(ctx.client, raws, ctx.max_workers), lambda r: shape(r, types, ctx.keep_nulls))
-        yield from rows_and_rejects(hints(rows) if rows else rows, rejects)
-
-
-@read_ahead
-def contacts(
-    ctx: StreamContext,
-    updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
-) -> Iterator[TDataItem]:
-    """POST /contacts/search on updated_at, ascending, 150 per page.
-
-    Embedded tags/companies stop at 10: they are completed for changed contacts only.
-    """
-    query = build_search_query(updated_at.start_value, updated_at.end_value, ctx.client.workspace_timezone())
-    pages = ctx.client.search("contacts_search", query)
-    yield from _completed_rows(ctx, "contacts", updated_at, pages, relations.complete_contacts, schema.shape_contact)
-
-
-@read_ahead
-def companies(
-    ctx: StreamContext,
-    updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
-) -> Iterator[TDataItem]:
-    """GET /companies/scroll once per run; updated_at filtered client-side (no server filter).
-
-    Segments come from GET /companies/{id}/segments, for changed companies only.
-    """
-    # the client remembers the scroll's ids for `--reconcile-deletes`: no second scroll
-    pages = ctx.client.scroll_companies()
-    yield from _completed_rows(ctx, "companies", updated_at, pages, relations.complete_companies, schema.shape_company)
-
-
-@read_ahead
-def conversations(
-    ctx: StreamContext,
-    updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
-) -> Iterator[TDataItem]:
-    """POST /conversations/search; per page, the changed conversations' details concurrently.
-
-    The detail (GET /conversations/{id}) gives the parts, handed to `conversation_parts` through
-    `ctx.parts_cache`, and the returned/total counts that flag truncation at 500 parts.
-    """
-    types = ctx.custom_types("conversations")
-    query = build_search_query(updated_at.start_value, updated_at.end_value, ctx.client.workspace_timezone())
-    pages = ctx.client.search("conversations_search", query)
-    hints = FirstPageHints(types)
-    hand_off = PartsHandOff(ctx.fetch_parts, ctx.parts_cache, ctx._lock)
-    rejects, part_rejects = ctx.rejects("conversations"), ctx.rejects("conversation_parts")
-
-    def shape(raw: Mapping[str, Any], detail: Mapping[str, Any] | None) -> dict[str, Any]:
-        return schema.shape_conversation(raw, types, detail, ctx.keep_nulls)
-
-    changed = incremental_records(ctx, updated_at, pages, "updated_at", rejects)
-    fetch = ctx.client.get_conversation if ctx.fetch_parts else None
-    with contextlib.closing(with_details(ctx, changed, fetch, "intercom-detail")) as detailed:
-        for raws, details in detailed:
-            rows = hand_off.shaped(raws, details, shape, conversation_part_rows, rejects, part_rejects)
-            yield from rows_and_rejects(hints(rows) if rows else rows, rejects)
-            yield from rows_and_rejects([], part_rejects)
-
-
-def conversation_part_rows(detail: Mapping[str, Any], conversation_id: str, rejects: Rejects) -> list[dict[str, Any]]:
-    """The parts of one conversation detail as rows; a part without its id becomes a reject."""
-    parts = rejects.screened(schema.conversation_part_items(detail), parent_id=conversation_id)
-    return rejects.shaped(parts, lambda part: schema.shape_part(part, conversation_id), parent_id=conversation_id)
-
-
+# ------------------------------------------------------------------------- parts hand-off
 @dataclass
 class PartsHandOff:
     """How a parent stream (conversations, tickets) hands the parts of its details to its child."""
@@ -506,105 +427,3 @@ def handed_over_parts(
         out.extend(fetch_parts(pid) if parts is None else parts)
     if out:
         yield out
-
-
-def parts_of_parents(
-    parent_rows: TDataItem, meta: object, hand_off: PartsHandOff, rejects: Rejects,
-    fetch_detail: Callable[[str], Mapping[str, Any] | None],
-    part_rows: Callable[[Mapping[str, Any], str, Rejects], list[dict[str, Any]]],
-) -> Iterator[TDataItem]:
-    """The child resource of a parent stream: the parts handed over, else read now.
-
-    The parent's own rejects reach this transformer too (dlt pipes every item): they are skipped.
-    """
-    if is_rejects_item(meta):
-        return
-
-    def fetch(parent_id: str) -> list[dict[str, Any]]:
-        detail = fetch_detail(parent_id)
-        return part_rows(detail, parent_id, rejects) if detail is not None else []
-
-    for rows in handed_over_parts(parent_rows, hand_off.lock, hand_off.cache, fetch):
-        yield from rows_and_rejects(rows, rejects)
-    yield from rows_and_rejects([], rejects)
-
-
-def conversation_parts(conversation_rows: TDataItem, ctx: StreamContext, meta: object = None) -> Iterator[TDataItem]:
-    """Every part of each conversation the `conversations` resource loaded in this run.
-
-    Fed with the conversation rows after dlt's incremental filter; never filtered by part time.
-    """
-    hand_off = PartsHandOff(ctx.fetch_parts, ctx.parts_cache, ctx._lock)
-    yield from parts_of_parents(
-        conversation_rows, meta, hand_off, ctx.rejects("conversation_parts"), ctx.client.get_conversation,
-        conversation_part_rows,
-    )
-
-
-@read_ahead
-def activity_logs(
-    ctx: StreamContext,
-    created_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("created_at"),  # noqa: B008
-) -> Iterator[TDataItem]:
-    """GET /admins/activity_logs in 5-day created_at windows from the cursor; last one open-ended."""
-    start = created_at.start_value
-    if start is None:
-        app = ctx.client.me().get("app") or {}
-        app_created = schema.to_epoch(app.get("created_at")) if isinstance(app, dict) else None
-        start_epoch = app_created or int(time.time()) - 365 * DAY
-        logger.info("activity_logs: no start date, reading from %s", start_epoch)
-    else:
-        start_epoch = int(start.timestamp())
-    end_epoch = int(created_at.end_value.timestamp()) if created_at.end_value is not None else None
-    limit = end_epoch if end_epoch is not None else int(time.time())
-    bounds: list[tuple[int, int | None]] = []
-    lower = start_epoch
-    while True:
-        upper: int | None = lower + settings.ACTIVITY_LOG_WINDOW_SECONDS
-        if upper >= limit:
-            # the last window: open-ended unless backfilling (never cut at our own "now")
-            upper = end_epoch + 1 if end_epoch is not None else None
-        bounds.append((lower, upper))
-        if upper is None or upper > limit:
-            break
-        lower = upper
-
-    def fetch(window: tuple[int, int | None]) -> list[list[dict[str, Any]]]:
-        return list(ctx.client.activity_logs(*window))
-
-    def windows() -> Iterator[list[dict[str, Any]]]:
-        # windows are independent: fetch them concurrently, yield them in order. Both ends of a
-        # window are inclusive, so only records exactly on a shared bound can come twice.
-        on_bound: set[str] = set()
-        workers = min(settings.ACTIVITY_LOG_WORKERS, len(bounds))
-        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="intercom-alog") as pool:
-            for (lo, up), pages in zip(bounds, _ordered_map(pool, fetch, bounds, 2 * workers), strict=True):
-                previous, on_bound = on_bound, set()
-                for page in pages:
-                    fresh = []
-                    for r in page:
-                        rid, created = str(r.get("id")), schema.to_epoch(r.get("created_at"))
-                        if created == lo and rid in previous:
-                            continue
-                        if up is not None and created == up:
-                            on_bound.add(rid)
-                        fresh.append(r)
-                    yield fresh
-
-    rejects = ctx.rejects("activity_logs")
-    for raws in incremental_records(ctx, created_at, windows(), "created_at", rejects):
-        yield from rows_and_rejects(rejects.shaped(raws, schema.shape_activity_log), rejects)
-
-
-def data_attributes(ctx: StreamContext) -> Iterator[TDataItem]:
-    """GET /data_attributes for each model (shared with the typing of custom attributes).
-
-    Keyed on (model, full_name): built-in attributes carry no `id`, and `name` repeats within a
-    model (`name` and `plan.name`).
-    """
-    rejects = ctx.rejects("data_attributes")
-    for model in settings.DATA_ATTRIBUTE_MODELS:
-        records = rejects.screened(ctx.client.data_attributes(model), key="full_name")
-        rows = rejects.shaped(records, lambda r, model=model: schema.shape_data_attribute(r, model))
-        yield from rows_and_rejects(rows, rejects)
-

@@ -1,4 +1,4 @@
-"""Tickets and ticket parts.
+"""Tickets and ticket parts: their shapes and column hints (the streams are specs in specs.py).
 
 * `tickets`: POST /tickets/search on `updated_at` (ascending, 150 per page, the same day-safe
   lower bound and lookback as conversations), merged on `id`. Each row carries the ticket state
@@ -13,30 +13,12 @@ Needs the "Read tickets" permission.
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-import dlt
-import pendulum
 from dlt.common.schema.typing import TColumnSchema
-from dlt.common.typing import TDataItem
 
 from . import schema
-from . import streams as stream_fns
-from .rejects import Rejects, rows_and_rejects
-
-
-@dataclass
-class TicketContext:
-    """The tickets -> ticket_parts hand-off of one source instance."""
-
-    ctx: stream_fns.StreamContext
-    fetch_parts: bool = True
-    parts_cache: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 def shape_ticket(raw: Mapping[str, Any], detail: Mapping[str, Any] | None = None, keep_nulls: bool = False) -> dict[str, Any]:
@@ -70,11 +52,9 @@ def shape_ticket_part(part: Mapping[str, Any], ticket_id: str) -> dict[str, Any]
     return row
 
 
-def ticket_part_rows(detail: Mapping[str, Any], ticket_id: str, rejects: Rejects) -> list[dict[str, Any]]:
-    """The parts of one ticket detail as rows; a part without its id becomes a reject."""
-    parts, _ = schema.envelope_items(detail.get("ticket_parts"), "ticket_parts")
-    kept = rejects.screened(parts, parent_id=ticket_id)
-    return rejects.shaped(kept, lambda part: shape_ticket_part(part, ticket_id), parent_id=ticket_id)
+def ticket_part_items(detail: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The parts of a GET /tickets/{id} answer."""
+    return schema.envelope_items(detail.get("ticket_parts"), "ticket_parts")[0]
 
 
 def _json(*names: str) -> dict[str, TColumnSchema]:
@@ -99,36 +79,3 @@ COLUMNS: dict[str, dict[str, TColumnSchema]] = {
         "redacted": {"name": "redacted", "data_type": "bool", "nullable": True},
     },
 }
-
-
-@stream_fns.read_ahead
-def tickets(
-    tctx: TicketContext,
-    updated_at: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
-) -> Iterator[TDataItem]:
-    """POST /tickets/search; the changed tickets' details (parts) fetched concurrently, across pages."""
-    ctx = tctx.ctx
-    client = ctx.client
-    query = stream_fns.build_search_query(updated_at.start_value, updated_at.end_value, client.workspace_timezone())
-    rejects, part_rejects = ctx.rejects("tickets"), ctx.rejects("ticket_parts")
-    changed = stream_fns.incremental_records(ctx, updated_at, client.search("tickets_search", query), "updated_at", rejects)
-    fetch = client.get_ticket if tctx.fetch_parts else None
-    hand_off = stream_fns.PartsHandOff(tctx.fetch_parts, tctx.parts_cache, tctx.lock)
-
-    def shape(raw: Mapping[str, Any], detail: Mapping[str, Any] | None) -> dict[str, Any]:
-        return shape_ticket(raw, detail, ctx.keep_nulls)
-
-    with contextlib.closing(stream_fns.with_details(ctx, changed, fetch, "intercom-ticket")) as detailed:
-        for raws, details in detailed:
-            rows = hand_off.shaped(raws, details, shape, ticket_part_rows, rejects, part_rejects)
-            yield from rows_and_rejects(rows, rejects)
-            yield from rows_and_rejects([], part_rejects)
-
-
-def ticket_parts(ticket_rows: TDataItem, tctx: TicketContext, meta: object = None) -> Iterator[TDataItem]:
-    """Every part of each ticket the `tickets` resource loaded in this run."""
-    hand_off = stream_fns.PartsHandOff(tctx.fetch_parts, tctx.parts_cache, tctx.lock)
-    yield from stream_fns.parts_of_parents(
-        ticket_rows, meta, hand_off, tctx.ctx.rejects("ticket_parts"),
-        tctx.ctx.client.get_ticket, ticket_part_rows,
-    )

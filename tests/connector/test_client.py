@@ -21,6 +21,7 @@ from sources.intercom import (
 )
 from sources.intercom.errors import IntercomScrollError
 from sources.intercom.rate_limit import RateLimiter
+from sources.intercom.specs import check_scopes
 
 SECRET = "tok_RECOGNISABLE_s3cr3t_4242"
 
@@ -103,7 +104,7 @@ def test_permission_error_names_the_permission(emu: EmulatorServer) -> None:
         with pytest.raises(IntercomPermissionError) as err:
             client.search("conversations_search", {"field": "updated_at", "operator": ">", "value": "0"}).__next__()
         assert "Read conversations" in str(err.value) and "Developer Hub" in str(err.value)
-        scopes = client.check_scopes(["tags", "contacts", "conversation_parts"])
+        scopes = check_scopes(client, ["tags", "contacts", "conversation_parts"])
     assert scopes["tags"] is None
     assert "Read and list users and companies" in (scopes["contacts"] or "")
     assert "Read conversations" in (scopes["conversation_parts"] or "")

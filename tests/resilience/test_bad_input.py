@@ -18,7 +18,7 @@ import pytest
 
 from intercom_emulator.testing import EmulatorServer, free_port
 from pipelines.cli import main
-from sources.intercom.settings import STREAMS
+from sources.intercom.specs import STREAMS
 from tests.resilience.conftest import (
     DATASET,
     TOKEN,

@@ -1,0 +1,197 @@
+"""The four ways a spec's records are read, and the page sources the specs name.
+
+* `read_records`: an incremental stream (contacts, companies, conversations, tickets, activity
+  logs): the spec's pages, screened and filtered on its cursor, completed, detailed and shaped;
+* `read_parts`: the child of a parent with parts (conversation_parts, ticket_parts);
+* `read_listed` (deletes.py): a small list read whole every run, with soft deletes;
+* `read_attributes`: GET /data_attributes of every model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import dlt
+import pendulum
+from dlt.common.typing import TDataItem
+from dlt.extract.incremental import Incremental
+
+from . import schema, settings
+from .api import IntercomClient
+from .rejects import Rejects, is_rejects_item, rows_and_rejects
+from .streams import (
+    DAY,
+    FirstPageHints,
+    StreamContext,
+    _ordered_map,
+    build_search_query,
+    handed_over_parts,
+    incremental_records,
+    read_ahead,
+    with_details,
+)
+
+if TYPE_CHECKING:
+    from .specs import Parts, StreamSpec
+
+logger = logging.getLogger(__name__)
+
+Record = dict[str, Any]
+Pages = Callable[[IntercomClient, Incremental[Any]], Iterator[list[Record]]]
+
+
+# ------------------------------------------------------------------------- page sources
+def search(endpoint: str) -> Pages:
+    """Pages of a search endpoint on `updated_at` from the cursor (day-safe bounds, see streams.py)."""
+
+    def pages(client: IntercomClient, cursor: Incremental[Any]) -> Iterator[list[Record]]:
+        query = build_search_query(cursor.start_value, cursor.end_value, client.workspace_timezone())
+        return client.search(endpoint, query)
+
+    return pages
+
+
+def companies_scroll(client: IntercomClient, cursor: Incremental[Any]) -> Iterator[list[Record]]:
+    """Every company once per run (no server filter); the client keeps the ids for --reconcile-deletes."""
+    return client.scroll_companies()
+
+
+def activity_log_pages(client: IntercomClient, cursor: Incremental[Any]) -> Iterator[list[Record]]:
+    """GET /admins/activity_logs in 5-day created_at windows from the cursor; the last one open-ended.
+
+    Windows are independent: fetched concurrently, yielded in order. Both ends of a window are
+    inclusive, so only records exactly on a shared bound can come twice; they are dropped.
+    """
+    bounds = _activity_windows(client, cursor)
+    workers = max(1, min(settings.ACTIVITY_LOG_WORKERS, len(bounds)))
+
+    def fetch(window: tuple[int, int | None]) -> list[list[Record]]:
+        return list(client.activity_logs(*window))
+
+    on_bound: set[str] = set()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="intercom-alog") as pool:
+        for (lo, up), pages in zip(bounds, _ordered_map(pool, fetch, bounds, 2 * workers), strict=True):
+            previous, on_bound = on_bound, set()
+            for page in pages:
+                fresh = []
+                for r in page:
+                    rid, created = str(r.get("id")), schema.to_epoch(r.get("created_at"))
+                    if created == lo and rid in previous:
+                        continue
+                    if up is not None and created == up:
+                        on_bound.add(rid)
+                    fresh.append(r)
+                yield fresh
+
+
+def _activity_windows(client: IntercomClient, cursor: Incremental[Any]) -> list[tuple[int, int | None]]:
+    start = cursor.start_value
+    if start is None:
+        app = client.me().get("app") or {}
+        app_created = schema.to_epoch(app.get("created_at")) if isinstance(app, dict) else None
+        start_epoch = app_created or int(time.time()) - 365 * DAY
+        logger.info("activity_logs: no start date, reading from %s", start_epoch)
+    else:
+        start_epoch = int(start.timestamp())
+    end_epoch = int(cursor.end_value.timestamp()) if cursor.end_value is not None else None
+    limit = end_epoch if end_epoch is not None else int(time.time())
+    bounds: list[tuple[int, int | None]] = []
+    lower = start_epoch
+    while True:
+        upper: int | None = lower + settings.ACTIVITY_LOG_WINDOW_SECONDS
+        if upper >= limit:
+            # the last window: open-ended unless backfilling (never cut at our own "now")
+            upper = end_epoch + 1 if end_epoch is not None else None
+        bounds.append((lower, upper))
+        if upper is None or upper > limit:
+            return bounds
+        lower = upper
+
+
+# ------------------------------------------------------------------------- readers
+@read_ahead
+def read_records(
+    ctx: StreamContext,
+    spec: StreamSpec,
+    cursor: dlt.sources.incremental[pendulum.DateTime] = dlt.sources.incremental("updated_at"),  # noqa: B008
+) -> Iterator[TDataItem]:
+    """The changed records of an incremental stream, as rows, with the page's rejects after them.
+
+    Records are completed (`spec.complete`: lists embedded cut at 10) and detailed (`spec.parts`:
+    the detail's parts handed to the child stream) only when they changed since they were loaded.
+    """
+    assert spec.pages is not None and spec.shape is not None
+    types = ctx.custom_types(spec.custom_attributes)
+    hints = FirstPageHints(types)
+    rejects = ctx.rejects(spec.name)
+    changed = incremental_records(ctx, cursor, spec.pages(ctx.client, cursor), spec.cursor, rejects)
+    if spec.complete is not None:
+        complete = spec.complete
+        changed = (complete(ctx.client, raws, ctx.max_workers) for raws in changed)
+    if spec.parts is None:
+        shape, how = spec.shape, schema.Shaping(types, None, ctx.keep_nulls)
+        for raws in changed:
+            rows = rejects.shaped(raws, lambda raw: shape(raw, how))
+            yield from rows_and_rejects(hints(rows) if rows else rows, rejects)
+        return
+    yield from _with_parts(ctx, spec, spec.parts, changed, types, hints, rejects)
+
+
+def _with_parts(
+    ctx: StreamContext, spec: StreamSpec, parts: Parts, changed: Iterator[list[Record]],
+    types: Mapping[str, str], hints: FirstPageHints, rejects: Rejects,
+) -> Iterator[TDataItem]:
+    """Pages of a parent with parts: details fetched concurrently (only when its child is loaded)."""
+    assert spec.shape is not None
+    shape, hand_off = spec.shape, ctx.hand_off(spec.name)
+    part_rejects = ctx.rejects(parts.child)
+
+    def shaped(raw: Mapping[str, Any], detail: Mapping[str, Any] | None) -> Record:
+        return shape(raw, schema.Shaping(types, detail, ctx.keep_nulls))
+
+    client = ctx.client
+    fetch = (lambda record_id: parts.detail(client, record_id)) if hand_off.fetch_parts else None
+    with contextlib.closing(with_details(ctx, changed, fetch, parts.thread_name)) as detailed:
+        for raws, details in detailed:
+            rows = hand_off.shaped(raws, details, shaped, parts.rows, rejects, part_rejects)
+            yield from rows_and_rejects(hints(rows) if rows else rows, rejects)
+            yield from rows_and_rejects([], part_rejects)
+
+
+def read_parts(parent_rows: TDataItem, ctx: StreamContext, spec: StreamSpec, meta: object = None) -> Iterator[TDataItem]:
+    """Every part of each parent row the parent resource loaded in this run: handed over, else read now.
+
+    Fed with the parent rows after dlt's incremental filter; parts are never filtered by their own
+    time. The parent's own rejects reach this transformer too (dlt pipes every item): skipped.
+    """
+    if is_rejects_item(meta):
+        return
+    parts = spec.parts
+    assert spec.parent is not None and parts is not None
+    hand_off, rejects, client = ctx.hand_off(spec.parent), ctx.rejects(spec.name), ctx.client
+
+    def fetch(parent_id: str) -> list[Record]:
+        detail = parts.detail(client, parent_id)
+        return parts.rows(detail, parent_id, rejects) if detail is not None else []
+
+    for rows in handed_over_parts(parent_rows, hand_off.lock, hand_off.cache, fetch):
+        yield from rows_and_rejects(rows, rejects)
+    yield from rows_and_rejects([], rejects)
+
+
+def read_attributes(ctx: StreamContext, spec: StreamSpec) -> Iterator[TDataItem]:
+    """GET /data_attributes for each model (shared with the typing of custom attributes).
+
+    Keyed on (model, full_name): built-in attributes carry no `id`, and `name` repeats within a
+    model (`name` and `plan.name`).
+    """
+    rejects = ctx.rejects(spec.name)
+    for model in settings.DATA_ATTRIBUTE_MODELS:
+        records = rejects.screened(ctx.client.data_attributes(model), key="full_name")
+        rows = rejects.shaped(records, lambda r, model=model: schema.shape_data_attribute(r, model))
+        yield from rows_and_rejects(rows, rejects)

@@ -1,0 +1,194 @@
+"""One spec per stream: everything the source knows about a stream, in one place.
+
+A spec names how the stream is read (its reader and page source), its permission probe, how a
+record becomes a row (`shape`), its column hints, its cursor, its modes (history, deletes) and,
+for conversations and tickets, the detail whose parts feed a child stream. `intercom_source`
+builds one dlt resource per selected spec (`resources.py`); the preflight probes `probe`.
+
+Adding a stream is one entry here, its shape function (schema.py) and its tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dlt.common.schema.typing import TColumnSchema
+from dlt.common.typing import TDataItem
+
+from . import relations, schema, settings, tickets
+from .api import IntercomClient
+from .deletes import DELETE_COLUMNS, read_listed
+from .errors import IntercomPermissionError
+from .readers import (
+    Pages,
+    activity_log_pages,
+    companies_scroll,
+    read_attributes,
+    read_parts,
+    read_records,
+    search,
+)
+from .rejects import Rejects
+
+Record = dict[str, Any]
+Shape = Callable[[Mapping[str, Any], schema.Shaping], Record]
+Reader = Callable[..., Iterator[TDataItem]]
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A record's detail (GET /conversations/{id}, /tickets/{id}) and how its parts become rows of
+    the child stream; the parent hands them over so the child fetches nothing twice."""
+
+    child: str
+    detail: Callable[[IntercomClient, str], Record | None]
+    items: Callable[[Mapping[str, Any]], list[Record]]
+    shape: Callable[[Mapping[str, Any], str], Record]
+    thread_name: str
+
+    def rows(self, detail: Mapping[str, Any], parent_id: str, rejects: Rejects) -> list[Record]:
+        """The parts of one detail as rows; a part without its id, or that cannot be shaped, is a reject."""
+        kept = rejects.screened(self.items(detail), parent_id=parent_id)
+        return rejects.shaped(kept, lambda part: self.shape(part, parent_id), parent_id=parent_id)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One stream: how it is read, what its rows look like, and how they are kept."""
+
+    name: str
+    read: Reader  # readers.read_records | read_parts | read_attributes, deletes.read_listed
+    probe: str  # the endpoint whose permission the stream needs (settings.ENDPOINTS key)
+    columns: Mapping[str, TColumnSchema] = field(default_factory=dict)
+    shape: Shape | None = None
+    pages: Pages | None = None  # read_records: the stream's pages from its cursor
+    cursor: str = "updated_at"  # read_records: the incremental field
+    complete: Callable[[IntercomClient, list[Record], int], list[Record]] | None = None  # embedded lists cut at 10
+    custom_attributes: str | None = None  # the data-attribute model typing its `custom_*` columns
+    parts: Parts | None = None  # a parent: its detail's parts; a child (with `parent`): the same
+    parent: str | None = None  # a child stream, fed with this parent's rows
+    endpoint: str | None = None  # read_listed: the list endpoint (default: the stream's name)
+    params: Mapping[str, str] | None = None
+    prepare: Callable[[Mapping[str, Any]], Record] | None = None  # read_listed: before shaping
+    primary_key: str | tuple[str, ...] = "id"
+    write_disposition: Literal["merge", "replace"] = "merge"
+    history: bool = False  # versioned (dlt scd2) in history mode, see history.py
+    deletes: Literal["kept", "soft", "reconciled"] = "kept"  # see deletes.py
+    # how a later load shows that a rejected record has landed (pipelines/rejects.py)
+    cleared_by: Literal["record", "parent", "listing"] = "record"
+
+    @property
+    def hint_columns(self) -> dict[str, TColumnSchema]:
+        """The column hints, with the delete marks of a stream that has them."""
+        return {**self.columns, **(DELETE_COLUMNS if self.deletes != "kept" else {})}
+
+
+# ------------------------------------------------------------------------- shapes
+def _contact(raw: Mapping[str, Any], how: schema.Shaping) -> Record:
+    return schema.shape_contact(raw, how.types, how.keep_nulls)
+
+
+def _company(raw: Mapping[str, Any], how: schema.Shaping) -> Record:
+    return schema.shape_company(raw, how.types, how.keep_nulls)
+
+
+def _conversation(raw: Mapping[str, Any], how: schema.Shaping) -> Record:
+    return schema.shape_conversation(raw, how.types, how.detail, how.keep_nulls)
+
+
+def _ticket(raw: Mapping[str, Any], how: schema.Shaping) -> Record:
+    return tickets.shape_ticket(raw, how.detail, how.keep_nulls)
+
+
+def _activity_log(raw: Mapping[str, Any], how: schema.Shaping) -> Record:
+    return schema.shape_activity_log(raw)
+
+
+CONVERSATION_PARTS = Parts(
+    "conversation_parts", IntercomClient.get_conversation, schema.conversation_part_items, schema.shape_part,
+    "intercom-detail",
+)
+TICKET_PARTS = Parts(
+    "ticket_parts", IntercomClient.get_ticket, tickets.ticket_part_items, tickets.shape_ticket_part, "intercom-ticket",
+)
+
+
+def _listed(name: str, probe: str, **options: Any) -> StreamSpec:
+    """A small table read whole every run and merged on id with soft deletes (deletes.py)."""
+    return StreamSpec(
+        name, read_listed, probe, schema.COLUMNS[name], deletes="soft", cleared_by="listing", **options,
+    )
+
+
+SPECS: dict[str, StreamSpec] = {
+    spec.name: spec
+    for spec in (
+        StreamSpec(
+            "contacts", read_records, "contacts_search", schema.COLUMNS["contacts"], _contact,
+            search("contacts_search"), complete=relations.complete_contacts, custom_attributes="contact",
+            history=True, deletes="reconciled",
+        ),
+        StreamSpec(
+            "companies", read_records, "companies_list", schema.COLUMNS["companies"], _company, companies_scroll,
+            complete=relations.complete_companies, custom_attributes="company", history=True, deletes="reconciled",
+        ),
+        StreamSpec(
+            "conversations", read_records, "conversations_search", schema.COLUMNS["conversations"], _conversation,
+            search("conversations_search"), custom_attributes="conversation", parts=CONVERSATION_PARTS,
+            history=True, deletes="reconciled",
+        ),
+        StreamSpec(
+            "conversation_parts", read_parts, "conversations_search", schema.COLUMNS["conversation_parts"],
+            parts=CONVERSATION_PARTS, parent="conversations", cleared_by="parent",
+        ),
+        _listed("admins", "admins"),
+        _listed("tags", "tags"),
+        _listed("teams", "teams", prepare=relations.with_team_admins),
+        _listed("segments", "segments", params={"include_count": "true"}),
+        StreamSpec(
+            "activity_logs", read_records, "activity_logs", schema.COLUMNS["activity_logs"], _activity_log,
+            activity_log_pages, cursor="created_at",
+        ),
+        StreamSpec(
+            "data_attributes", read_attributes, "data_attributes", schema.COLUMNS["data_attributes"],
+            primary_key=("model", "full_name"), write_disposition="replace", cleared_by="listing",
+        ),
+        StreamSpec(
+            "tickets", read_records, "tickets_search", tickets.COLUMNS["tickets"], _ticket,
+            search("tickets_search"), parts=TICKET_PARTS, history=True,
+        ),
+        StreamSpec(
+            "ticket_parts", read_parts, "tickets_search", tickets.COLUMNS["ticket_parts"],
+            parts=TICKET_PARTS, parent="tickets", cleared_by="parent",
+        ),
+    )
+}
+STREAMS: tuple[str, ...] = tuple(SPECS)
+RECONCILED_STREAMS: tuple[str, ...] = tuple(s.name for s in SPECS.values() if s.deletes == "reconciled")
+# how a later load shows that a stream's rejected record has landed: (rule, table), see pipelines/rejects.py
+CLEARED_BY: dict[str, tuple[str, str]] = {s.name: (s.cleared_by, s.parent or s.name) for s in SPECS.values()}
+
+
+def check_scopes(client: IntercomClient, streams: Iterable[str] | None = None) -> dict[str, str | None]:
+    """Probe each stream's permission with one cheap call per endpoint: {stream: None | error text}."""
+    result: dict[str, str | None] = {}
+    probed: dict[str, str | None] = {}
+    for stream in streams or STREAMS:
+        probe = SPECS[stream].probe
+        if probe not in probed:
+            try:
+                client.probe(probe)
+                probed[probe] = None
+            except IntercomPermissionError as exc:
+                probed[probe] = str(exc)
+        result[stream] = probed[probe]
+    return result
+
+
+def permission(stream: str) -> str | None:
+    """The Intercom permission name a stream needs (from its probe's endpoint)."""
+    spec = SPECS.get(stream)
+    endpoint = settings.ENDPOINTS.get(spec.probe) if spec else None
+    return endpoint.permission if endpoint else None
