@@ -416,51 +416,49 @@ def _ts(*names: str) -> dict[str, TColumnSchema]:
 
 _ID = {"id": {"name": "id", "data_type": "text", "nullable": False}}
 
-COLUMNS: dict[str, dict[str, TColumnSchema]] = {
-    "contacts": {
-        **_ID,  # type: ignore[dict-item]
-        **_cols(owner_id="text", has_hard_bounced="bool", marked_email_as_spam="bool", unsubscribed_from_emails="bool"),
-        **_ts(
-            "created_at", "updated_at", "signed_up_at", "last_seen_at", "last_replied_at", "last_contacted_at",
-            "last_email_opened_at", "last_email_clicked_at", "android_last_seen_at", "ios_last_seen_at",
-        ),
-    },
-    "companies": {
-        **_ID,  # type: ignore[dict-item]
-        **_ts("created_at", "updated_at", "remote_created_at", "last_request_at"),
-        **_cols(user_count="bigint", session_count="bigint", monthly_spend="double"),
-    },
-    "conversations": {
-        **_ID,  # type: ignore[dict-item]
-        **_ts(
-            "created_at", "updated_at", "waiting_since", "snoozed_until",
-            "statistics__first_contact_reply_at", "statistics__first_assignment_at",
-            "statistics__first_admin_reply_at", "statistics__first_close_at", "statistics__last_assignment_at",
-            "statistics__last_assignment_admin_reply_at", "statistics__last_contact_reply_at",
-            "statistics__last_admin_reply_at", "statistics__last_close_at",
-            "conversation_rating__created_at", "first_contact_reply__created_at",
-        ),
-        **_cols(
-            open="bool", read="bool", admin_assignee_id="bigint", team_assignee_id="bigint",
-            parts_total_count="bigint", parts_returned_count="bigint", parts_truncated="bool",
-            statistics__count_conversation_parts="bigint",
-        ),
-    },
-    "conversation_parts": {
-        **_ID,  # type: ignore[dict-item]
-        **_cols(conversation_id="text", attachments="json", tags="json", redacted="bool"),
-        **_ts("created_at", "updated_at", "notified_at"),
-    },
-    "admins": {**_ID, **_cols(team_ids="json", away_mode_enabled="bool", away_mode_reassign="bool", has_inbox_seat="bool")},  # type: ignore[dict-item]
-    "teams": {**_ID, **_cols(admin_ids="json")},  # type: ignore[dict-item]
-    "tags": {**_ID},  # type: ignore[dict-item]
-    "segments": {**_ID, **_ts("created_at", "updated_at"), **_cols(count="bigint")},  # type: ignore[dict-item]
-    "activity_logs": {**_ID, **_ts("created_at"), **_cols(metadata="json")},  # type: ignore[dict-item]
-    # built-in attributes have no id (only custom ones do): keyed on (model, full_name)
-    "data_attributes": {
-        "model": {"name": "model", "data_type": "text", "nullable": False},
-        "full_name": {"name": "full_name", "data_type": "text", "nullable": False},
-        **_ts("created_at", "updated_at"),
-        **_cols(id="text", options="json", custom="bool", archived="bool", api_writable="bool"),
-    },
+CONTACT_COLUMNS: dict[str, TColumnSchema] = {
+    **_ID,  # type: ignore[dict-item]
+    **_cols(owner_id="text", has_hard_bounced="bool", marked_email_as_spam="bool", unsubscribed_from_emails="bool"),
+    **_ts(
+        "created_at", "updated_at", "signed_up_at", "last_seen_at", "last_replied_at", "last_contacted_at",
+        "last_email_opened_at", "last_email_clicked_at", "android_last_seen_at", "ios_last_seen_at",
+    ),
+}
+COMPANY_COLUMNS: dict[str, TColumnSchema] = {
+    **_ID,  # type: ignore[dict-item]
+    **_ts("created_at", "updated_at", "remote_created_at", "last_request_at"),
+    **_cols(user_count="bigint", session_count="bigint", monthly_spend="double"),
+}
+CONVERSATION_COLUMNS: dict[str, TColumnSchema] = {
+    **_ID,  # type: ignore[dict-item]
+    **_ts(
+        "created_at", "updated_at", "waiting_since", "snoozed_until",
+        "statistics__first_contact_reply_at", "statistics__first_assignment_at",
+        "statistics__first_admin_reply_at", "statistics__first_close_at", "statistics__last_assignment_at",
+        "statistics__last_assignment_admin_reply_at", "statistics__last_contact_reply_at",
+        "statistics__last_admin_reply_at", "statistics__last_close_at",
+        "conversation_rating__created_at", "first_contact_reply__created_at",
+    ),
+    **_cols(
+        open="bool", read="bool", admin_assignee_id="bigint", team_assignee_id="bigint",
+        parts_total_count="bigint", parts_returned_count="bigint", parts_truncated="bool",
+        statistics__count_conversation_parts="bigint",
+    ),
+}
+CONVERSATION_PART_COLUMNS: dict[str, TColumnSchema] = {
+    **_ID,  # type: ignore[dict-item]
+    **_cols(conversation_id="text", attachments="json", tags="json", redacted="bool"),
+    **_ts("created_at", "updated_at", "notified_at"),
+}
+ADMIN_COLUMNS: dict[str, TColumnSchema] = {**_ID, **_cols(team_ids="json", away_mode_enabled="bool", away_mode_reassign="bool", has_inbox_seat="bool")}  # type: ignore[dict-item]
+TEAM_COLUMNS: dict[str, TColumnSchema] = {**_ID, **_cols(admin_ids="json")}  # type: ignore[dict-item]
+TAG_COLUMNS: dict[str, TColumnSchema] = {**_ID}  # type: ignore[dict-item]
+SEGMENT_COLUMNS: dict[str, TColumnSchema] = {**_ID, **_ts("created_at", "updated_at"), **_cols(count="bigint")}  # type: ignore[dict-item]
+ACTIVITY_LOG_COLUMNS: dict[str, TColumnSchema] = {**_ID, **_ts("created_at"), **_cols(metadata="json")}  # type: ignore[dict-item]
+# built-in attributes have no id (only custom ones do): keyed on (model, full_name)
+DATA_ATTRIBUTE_COLUMNS: dict[str, TColumnSchema] = {
+    "model": {"name": "model", "data_type": "text", "nullable": False},
+    "full_name": {"name": "full_name", "data_type": "text", "nullable": False},
+    **_ts("created_at", "updated_at"),
+    **_cols(id="text", options="json", custom="bool", archived="bool", api_writable="bool"),
 }

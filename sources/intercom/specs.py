@@ -115,52 +115,50 @@ TICKET_PARTS = Parts(
 )
 
 
-def _listed(name: str, probe: str, **options: Any) -> StreamSpec:
+def _listed(name: str, columns: Mapping[str, TColumnSchema], **options: Any) -> StreamSpec:
     """A small table read whole every run and merged on id with soft deletes (deletes.py)."""
-    return StreamSpec(
-        name, read_listed, probe, schema.COLUMNS[name], deletes="soft", cleared_by="listing", **options,
-    )
+    return StreamSpec(name, read_listed, name, columns, deletes="soft", cleared_by="listing", **options)
 
 
 SPECS: dict[str, StreamSpec] = {
     spec.name: spec
     for spec in (
         StreamSpec(
-            "contacts", read_records, "contacts_search", schema.COLUMNS["contacts"], _contact,
+            "contacts", read_records, "contacts_search", schema.CONTACT_COLUMNS, _contact,
             search("contacts_search"), complete=relations.complete_contacts, custom_attributes="contact",
             history=True, deletes="reconciled",
         ),
         StreamSpec(
-            "companies", read_records, "companies_list", schema.COLUMNS["companies"], _company, companies_scroll,
+            "companies", read_records, "companies_list", schema.COMPANY_COLUMNS, _company, companies_scroll,
             complete=relations.complete_companies, custom_attributes="company", history=True, deletes="reconciled",
         ),
         StreamSpec(
-            "conversations", read_records, "conversations_search", schema.COLUMNS["conversations"], _conversation,
+            "conversations", read_records, "conversations_search", schema.CONVERSATION_COLUMNS, _conversation,
             search("conversations_search"), custom_attributes="conversation", parts=CONVERSATION_PARTS,
             history=True, deletes="reconciled",
         ),
         StreamSpec(
-            "conversation_parts", read_parts, "conversations_search", schema.COLUMNS["conversation_parts"],
+            "conversation_parts", read_parts, "conversations_search", schema.CONVERSATION_PART_COLUMNS,
             parts=CONVERSATION_PARTS, parent="conversations", cleared_by="parent",
         ),
-        _listed("admins", "admins"),
-        _listed("tags", "tags"),
-        _listed("teams", "teams", prepare=relations.with_team_admins),
-        _listed("segments", "segments", params={"include_count": "true"}),
+        _listed("admins", schema.ADMIN_COLUMNS),
+        _listed("tags", schema.TAG_COLUMNS),
+        _listed("teams", schema.TEAM_COLUMNS, prepare=relations.with_team_admins),
+        _listed("segments", schema.SEGMENT_COLUMNS, params={"include_count": "true"}),
         StreamSpec(
-            "activity_logs", read_records, "activity_logs", schema.COLUMNS["activity_logs"], _activity_log,
+            "activity_logs", read_records, "activity_logs", schema.ACTIVITY_LOG_COLUMNS, _activity_log,
             activity_log_pages, cursor="created_at",
         ),
         StreamSpec(
-            "data_attributes", read_attributes, "data_attributes", schema.COLUMNS["data_attributes"],
+            "data_attributes", read_attributes, "data_attributes", schema.DATA_ATTRIBUTE_COLUMNS,
             primary_key=("model", "full_name"), write_disposition="replace", cleared_by="listing",
         ),
         StreamSpec(
-            "tickets", read_records, "tickets_search", tickets.COLUMNS["tickets"], _ticket,
+            "tickets", read_records, "tickets_search", tickets.TICKET_COLUMNS, _ticket,
             search("tickets_search"), parts=TICKET_PARTS, history=True,
         ),
         StreamSpec(
-            "ticket_parts", read_parts, "tickets_search", tickets.COLUMNS["ticket_parts"],
+            "ticket_parts", read_parts, "tickets_search", tickets.TICKET_PART_COLUMNS,
             parts=TICKET_PARTS, parent="tickets", cleared_by="parent",
         ),
     )

@@ -304,6 +304,51 @@ class _Failed:
         self.exc = exc
 
 
+class _Ahead:
+    """The bounded queue between a stream's reading thread and dlt's."""
+
+    def __init__(self, context: contextvars.Context) -> None:
+        self.context = context
+        self.pages: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD_PAGES)
+        self.stop = threading.Event()
+
+    def put(self, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.pages.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce(self, gen: Iterator[Any]) -> None:
+        """Read `gen` in the caller's context copy until it ends, fails or the consumer stops."""
+        try:
+            while not self.stop.is_set():
+                try:
+                    item = self.context.run(next, gen)
+                except StopIteration:
+                    self.put(_DONE)
+                    return
+                if not self.put(item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+            self.put(_Failed(exc))
+        finally:
+            close = getattr(gen, "close", None)
+            if close is not None:
+                self.context.run(close)
+
+    def consume(self) -> Iterator[Any]:
+        while True:
+            item = self.pages.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+
+
 def read_ahead(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
     """Run a stream generator in its own thread, at most `_AHEAD_PAGES` pages ahead of dlt.
 
@@ -317,54 +362,23 @@ def read_ahead(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        pages: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD_PAGES)
-        stop = threading.Event()
         context = contextvars.copy_context()
         context.run(_RESOURCE_STATE.set, dlt.current.resource_state())
         stream = dlt.current.resource_name()
-
-        def put(item: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    pages.put(item, timeout=0.2)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def produce() -> None:
-            gen = fn(*args, **kwargs)
-            try:
-                while not stop.is_set():
-                    try:
-                        item = context.run(next, gen)
-                    except StopIteration:
-                        put(_DONE)
-                        return
-                    if not put(item):
-                        return
-            except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
-                put(_Failed(exc))
-            finally:
-                context.run(gen.close)
-
-        thread = threading.Thread(target=produce, name=f"intercom-ahead-{stream}", daemon=True)
+        ahead = _Ahead(context)
+        thread = threading.Thread(
+            target=ahead.produce, args=(fn(*args, **kwargs),), name=f"intercom-ahead-{stream}", daemon=True
+        )
         thread.start()
-        # dlt's extract pool, or its main loop if the resource lost `parallelized` (see __init__.py)
+        # dlt's extract pool, or its main loop if the resource lost `parallelized` (see resources.py)
         logger.debug("stream %s: pages handed to dlt in thread %s", stream, threading.current_thread().name)
         try:
-            while True:
-                item = pages.get()
-                if item is _DONE:
-                    return
-                if isinstance(item, _Failed):
-                    raise item.exc
-                yield item
+            yield from ahead.consume()
         finally:
-            stop.set()
+            ahead.stop.set()
             while thread.is_alive():
                 with contextlib.suppress(queue.Empty):
-                    pages.get(timeout=0.1)
+                    ahead.pages.get(timeout=0.1)
             thread.join()
 
     return wrapper

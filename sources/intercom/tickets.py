@@ -61,21 +61,19 @@ def _json(*names: str) -> dict[str, TColumnSchema]:
     return {n: {"name": n, "data_type": "json", "nullable": True} for n in names}
 
 
-COLUMNS: dict[str, dict[str, TColumnSchema]] = {
-    "tickets": {
-        "id": {"name": "id", "data_type": "text", "nullable": False},
-        **{n: {"name": n, "data_type": "timestamp", "nullable": True} for n in ("created_at", "updated_at", "snoozed_until")},
-        **{n: {"name": n, "data_type": "text", "nullable": True}
-           for n in ("ticket_id", "admin_assignee_id", "team_assignee_id", "ticket_state__id", "ticket_type__id")},
-        **_json("ticket_attributes"),
-        "open": {"name": "open", "data_type": "bool", "nullable": True},
-        "parts_total_count": {"name": "parts_total_count", "data_type": "bigint", "nullable": True},
-    },
-    "ticket_parts": {
-        "id": {"name": "id", "data_type": "text", "nullable": False},
-        "ticket_id": {"name": "ticket_id", "data_type": "text", "nullable": True},
-        **{n: {"name": n, "data_type": "timestamp", "nullable": True} for n in ("created_at", "updated_at")},
-        **_json("attachments", "updated_attribute_data"),
-        "redacted": {"name": "redacted", "data_type": "bool", "nullable": True},
-    },
+TICKET_COLUMNS: dict[str, TColumnSchema] = {
+    "id": {"name": "id", "data_type": "text", "nullable": False},
+    **{n: {"name": n, "data_type": "timestamp", "nullable": True} for n in ("created_at", "updated_at", "snoozed_until")},
+    **{n: {"name": n, "data_type": "text", "nullable": True}
+       for n in ("ticket_id", "admin_assignee_id", "team_assignee_id", "ticket_state__id", "ticket_type__id")},
+    **_json("ticket_attributes"),
+    "open": {"name": "open", "data_type": "bool", "nullable": True},
+    "parts_total_count": {"name": "parts_total_count", "data_type": "bigint", "nullable": True},
+}
+TICKET_PART_COLUMNS: dict[str, TColumnSchema] = {
+    "id": {"name": "id", "data_type": "text", "nullable": False},
+    "ticket_id": {"name": "ticket_id", "data_type": "text", "nullable": True},
+    **{n: {"name": n, "data_type": "timestamp", "nullable": True} for n in ("created_at", "updated_at")},
+    **_json("attachments", "updated_attribute_data"),
+    "redacted": {"name": "redacted", "data_type": "bool", "nullable": True},
 }
