@@ -35,8 +35,8 @@ from pipelines.summary import RunSummary, stats_to_summary
 
 if TYPE_CHECKING:  # at run time preflight imports this module
     from pipelines.preflight import CheckReport
-    from sources.intercom.api import IntercomClient
     from pipelines.reconcile import ReconcileResult
+    from sources.intercom.api import IntercomClient
 
 logger = logging.getLogger(__name__)
 
