@@ -100,8 +100,8 @@ def no_token_message(spelling: Spelling = LIBRARY) -> str:
 
 def token_rejected(spelling: Spelling) -> str:
     return (
-        "Intercom rejected the access token: it is invalid or revoked; create a new access token in the "
-        f"Intercom Developer Hub and set {spelling.token}"
+        "Intercom rejected the access token (401 unauthorized): it is invalid or revoked; create a new "
+        f"access token in the Intercom Developer Hub and set {spelling.token}"
     )
 
 
@@ -186,7 +186,8 @@ def error_for_status(
     detail = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
     common: dict[str, Any] = {"status": status, "code": code, "endpoint": template, "request_id": request_id}
     if status == 401 and code in (None, "unauthorized"):
-        return IntercomAuthError(f"{template}: {token_rejected(LIBRARY)} ({detail})", **common)
+        said = f" (Intercom: {message})" if message else ""
+        return IntercomAuthError(f"{template}: {token_rejected(LIBRARY)}{said}", **common)
     if status in (401, 403):
         text = permission_missing(ep.permission, None, code, LIBRARY)
         return IntercomPermissionError(f"{template}: access denied ({detail}): {text}", permission=ep.permission, **common)
