@@ -36,7 +36,7 @@ from .errors import (
 )
 from .options import DateLike, IntercomOptions
 from .rejects import REJECTS_TABLE
-from .resources import RunShape, build, wanted
+from .resources import RunShape, build, in_build_order, wanted
 from .specs import SPECS, STREAMS, StreamSpec
 from .streams import PartsHandOff, StreamContext
 
@@ -112,7 +112,7 @@ def intercom_source(
     )
     run = RunShape(tuple(selected), start, end, options.lookback_seconds, options.history)
     built: dict[str, DltResource] = {}
-    for spec in SPECS.values():
+    for spec in in_build_order(SPECS.values()):
         if not wanted(spec, run.selected):
             continue
         if spec.parts is not None and spec.parent is None:  # a parent hands its parts to its child

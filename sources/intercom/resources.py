@@ -9,7 +9,7 @@ quota idle for seconds at a time).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,16 @@ def wanted(spec: StreamSpec, selected: tuple[str, ...]) -> bool:
     """A stream is built when selected, or when its child is (a parent feeds its parts)."""
     child = spec.parts.child if spec.parts is not None and spec.parent is None else None
     return spec.name in selected or child in selected
+
+
+def in_build_order(specs: Iterable[StreamSpec]) -> list[StreamSpec]:
+    """The incremental streams (and their children) first, then the streams read whole.
+
+    The order the source has always bound its resources in, which dlt starts them in: a small list
+    answered 429 then waits while the long streams are already under way, instead of making every
+    one of their workers wait for the reset at the start (measured in the run history's summed wait).
+    """
+    return sorted(specs, key=lambda spec: _BUILDERS[spec.read] is _whole)
 
 
 def build(spec: StreamSpec, ctx: StreamContext, run: RunShape, built: Mapping[str, DltResource]) -> DltResource:
