@@ -17,6 +17,7 @@ import pendulum
 from pipelines import config, destination, errors, failures, preflight
 from pipelines import intercom_pipeline as ip
 from pipelines.summary import format_summary
+from pipelines.webhooks import commands as webhooks_cli
 
 logger = logging.getLogger("pipelines")
 
@@ -43,6 +44,10 @@ class _Redact(logging.Filter):
 
 
 _redactor = _Redact([])
+
+
+def _redact_also(secrets: list[str]) -> None:
+    _redactor.secrets = [*_redactor.secrets, *(s for s in secrets if s)]
 
 
 def _redact(text: str) -> str:
@@ -233,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="verbose logs and tracebacks"
     )
+    webhooks_cli.add_parser(sub, _add_target_options)
     return parser
 
 
@@ -351,6 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": _cmd_check,
         "demo": _cmd_demo,
         "views": _cmd_views,
+        "webhooks": lambda a: webhooks_cli.run(a, _target, _redact_also),
     }
     try:
         return handlers[args.command](args)

@@ -98,12 +98,14 @@ def _locked_run(
         client = make_client(settings, max_retries=None)
         try:
             resumed = finish_pending_packages(pipeline)
+            read_from = time.time()  # update notifications received before this are read by this run
             pipeline.run(
                 build_source(settings, client),
                 refresh="drop_sources" if full_refresh else None,
                 **pipeline_run_kwargs(target),
             )
             reconciled = reconcile(pipeline, client, settings) if settings.reconcile_deletes else None
+            deletes_applied = apply_pushed_deletes(pipeline, target, read_from)
         finally:
             close_client(client)
     load_ids = [*resumed, *run_load_ids(pipeline)]
@@ -122,7 +124,7 @@ def _locked_run(
     if report is not None:
         stats_to_summary(summary, report.stats)
     stats_to_summary(summary, client.stats.as_dict())
-    summary.reconciled = reconciled  # type: ignore[attr-defined]
+    summary.reconciled = "\n".join(filter(None, [reconciled, deletes_applied])) or None  # type: ignore[attr-defined]
     summary.views = refresh_views(pipeline) if views else None  # type: ignore[attr-defined]
     summary.duration_seconds = time.monotonic() - started
     return summary
@@ -162,6 +164,21 @@ def reconcile(pipeline: dlt.Pipeline, client: Any, settings: SourceSettings) -> 
             marks = ", ".join(f"{n} {reason}" for reason, n in sorted(r.marked.items())) or "none vanished"
             parts.append(f"{r.model} {r.listed:,} listed, {marks}")
     return "Deletes reconciled: " + "; ".join(parts)
+
+
+def apply_pushed_deletes(pipeline: dlt.Pipeline, target: Target, read_from: float) -> str | None:
+    """Deletes Intercom told us about: the 2.16 feed's conversations and, when a webhook receiver
+    is configured, its inbox (pipelines/webhooks/)."""
+    from pipelines.webhooks.commands import drain_after_run
+    from pipelines.webhooks.marks import apply_deleted_conversations
+
+    try:
+        apply_deleted_conversations(pipeline)
+        return drain_after_run(pipeline, target, read_from)
+    except Exception as exc:  # the load is done and stays; the next run or a drain retries
+        logger.debug("applying pushed deletes failed", exc_info=True)
+        logger.warning("deletes from webhooks/feed not applied: %s", describe_failure(exc))
+        return f"Deletes from webhooks/feed: not applied ({describe_failure(exc)}); retry with: intercom-sync webhooks drain"
 
 
 def incremental_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
