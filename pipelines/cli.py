@@ -332,6 +332,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"Stream not allowed: {stream}" + (f" (needs {need})" if need else ""))
     if denied:
         print(f"Sync what is allowed with: intercom-sync run --streams {','.join(allowed)}")
+    print(webhooks_cli.deletes_line(settings.intercom_version))
     return errors.EXIT_OK
 
 

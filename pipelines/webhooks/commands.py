@@ -118,6 +118,16 @@ def _refresh_ips(args: argparse.Namespace) -> int:
     return errors.EXIT_OK
 
 
+def deletes_line(intercom_version: str) -> str:
+    """`check`'s line on how deleted conversations are found with this Intercom-Version."""
+    from sources.intercom.deleted_feed import has_feed
+
+    if has_feed(intercom_version):
+        return "Deleted conversations: from GET /conversations/deleted every run (Intercom-Version 2.16+)"
+    return (f"Deleted conversations: Intercom-Version {intercom_version} has no deleted feed; use "
+            "run --reconcile-deletes, webhooks (intercom-sync webhooks serve) or --intercom-version 2.16")
+
+
 def drain_after_run(pipeline: object, target: Target, run_started_at: float) -> str | None:
     """`run`'s step when a receiver is configured: apply the inbox, and mark the queued updates
     the run has just read. None when no inbox exists for this target."""
