@@ -83,6 +83,8 @@ class ReceiverProcess:
 class Scene:
     """One emulator, one DuckDB warehouse synced by `intercom-sync run`, one receiver subscribed."""
 
+    dataset = "intercom_data"
+
     def __init__(self, emu: EmulatorServer, tmp_path: Path) -> None:
         self.emu = emu
         self.ws = emu.workspace
@@ -118,22 +120,27 @@ class Scene:
         out = {}
         for table in TABLES:
             cols = [r[0] for r in self.query(
-                f"select column_name from information_schema.columns where table_schema='intercom_data' "
+                f"select column_name from information_schema.columns where table_schema='{self.dataset}' "
                 f"and table_name='{table}' and column_name not in {MARKS} order by column_name")]
-            out[table] = set(self.query(f"select {', '.join(cols)} from intercom_data.{table}"))
+            out[table] = {tuple(orjson.dumps(v, option=orjson.OPT_SORT_KEYS) if isinstance(v, (list, dict)) else v
+                                for v in row)
+                          for row in self.query(f"select {', '.join(cols)} from {self.dataset}.{table}")}
         return out
 
     def deleted(self, table: str) -> dict[str, str]:
-        return dict(self.query(f"select id, _deleted_reason from intercom_data.{table} where _deleted_at is not null"))
+        return dict(self.query(f"select id, _deleted_reason from {self.dataset}.{table} where _deleted_at is not null"))
 
     def truth_deleted(self, table: str) -> set[str]:
         """Ids the warehouse holds that the emulator no longer has live."""
-        loaded = {r[0] for r in self.query(f"select id from intercom_data.{table}")}
+        loaded = {r[0] for r in self.query(f"select id from {self.dataset}.{table}")}
         live = set(map(str, self.ws.ids(table)))
         return loaded - live
 
+    def inbox_url(self) -> str:
+        return f"sqlite:///{self.inbox_file}"
+
     def inbox(self, sql: str = "select notification_id, topic, item_id from _intercom_webhook_inbox") -> list[tuple[Any, ...]]:
-        engine = sa.create_engine(f"sqlite:///{self.inbox_file}")
+        engine = sa.create_engine(self.inbox_url())
         try:
             with engine.connect() as conn:
                 return [tuple(r) for r in conn.execute(sa.text(sql)).all()]
@@ -159,7 +166,7 @@ class Scene:
                 "first_sent_at": now, "created_at": now}
 
     def live_contact(self, k: int = 0) -> str:
-        loaded = {r[0] for r in self.query("select id from intercom_data.contacts where _deleted_at is null")}
+        loaded = {r[0] for r in self.query(f"select id from {self.dataset}.contacts where _deleted_at is null")}
         return [c for c in map(str, self.ws.ids("contacts")) if c in loaded][k]
 
     def assert_exact(self) -> None:
@@ -170,6 +177,29 @@ class Scene:
 
     def close(self) -> str:
         return "".join(r.stop() for r in self.receivers)
+
+
+class PgScene(Scene):
+    """The same on Postgres: warehouse and inbox (`<dataset>._intercom_webhook_inbox`) on the test server."""
+
+    def __init__(self, emu: EmulatorServer, tmp_path: Path, dsn: str, dataset: str) -> None:
+        super().__init__(emu, tmp_path)
+        self.dsn, self.dataset = dsn, dataset
+        self.target_args = ["--destination", "postgres", "--dataset", dataset, "--pipelines-dir",
+                            str(tmp_path / "dlt"), "--no-progress"]
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        import psycopg2
+
+        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            return [tuple(r) for r in cur.fetchall()]
+
+    def inbox_url(self) -> str:
+        return self.dsn
+
+    def inbox(self, sql: str = "select notification_id, topic, item_id from _intercom_webhook_inbox") -> list[tuple[Any, ...]]:
+        return self.query(sql.replace("_intercom_webhook_inbox", f"{self.dataset}._intercom_webhook_inbox"))
 
 
 @pytest.fixture
@@ -186,3 +216,14 @@ def scene(emu: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     yield s
     logs = s.close()
     assert SECRET not in logs
+
+
+@pytest.fixture
+def pg_scene(emu: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_credentials: str,
+             postgres_dataset: str) -> Iterator[PgScene]:
+    monkeypatch.setenv("INTERCOM_ACCESS_TOKEN", emu.token)
+    monkeypatch.setenv("INTERCOM_CLIENT_SECRET", SECRET)
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_credentials)
+    s = PgScene(emu, tmp_path, postgres_credentials, postgres_dataset)
+    yield s
+    assert SECRET not in s.close()
