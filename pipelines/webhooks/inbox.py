@@ -62,7 +62,10 @@ class Inbox:
     """`Inbox(url, schema)`: `sqlite:///path` (DuckDB users) or `postgresql://...` (+ a schema)."""
 
     def __init__(self, url: str, schema: str | None = None, create: bool = True) -> None:
-        self.engine: Engine = sa.create_engine(url, pool_pre_ping=True)
+        parsed = sa.make_url(url)
+        if parsed.drivername in ("postgres", "postgresql"):  # the driver this product ships (psycopg2-binary)
+            parsed = parsed.set(drivername="postgresql+psycopg2")
+        self.engine: Engine = sa.create_engine(parsed, pool_pre_ping=True)
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
