@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+import dlt
 from dlt.common.schema.typing import TTableSchemaColumns
 
 FIRST_VERSION = (2, 16)
@@ -41,9 +42,12 @@ def _row(item: object) -> dict[str, Any] | None:
     return {"id": str(item["id"]), "deleted_at": at, "metrics_retained": retained if isinstance(retained, bool) else None}
 
 
-def deleted_conversations(client: Any, deleted_at: Any = None) -> Iterator[list[dict[str, Any]]]:
-    """Pages of deleted conversations, newest first, down to the incremental cursor."""
-    since = getattr(deleted_at, "start_value", None)
+def deleted_conversations(
+    client: Any,
+    deleted_at: dlt.sources.incremental[datetime] = dlt.sources.incremental("deleted_at"),  # noqa: B008
+) -> Iterator[list[dict[str, Any]]]:
+    """Pages of deleted conversations, newest first, down to the incremental cursor (lag applied)."""
+    since = deleted_at.start_value
     params: dict[str, Any] | None = {"per_page": PER_PAGE, "order": "desc", "page": 1}
     url: str | None = None
     while True:
