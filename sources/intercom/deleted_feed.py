@@ -15,6 +15,7 @@ from typing import Any
 
 import dlt
 from dlt.common.schema.typing import TTableSchemaColumns
+from dlt.extract.incremental import Incremental
 
 FIRST_VERSION = (2, 16)
 PER_PAGE = 60  # the feed's maximum
@@ -31,7 +32,8 @@ def has_feed(version: str) -> bool:
     return major.isdigit() and minor.isdigit() and (int(major), int(minor)) >= FIRST_VERSION
 
 
-def _row(item: object) -> dict[str, Any] | None:
+def shape(item: object) -> dict[str, Any] | None:
+    """A feed item as a row; None for one without an id or a readable `deleted_at`."""
     if not isinstance(item, Mapping) or item.get("id") in (None, ""):
         return None
     try:
@@ -42,21 +44,20 @@ def _row(item: object) -> dict[str, Any] | None:
     return {"id": str(item["id"]), "deleted_at": at, "metrics_retained": retained if isinstance(retained, bool) else None}
 
 
-def deleted_conversations(
-    client: Any,
-    deleted_at: dlt.sources.incremental[datetime] = dlt.sources.incremental("deleted_at"),  # noqa: B008
-) -> Iterator[list[dict[str, Any]]]:
-    """Pages of deleted conversations, newest first, down to the incremental cursor (lag applied)."""
-    since = deleted_at.start_value
+def feed_pages(client: Any, cursor: Incremental[Any]) -> Iterator[list[dict[str, Any]]]:
+    """The feed's raw pages, newest first, until a page reaches back past `cursor.start_value`."""
+    since = cursor.start_value
     params: dict[str, Any] | None = {"per_page": PER_PAGE, "order": "desc", "page": 1}
     url: str | None = None
     while True:
         body = client.request("conversations_deleted", params=params if url is None else None, url=url)
         items = body.get("conversations")
-        rows = [r for r in map(_row, items if isinstance(items, list) else []) if r is not None]
-        if rows:
-            yield rows
-        if not rows or (since is not None and min(r["deleted_at"] for r in rows) < since):
+        items = [i for i in items if isinstance(i, Mapping)] if isinstance(items, list) else []
+        if not items:
+            return
+        yield items
+        times = [r["deleted_at"] for r in map(shape, items) if r is not None]
+        if since is not None and times and min(times) < since:
             return
         pages = body.get("pages")
         nxt = pages.get("next") if isinstance(pages, Mapping) else None
@@ -67,3 +68,14 @@ def deleted_conversations(
             params, url = {"per_page": PER_PAGE, "order": "desc", "page": pages["page"] + 1}, None
         else:
             return
+
+
+def deleted_conversations(
+    client: Any,
+    deleted_at: dlt.sources.incremental[datetime] = dlt.sources.incremental("deleted_at"),  # noqa: B008
+) -> Iterator[list[dict[str, Any]]]:
+    """The `deleted_conversations` resource: feed pages as rows, down to the cursor (lag applied)."""
+    for items in feed_pages(client, deleted_at):
+        rows = [r for r in map(shape, items) if r is not None]
+        if rows:
+            yield rows

@@ -80,3 +80,16 @@ def test_history_mode_closes_the_current_version(feed_scene: Scene) -> None:
     assert rows == [("conversation.deleted", True)]
     assert scene.query("select count(*) from intercom_data.conversations where _deleted_at is not null "
                        "and _dlt_valid_to is null") == [(0,)]
+
+
+def test_feed_items_of_an_unexpected_shape_are_read_or_skipped_never_crash() -> None:
+    from datetime import datetime, timezone
+
+    from sources.intercom.deleted_feed import has_feed, shape
+
+    at = datetime.fromtimestamp(1734537460, tz=timezone.utc)
+    assert shape({"id": 512, "deleted_at": "1734537460"}) == {"id": "512", "deleted_at": at, "metrics_retained": None}
+    assert shape({"id": "5", "deleted_at": 1734537460, "metrics_retained": True})["metrics_retained"] is True
+    for bad in (None, [], {"deleted_at": 1}, {"id": "", "deleted_at": 1}, {"id": "1"}, {"id": "1", "deleted_at": "soon"}):
+        assert shape(bad) is None
+    assert [v for v in ("2.11", "2.15", "2.16", "2.17", "Preview", "x") if has_feed(v)] == ["2.16", "2.17"]
