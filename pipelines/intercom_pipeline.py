@@ -105,7 +105,8 @@ def _locked_run(
                 **pipeline_run_kwargs(target),
             )
             reconciled = reconcile(pipeline, client, settings) if settings.reconcile_deletes else None
-            deletes_applied = apply_pushed_deletes(pipeline, target, read_from)
+            workspace = report.app.get("id_code") if report is not None else None  # the inbox's app_id
+            deletes_applied = apply_pushed_deletes(pipeline, target, read_from, str(workspace) if workspace else None)
         finally:
             close_client(client)
     load_ids = [*resumed, *run_load_ids(pipeline)]
@@ -166,7 +167,7 @@ def reconcile(pipeline: dlt.Pipeline, client: Any, settings: SourceSettings) -> 
     return "Deletes reconciled: " + "; ".join(parts)
 
 
-def apply_pushed_deletes(pipeline: dlt.Pipeline, target: Target, read_from: float) -> str | None:
+def apply_pushed_deletes(pipeline: dlt.Pipeline, target: Target, read_from: float, app_id: str | None) -> str | None:
     """Deletes Intercom told us about: the 2.16 feed's conversations and, when a webhook receiver
     is configured, its inbox (pipelines/webhooks/)."""
     from pipelines.webhooks.commands import drain_after_run
@@ -174,7 +175,7 @@ def apply_pushed_deletes(pipeline: dlt.Pipeline, target: Target, read_from: floa
 
     try:
         apply_deleted_conversations(pipeline)
-        return drain_after_run(pipeline, target, read_from)
+        return drain_after_run(pipeline, target, read_from, app_id)
     except Exception as exc:  # the load is done and stays; the next run or a drain retries
         logger.debug("applying pushed deletes failed", exc_info=True)
         logger.warning("deletes from webhooks/feed not applied: %s", describe_failure(exc))

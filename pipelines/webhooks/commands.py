@@ -97,6 +97,8 @@ def _drain(args: argparse.Namespace, target: Target, location: config.InboxLocat
     try:
         with pipeline_lock(pipeline):
             result = drain.drain(pipeline, inbox, app_id=args.app_id)
+    except drain.SeveralWorkspacesError as exc:
+        raise errors.UserError(str(exc), errors.EXIT_USAGE) from None
     finally:
         inbox.close()
     print(result.describe())
@@ -128,9 +130,10 @@ def deletes_line(intercom_version: str) -> str:
             "run --reconcile-deletes, webhooks (intercom-sync webhooks serve) or --intercom-version 2.16")
 
 
-def drain_after_run(pipeline: object, target: Target, run_started_at: float) -> str | None:
-    """`run`'s step when a receiver is configured: apply the inbox, and mark the queued updates
-    the run has just read. None when no inbox exists for this target."""
+def drain_after_run(pipeline: object, target: Target, run_started_at: float, app_id: str | None = None) -> str | None:
+    """`run`'s step when a receiver is configured: apply the inbox (this workspace's notifications
+    when `app_id` is known), and mark the queued updates the run has just read. None when no inbox
+    exists for this target."""
     try:
         location = config.inbox_location(target)
     except errors.UserError:
@@ -139,7 +142,7 @@ def drain_after_run(pipeline: object, target: Target, run_started_at: float) -> 
         return None
     inbox = Inbox(location.url, location.schema)
     try:
-        result = drain.drain(pipeline, inbox)
+        result = drain.drain(pipeline, inbox, app_id=app_id)
         read = drain.updates_read_by_run(inbox, run_started_at)
     finally:
         inbox.close()

@@ -33,6 +33,14 @@ RESTORE_TOPICS = {"contact.unarchived": ("contacts", "contact.archived")}  # cle
 NOT_UPDATES = frozenset({*DELETE_TOPICS, *RESTORE_TOPICS, "ping"})
 
 
+class SeveralWorkspacesError(ValueError):
+    def __init__(self, apps: list[str]) -> None:
+        super().__init__(
+            f"the inbox holds notifications of {len(apps)} workspaces ({', '.join(apps)}): drain each "
+            "warehouse with --app-id <its workspace id_code> (intercom-sync check shows it)"
+        )
+
+
 @dataclass
 class DrainResult:
     events: int = 0
@@ -68,7 +76,15 @@ def final_events(events: list[Event]) -> dict[tuple[str, str], Event]:
 
 
 def drain(pipeline: Any, inbox: Inbox, app_id: str | None = None) -> DrainResult:
-    """Mark in the warehouse what the inbox says was deleted (run under the pipeline's lock)."""
+    """Mark in the warehouse what the inbox says was deleted (run under the pipeline's lock).
+
+    One warehouse holds one workspace: an inbox shared by several (one app installed in many
+    workspaces) must be drained per `app_id`, or ids of one workspace would mark rows of another.
+    """
+    if app_id is None:
+        apps = inbox.app_ids()
+        if len(apps) > 1:
+            raise SeveralWorkspacesError(apps)
     events = inbox.events([*DELETE_TOPICS, *RESTORE_TOPICS], app_id)
     result = DrainResult(events=len(events))
     by_table: dict[str, list[Event]] = {}

@@ -135,6 +135,13 @@ class Inbox:
             ).values(applied_at=at or time.time()))
         return int(result.rowcount or 0)
 
+    def app_ids(self) -> list[str]:
+        """The workspaces (app_id = id_code) the inbox holds notifications of, ping aside."""
+        t = self.table
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.app_id).where(t.c.topic != "ping").distinct()).all()
+        return sorted(str(r[0]) for r in rows)
+
     def topic_counts(self) -> dict[str, int]:
         t = self.table
         with self.engine.connect() as conn:

@@ -40,11 +40,13 @@ class ReceiverProcess:
     """`intercom-sync webhooks serve` in its own process, so a test can kill it."""
 
     def __init__(self, target_args: list[str], port: int | None = None, extra: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.port = port or free_port()
         self.argv = [sys.executable, "-m", "pipelines.cli", "webhooks", "serve", "--port", str(self.port),
                      *target_args, *(extra or [])]
-        self.env = dict(os.environ, INTERCOM_CLIENT_SECRET=SECRET, **(env or {}))
+        merged = {**os.environ, "INTERCOM_CLIENT_SECRET": SECRET, **(env or {})}
+        self.env = {k: v for k, v in merged.items() if v}  # an empty value unsets
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,7 +54,8 @@ class ReceiverProcess:
         return f"http://127.0.0.1:{self.port}/intercom/webhooks"
 
     def start(self) -> ReceiverProcess:
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -95,11 +98,11 @@ class Scene:
         self.snapshot: dict[str, set[tuple[Any, ...]]] = {}
 
     def receiver(self, port: int | None = None, extra: list[str] | None = None, env: dict[str, str] | None = None,
-                 subscribe: bool = True, **knobs: Any) -> ReceiverProcess:
-        rec = ReceiverProcess(self.target_args, port, extra, env).start()
+                 subscribe: bool = True, cwd: Path | None = None, secret: str = SECRET, **knobs: Any) -> ReceiverProcess:
+        rec = ReceiverProcess(self.target_args, port, extra, env, cwd).start()
         self.receivers.append(rec)
         if subscribe:
-            self.emu.subscribe_webhooks(rec.url, SECRET, **{"retry_base_seconds": 0.1, "retry_max_seconds": 0.5, **knobs})
+            self.emu.subscribe_webhooks(rec.url, secret, **{"retry_base_seconds": 0.1, "retry_max_seconds": 0.5, **knobs})
         return rec
 
     def run(self, *extra: str) -> None:

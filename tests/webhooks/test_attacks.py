@@ -145,3 +145,32 @@ def test_the_client_secret_never_reaches_the_logs(scene: Scene) -> None:
     forged = scene.notification("contact.deleted", {"type": "contact", "id": scene.live_contact(1)})
     assert scene.post(rec.url, forged, signature=sign(b"x", SECRET)).status_code == 401
     assert SECRET not in rec.stop()
+
+
+def test_several_apps_are_routed_by_app_id_and_drained_per_workspace(scene: Scene, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    ours = scene.ws.app["id_code"]
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "secrets.toml").write_text(
+        f'[webhooks.client_secrets]\n{ours} = "app-one-secret"\nothers00 = "app-two-secret"\n')
+    rec = scene.receiver(env={"INTERCOM_CLIENT_SECRET": ""}, cwd=tmp_path, secret="app-one-secret")
+    scene.run()
+    victim = _real_delete(scene)  # signed with app one's secret: kept
+    target = scene.live_contact(1)
+    theirs = dict(scene.notification("contact.deleted", {"type": "contact", "id": target}, nid="notif_theirs"),
+                  app_id="others00")
+    body = orjson.dumps(theirs)
+    signed_two = "sha1=" + hmac.new(b"app-two-secret", body, hashlib.sha1).hexdigest()
+    assert scene.post(rec.url, body, signature=signed_two).status_code == 200  # the other workspace's, kept
+    mine = orjson.dumps(dict(theirs, app_id=ours, id="notif_crossed"))
+    crossed = "sha1=" + hmac.new(b"app-two-secret", mine, hashlib.sha1).hexdigest()
+    assert scene.post(rec.url, mine, signature=crossed).status_code == 401  # our app_id, their secret
+    assert main(["webhooks", "drain", *scene.target_args]) == 2  # which workspace is this warehouse?
+    assert "--app-id" in capsys.readouterr().err
+    assert main(["webhooks", "drain", "--app-id", ours, *scene.target_args]) == 0
+    scene.assert_exact()
+    assert scene.deleted("contacts") == {victim: "contact.deleted"}
+    capsys.readouterr()
+    scene.run()  # `run` knows its workspace from /me and drains only its notifications
+    out = capsys.readouterr().out
+    assert "Webhooks drained: 1 delete-like notification(s)" in out and "not applied" not in out
+    scene.assert_exact()
