@@ -125,7 +125,10 @@ def test_drain_killed_half_way_is_finished_by_the_next_drain(pg_scene: PgScene) 
     finally:
         blocker.rollback()
         blocker.close()
-    assert set(scene.deleted("contacts")) == set(victims[:3])
+    # the held statement may still finish server-side once the row is free (its client is gone);
+    # nothing after it ran
+    marked = set(scene.deleted("contacts"))
+    assert set(victims[:3]) <= marked <= set(victims[:4])
     scene.drain()
     scene.assert_exact()
     assert scene.deleted("contacts") == dict.fromkeys(victims, "contact.deleted")
