@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean openapi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+# Intercom's pinned OpenAPI files for the fidelity tests (stdlib only: no venv needed)
+openapi:
+	$(PYTHON) scripts/fetch_openapi.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_bench.py

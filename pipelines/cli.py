@@ -1,4 +1,4 @@
-"""`intercom-sync`: run | backfill | check | demo | views.
+"""`intercom-sync`: run | backfill | check | demo | views | report.
 
 Expected failures print ONE line on stderr naming what to fix and return a non-zero exit code
 (see README "Exit codes"); `--debug` adds the traceback. The token is never printed or logged.
@@ -11,10 +11,11 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 import pendulum
 
-from pipelines import config, destination, errors, failures, preflight
+from pipelines import config, destination, errors, failures, preflight, run_history
 from pipelines import intercom_pipeline as ip
 from pipelines.summary import format_summary
 from pipelines.webhooks import commands as webhooks_cli
@@ -223,6 +224,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help="verbose logs and tracebacks"
     )
 
+    report = sub.add_parser(
+        "report",
+        help="write an offline HTML report of the recorded runs (_intercom_runs): status, rows, freshness, limits",
+        epilog=EPILOG,
+    )
+    _add_target_options(report, streams=False)
+    report.add_argument(
+        "--days", type=float, default=30.0, metavar="N", help="runs of the last N days (default 30; 0: all)"
+    )
+    report.add_argument(
+        "--out", default="intercom_report.html", metavar="FILE", help="HTML file (default: intercom_report.html)"
+    )
+    report.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="verbose logs and tracebacks"
+    )
+
     check = sub.add_parser(
         "check", help="validate the token and show workspace and allowed streams", epilog=EPILOG
     )
@@ -278,21 +295,50 @@ def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
             f"Backfilling {settings.start_date.to_date_string()} .. {settings.end_date.to_iso8601_string()} "
             "(scheduled cursors are left as they are)"
         )
-    summary = ip.run_sync(
-        settings, target, full_refresh=getattr(args, "full_refresh", False), views=args.views
-    )
+    with run_history.recording(target, _command_line(args, backfill), [settings.access_token]) as rec:
+        rec.summary = summary = ip.run_sync(
+            settings, target, full_refresh=getattr(args, "full_refresh", False), views=args.views
+        )
+        rejected = summary.rejected_line()
+        if rejected is not None and args.strict:
+            rec.exit_code, rec.failure = errors.EXIT_REJECTS, f"{rejected} Failing because --strict is set."
     print(format_summary(summary))
     if getattr(summary, "reconciled", None):
         print(summary.reconciled)
     if getattr(summary, "views", None):
         print(summary.views)
-    rejected = summary.rejected_line()
     if rejected is None:
         return errors.EXIT_OK
     if args.strict:
-        print(f"error: {rejected} Failing because --strict is set.", file=sys.stderr)
+        print(f"error: {rec.failure}", file=sys.stderr)
         return errors.EXIT_REJECTS
     print(f"warning: {rejected}", file=sys.stderr)
+    return errors.EXIT_OK
+
+
+def _command_line(args: argparse.Namespace, backfill: bool) -> str:
+    """The `command` of the run's history row: the subcommand and the flags that change what it does."""
+    parts = ["backfill", "--start", args.start, *(["--end", args.end] if args.end else [])] if backfill else ["run"]
+    for flag in ("full_refresh", "reconcile_deletes", "history", "skip_denied_streams", "strict"):
+        if getattr(args, flag, False):
+            parts.append("--" + flag.replace("_", "-"))
+    if args.streams:
+        parts += ["--streams", args.streams]
+    return " ".join(parts)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pipelines.report import write_report
+
+    target = _target(args)
+    if target.destination == "duckdb" and not Path(target.duckdb_path).exists():  # DuckDB would create it
+        raise errors.UserError(
+            f"no DuckDB file {target.duckdb_path}: pass the --duckdb-path your syncs write to", errors.EXIT_USAGE
+        )
+    pipeline = destination.build_pipeline(target)
+    with failures.translate_errors(None, target):
+        result = write_report(pipeline, Path(args.out), days=args.days)
+    print(result.describe())
     return errors.EXIT_OK
 
 
@@ -358,6 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": _cmd_check,
         "demo": _cmd_demo,
         "views": _cmd_views,
+        "report": _cmd_report,
         "webhooks": lambda a: webhooks_cli.run(a, _target, _redact_also),
     }
     try:

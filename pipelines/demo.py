@@ -14,8 +14,9 @@ from typing import Any
 
 import duckdb
 
-from pipelines import config, errors
+from pipelines import config, destination, errors, run_history
 from pipelines import intercom_pipeline as ip
+from pipelines.report import write_report
 from pipelines.summary import format_summary
 
 logger = logging.getLogger(__name__)
@@ -38,12 +39,12 @@ BY_STATE_SQL = "select state, count(*) as conversations from {ds}.conversations 
 
 
 def table_counts(con: duckdb.DuckDBPyConnection, dataset: str) -> dict[str, int]:
-    """Row count of every data table in the dataset (dlt bookkeeping tables left out)."""
+    """Row count of every data table in the dataset (dlt's and our bookkeeping tables, `_*`, left out)."""
     tables = [
         r[0]
         for r in con.execute(
             "select table_name from information_schema.tables where table_schema = ? "
-            "and table_name not like '\\_dlt%' escape '\\' order by table_name",
+            "and table_name not like '\\_%' escape '\\' order by table_name",
             [dataset],
         ).fetchall()
     ]
@@ -120,7 +121,10 @@ def run_demo(
             duckdb_path=str(path),
             pipelines_dir=pipelines_dir or tmp,
         )
-        summary = ip.run_sync(settings, target, preflight=False)
+        with run_history.recording(target, "demo", [emu.token]) as rec:
+            rec.app = dict(emu.workspace.app)  # the demo skips the /me check
+            rec.summary = summary = ip.run_sync(settings, target, preflight=False)
+        report = write_report(destination.build_pipeline(target), path.with_name(path.stem + "_report.html"))
     print(format_summary(summary))
     con = duckdb.connect(str(path), read_only=True)
     try:
@@ -136,4 +140,6 @@ def run_demo(
         f"\nDemo finished in {time.monotonic() - started:.1f}s. Explore it with:\n"
         f"  {shlex.quote(sys.executable)} -c \"import duckdb; print(duckdb.connect('{path}').sql('select * from {DEMO_DATASET}.conversations limit 5'))\""
     )
+    print(f"\nThe run is recorded in {DEMO_DATASET}._intercom_runs. {report.describe()}; open it in a browser:")
+    print(f"  {report.path}")
     return errors.EXIT_OK

@@ -13,6 +13,7 @@ from typing import Any
 
 import dlt
 
+from pipelines import run_history
 from pipelines.config import SourceSettings, Target, dlt_setting
 from pipelines.destination import build_pipeline, guard_destination, pipeline_run_kwargs, saved_target
 from pipelines.failures import describe_failure, translate_errors
@@ -70,6 +71,7 @@ def run_sync(
     """
     started = time.monotonic()
     report = check_workspace(settings, settings.streams) if preflight else None
+    run_history.observe(preflight=report)
     if report is not None:
         if settings.skip_denied_streams:
             settings.streams = skip_denied_streams(report, settings.streams)
@@ -92,6 +94,7 @@ def _locked_run(
     views: bool,
 ) -> RunSummary:
     """The body of `run_sync`, run while this process holds the pipeline's lock."""
+    run_history.observe(pipeline=pipeline)
     if full_refresh:  # Postgres refuses to drop tables our views read
         _drop_views_quietly(pipeline)
     with translate_errors(settings, target):
@@ -157,6 +160,7 @@ def reconcile(pipeline: dlt.Pipeline, client: Any, settings: SourceSettings) -> 
     from sources.intercom.deletes import reconcile_deletes
 
     results = reconcile_deletes(pipeline, client, streams=settings.streams, max_workers=settings.max_workers)
+    run_history.observe(deletes=results)
     parts = []
     for r in results:
         if r.skipped:

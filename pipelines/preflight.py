@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines import run_history
 from pipelines.config import SourceSettings
 from pipelines.errors import EXIT_AUTH, UserError
 from pipelines.failures import translate_errors
@@ -26,7 +27,7 @@ def make_client(settings: SourceSettings, max_retries: int | None = PREFLIGHT_RE
     kwargs: dict[str, Any] = {}
     if max_retries is not None:
         kwargs["max_retries"] = max_retries
-    return IntercomClient(
+    client = IntercomClient(
         settings.access_token,
         region=settings.region,
         base_url=settings.base_url,
@@ -34,6 +35,8 @@ def make_client(settings: SourceSettings, max_retries: int | None = PREFLIGHT_RE
         max_workers=settings.max_workers,
         **kwargs,
     )
+    run_history.observe(client=client)  # the run's history counts every request, failed runs too
+    return client
 
 
 def close_client(client: Any) -> None:

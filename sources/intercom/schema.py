@@ -66,7 +66,10 @@ def to_datetime(value: Any) -> datetime | None:
             return None
         if value > 1e11:  # milliseconds slipped in
             value = value / 1000.0
-        return datetime.fromtimestamp(value, tz=timezone.utc)
+        try:
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):  # no instant a calendar can hold: not a timestamp
+            return None
     return None
 
 

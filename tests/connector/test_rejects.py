@@ -32,19 +32,21 @@ def test_screened_keeps_siblings_and_rejects_the_odd_ones():
         {"email": "no-id@example.com", "updated_at": 1_700_000_001},
         {"id": "c", "updated_at": None},
         {"id": "d", "updated_at": "1700000002"},
+        {"id": "e", "updated_at": 10**20},  # no calendar holds it: must not crash the page
     ]
     kept = rejects.screened(page, cursor_field="updated_at")
     assert [r["id"] for r in kept] == ["a", "d"]
     assert [(r["record_id"], r["reason"]) for r in rejects.rows] == [
         (None, "no 'id'"),
         ("c", "'updated_at' is not a timestamp: null"),
+        ("e", "'updated_at' is not a timestamp: 100000000000000000000"),
     ]
     assert rejects.rows[0]["reject_key"].startswith("sha1:")
     assert rejects.rows[1]["reject_key"] == "id:c"
     assert rejects.rows[0]["record"] == page[1]
     item = rejects.drain()
-    assert item is not None and item.meta.table_name == REJECTS_TABLE and len(item.data) == 2
-    assert rejects.drain() is None and rejects.count == 2
+    assert item is not None and item.meta.table_name == REJECTS_TABLE and len(item.data) == 3
+    assert rejects.drain() is None and rejects.count == 3
 
 
 def test_a_record_whose_shaping_raises_is_kept_aside():

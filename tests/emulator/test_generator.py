@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import resource
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -13,9 +12,9 @@ import yaml
 from intercom_emulator import PROFILES, Workspace
 from intercom_emulator.generator import Counts, Generator
 from intercom_emulator.generator_conv import UNKNOWN_OMITTED_STATS
+from tests.openapi_files import require_openapi
 
 ANCHOR = 1_750_000_000  # fixed so the expected values do not depend on the day the tests run
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "intercom-openapi" / "2.15" / "api.intercom.io.yaml"
 HEX24 = re.compile(r"^[0-9a-f]{24}$")
 NUM = re.compile(r"^[0-9]+$")
 JSON_TYPES = {"string": str, "integer": int, "boolean": bool, "object": dict, "array": list, "number": (int, float)}
@@ -26,7 +25,7 @@ SCHEMA_OF = {"contacts": "contact", "companies": "company", "conversations": "co
 
 @pytest.fixture(scope="module")
 def spec() -> dict:
-    with open(SPEC) as fh:
+    with open(require_openapi("2.15")) as fh:
         return yaml.safe_load(fh)["components"]["schemas"]
 
 

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import httpx
 import yaml
 
 from intercom_emulator.server import ACCEPTED_VERSIONS, DEFAULT_VERSION, SPEC_VERSIONS
 from intercom_emulator.testing import EmulatorServer, error_code, json_body
-
-SHARED_SPECS = Path(__file__).resolve().parents[3] / "shared" / "intercom-openapi"
+from tests.openapi_files import require_openapi
 
 
 def _spec_version_enum(version: str) -> list[str]:
-    """The `components.schemas.intercom_version` enum of one shared spec file (that block only)."""
-    text = (SHARED_SPECS / version / "api.intercom.io.yaml").read_text()
+    """The `components.schemas.intercom_version` enum of one OpenAPI file (that block only)."""
+    text = require_openapi(version).read_text()
     start = text.index("\n    intercom_version:\n") + 1
     end = re.compile(r"^    \S", re.M).search(text, start + 5)
     block = yaml.safe_load(text[start : end.start() if end else len(text)])

@@ -268,6 +268,9 @@ def test_demo_prints_tables_and_query(tmp_path, capsys):
             for line in table_block.splitlines()
         ), stream
     assert "Median first-response time per team (minutes):" in out.out
+    report = tmp_path / "demo_report.html"  # the demo ends with the report of its run
+    assert out.out.rstrip().endswith(str(report)) and report.stat().st_size > 1_000_000
+    assert "_intercom_runs " not in table_block.split("\n\n", 1)[0]
     con = duckdb.connect(str(path), read_only=True)
     try:  # the printed result is the query's real result
         rows = con.execute(
@@ -275,8 +278,17 @@ def test_demo_prints_tables_and_query(tmp_path, capsys):
             "left join intercom_data.teams t on cast(c.team_assignee_id as varchar) = cast(t.id as varchar) "
             "where c.statistics__time_to_admin_reply is not null group by 1"
         ).fetchall()
+        runs = con.execute("select command, status, rows_total from intercom_data._intercom_runs").fetchall()
+        landed = sum(  # a first load lands every row once: the run's row count is the file's
+            con.execute(f'select count(*) from intercom_data."{t}"').fetchone()[0]
+            for (t,) in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'intercom_data' "
+                "and table_type = 'BASE TABLE' and table_name not like '\\_%' escape '\\'"
+            ).fetchall()
+        )
     finally:
         con.close()
+    assert runs == [("demo", "succeeded", landed)]
     assert rows
     result_block = out.out.split("median_first_response_min", 1)[1]
     for team, count in rows:

@@ -171,6 +171,13 @@ def test_unknown_stream(emu, wd, capsys):
     wd.assert_unchanged()
 
 
+def test_untested_intercom_version(emu, wd, capsys):
+    rc, err = _run(capsys, ["run", "--base-url", emu.base_url, "--intercom-version", "2.9", *wd.args])
+    assert rc == 2
+    one_line(err, "'2.9'", "2.11, 2.12, 2.13, 2.14, 2.15, 2.16", "--intercom-version")
+    wd.assert_unchanged()
+
+
 @pytest.mark.parametrize(("value", "needle"), [("2023-13-45", "invalid --start"), ("yesterday-ish", "invalid --start"), ("2999-01-01", "future")])
 def test_bad_start_date(emu, wd, capsys, value, needle):
     rc, err = _run(capsys, ["backfill", "--start", value, "--base-url", emu.base_url, *wd.args])
