@@ -48,6 +48,7 @@ class DrainResult:
     restored: dict[str, int] = field(default_factory=dict)
     skipped_tables: list[str] = field(default_factory=list)  # not loaded yet: applied by a later drain
     queued_updates: int = 0
+    pruned: int = 0  # applied notifications older than the inbox's retention, forgotten
 
     def describe(self) -> str:
         parts = [f"{n} {t}" for t, n in sorted(self.deleted.items())] or ["nothing"]
@@ -109,6 +110,7 @@ def drain(pipeline: Any, inbox: Inbox, app_id: str | None = None) -> DrainResult
     applied = [e.notification_id for e in events
                if (DELETE_TOPICS.get(e.topic) or RESTORE_TOPICS[e.topic][0]) not in result.skipped_tables]
     inbox.mark_applied(applied)
+    result.pruned = inbox.prune()
     result.queued_updates = inbox.unapplied(exclude=NOT_UPDATES)
     logger.info("%s", result.describe())
     return result

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 TABLE = "_intercom_webhook_inbox"
+RETENTION_DAYS = 30  # applied notifications older than this are pruned (receiver.MAX_EVENT_AGE_DAYS < this)
 _BATCH = 500
 
 
@@ -133,6 +134,13 @@ class Inbox:
             result = conn.execute(t.update().where(
                 t.c.applied_at.is_(None), t.c.topic.in_(list(topics)), t.c.received_at < received_before,
             ).values(applied_at=at or time.time()))
+        return int(result.rowcount or 0)
+
+    def prune(self, days: float = RETENTION_DAYS, now: float | None = None) -> int:
+        """Forget applied notifications received more than `days` ago (their marks stay in the warehouse)."""
+        t, cutoff = self.table, (now or time.time()) - days * 86400
+        with self.engine.begin() as conn:
+            result = conn.execute(t.delete().where(t.c.applied_at.is_not(None), t.c.received_at < cutoff))
         return int(result.rowcount or 0)
 
     def app_ids(self) -> list[str]:

@@ -6,7 +6,8 @@ a webhook endpoint needs, and one event loop handles Intercom's delivery rate wi
 
 Order of checks (each refusal leaves no row): sender address (403, only with an allowlist) ->
 body size (413) -> JSON object (400) -> a client secret for its `app_id` and a valid
-`X-Hub-Signature` (401) -> the inbox write (503 if it fails, so Intercom retries) -> 200. Never
+`X-Hub-Signature` (401) -> not older than 20 days (200, not kept: a replay past the inbox's
+memory) -> the inbox write (503 if it fails, so Intercom retries) -> 200. Never
 429: Intercom throttles and then drops notifications on a 429. `ping` and unknown topics are kept
 and answered 200 like any other verified notification.
 
@@ -42,6 +43,9 @@ from pipelines.webhooks.security import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 1024 * 1024  # a conversation.* item with its parts fits; far beyond a deleted id
+# older notifications are answered 200 and not kept: the inbox forgets ids after RETENTION_DAYS
+# (drain --prune), so a replay of an older signed notification must not count as new
+MAX_EVENT_AGE_DAYS = 20.0
 PATH = "/intercom/webhooks"
 PAUSE_ENV = "INTERCOM_WEBHOOKS_PAUSE_AFTER_INBOX"
 
@@ -134,6 +138,10 @@ def create_app(settings: ReceiverSettings) -> web.Application:
             logger.warning("webhook for app %r refused: missing or invalid signature", app_id)
             return _refuse(401, "invalid signature")
         event = _event(payload, body)
+        if event.created_at < time.time() - MAX_EVENT_AGE_DAYS * 86400:
+            logger.warning("webhook %s created %s is older than %g days: not kept", event.notification_id,
+                           event.created_at, MAX_EVENT_AGE_DAYS)
+            return web.json_response({"ok": True, "kept": False})
         try:
             new = await asyncio.to_thread(settings.inbox.put, event, body.decode("utf-8", "replace"))
         except Exception as exc:  # the inbox is down: Intercom retries a 5xx later

@@ -174,3 +174,14 @@ def test_several_apps_are_routed_by_app_id_and_drained_per_workspace(scene: Scen
     out = capsys.readouterr().out
     assert "Webhooks drained: 1 delete-like notification(s)" in out and "not applied" not in out
     scene.assert_exact()
+
+
+def test_a_replay_older_than_the_inbox_remembers_is_answered_but_not_kept(scene: Scene) -> None:
+    rec = scene.receiver()
+    scene.run()
+    target = scene.live_contact(1)
+    old = scene.notification("contact.archived", {"type": "contact", "id": target}, nid="notif_old")
+    old["created_at"] -= 25 * 86400  # signed by Intercom once, replayed after the inbox forgot its id
+    resp = scene.post(rec.url, old)
+    assert resp.status_code == 200 and resp.json()["kept"] is False  # no retry storm, no effect
+    _attack_then_check(scene, resp, 200, target)

@@ -132,3 +132,14 @@ def test_an_unarchive_clears_the_archive_mark_in_any_delivery_order(scene: Scene
     assert scene.post(rec.url, later).status_code == 200
     scene.drain()
     assert scene.deleted("contacts") == {cid: "contact.archived"}
+
+
+def test_prune_forgets_only_applied_notifications_past_the_retention(tmp_path: Path) -> None:
+    inbox = Inbox(f"sqlite:///{tmp_path / 'inbox.sqlite'}")
+    old = time.time() - 40 * 86400
+    for nid, received in (("applied-old", old), ("pending-old", old), ("applied-new", time.time())):
+        inbox.put(Event(nid, "app", "contact.deleted", "contact", nid, int(received), received), "{}")
+    inbox.mark_applied(["applied-old", "applied-new"])
+    assert inbox.prune() == 1
+    assert sorted(e.notification_id for e in inbox.events(["contact.deleted"])) == ["applied-new", "pending-old"]
+    inbox.close()
