@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from intercom_emulator.testing import EmulatorServer
-from tests.webhooks.conftest import Scene
+from tests.webhooks.conftest import PgScene, Scene
 
 V216 = ("--intercom-version", "2.16")
 
@@ -93,3 +93,16 @@ def test_feed_items_of_an_unexpected_shape_are_read_or_skipped_never_crash() -> 
     for bad in (None, [], {"deleted_at": 1}, {"id": "", "deleted_at": 1}, {"id": "1"}, {"id": "1", "deleted_at": "soon"}):
         assert shape(bad) is None
     assert [v for v in ("2.11", "2.15", "2.16", "2.17", "Preview", "x") if has_feed(v)] == ["2.16", "2.17"]
+
+
+@pytest.mark.postgres
+def test_the_feed_marks_conversations_on_postgres_too(pg_scene: PgScene) -> None:
+    scene, ws = pg_scene, pg_scene.ws
+    scene.run(*V216)
+    gone = [str(c) for c in ws.ids("conversations")[:2]]
+    for cid in gone:
+        ws.clock.advance(30)
+        ws.delete_conversation(cid)
+    scene.run(*V216)
+    assert scene.deleted("conversations") == dict.fromkeys(gone, "conversation.deleted")
+    scene.assert_exact()

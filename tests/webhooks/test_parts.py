@@ -143,3 +143,17 @@ def test_prune_forgets_only_applied_notifications_past_the_retention(tmp_path: P
     assert inbox.prune() == 1
     assert sorted(e.notification_id for e in inbox.events(["contact.deleted"])) == ["applied-new", "pending-old"]
     inbox.close()
+
+
+def test_in_history_mode_the_drain_closes_the_current_version(scene: Scene) -> None:
+    scene.receiver()
+    scene.run("--history")
+    victim = scene.live_contact(0)
+    scene.ws.delete_contact(victim)
+    scene.emu.webhooks_settled()
+    scene.drain()
+    rows = scene.query(f"select _deleted_reason, _dlt_valid_to is not null from intercom_data.contacts where id = '{victim}'")
+    assert rows == [("contact.deleted", True)]
+    assert scene.query("select count(*) from intercom_data.contacts where _deleted_at is not null "
+                       "and _dlt_valid_to is null") == [(0,)]
+    scene.assert_exact()
