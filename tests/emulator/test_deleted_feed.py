@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,8 +10,7 @@ import pytest
 import yaml
 
 from intercom_emulator.testing import EmulatorServer, error_code
-
-SPEC = Path(__file__).resolve().parents[2] / ".." / "shared" / "intercom-openapi" / "2.16" / "api.intercom.io.yaml"
+from tests.openapi_files import require_openapi
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +29,7 @@ def _get(emu: EmulatorServer, version: str = "2.16", **params: Any) -> httpx.Res
 
 
 def _list_schema() -> dict[str, Any]:
-    spec = yaml.safe_load(SPEC.read_text())
+    spec = yaml.safe_load(require_openapi("2.16").read_text())
     schemas = spec["components"]["schemas"]
     out = dict(schemas["deleted_conversation_list"])
     pages = dict(schemas["pages_link"])  # OpenAPI 3.0 `nullable: true` in JSON Schema terms
