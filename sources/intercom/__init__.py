@@ -207,10 +207,8 @@ def intercom_source(
             )(ctx)
             resources.append(with_rejects_table(parts))
     if "conversations" in selected and end is None and deleted_feed.has_feed(client.intercom_version):
-        feed = dlt.resource(deleted_feed.deleted_conversations, name="deleted_conversations", primary_key="id",
-                            write_disposition="merge", columns=deleted_feed.COLUMNS)
         since = dlt.sources.incremental("deleted_at", initial_value=start, lag=lag, range_start="closed")
-        resources.append(feed(client, deleted_at=since))
+        resources.append(deleted_feed.resource(client, since))
     if "activity_logs" in selected:
         resources.append(merge_resource(stream_fns.activity_logs, "activity_logs", cursor_field="created_at"))
     if "tickets" in selected or "ticket_parts" in selected:

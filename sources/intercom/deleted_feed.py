@@ -70,6 +70,13 @@ def feed_pages(client: Any, cursor: Incremental[Any]) -> Iterator[list[dict[str,
             return
 
 
+def resource(client: Any, cursor: dlt.sources.incremental[datetime]) -> Any:
+    """The `deleted_conversations` resource (merged on id), bound to `cursor` on `deleted_at`."""
+    feed = dlt.resource(deleted_conversations, name="deleted_conversations", primary_key="id",
+                        write_disposition="merge", columns=COLUMNS)
+    return feed(client, deleted_at=cursor)
+
+
 def deleted_conversations(
     client: Any,
     deleted_at: dlt.sources.incremental[datetime] = dlt.sources.incremental("deleted_at"),  # noqa: B008
