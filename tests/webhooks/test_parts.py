@@ -157,3 +157,18 @@ def test_in_history_mode_the_drain_closes_the_current_version(scene: Scene) -> N
     assert scene.query("select count(*) from intercom_data.contacts where _deleted_at is not null "
                        "and _dlt_valid_to is null") == [(0,)]
     scene.assert_exact()
+
+
+def test_company_deleted_marks_the_company(scene: Scene) -> None:
+    """The emulator cannot delete a company (Intercom archives them asynchronously), so the
+    notification Intercom would send is posted signed, as Intercom would."""
+    rec = scene.receiver(subscribe=False)
+    scene.run()
+    company = scene.query("select id from intercom_data.companies order by id limit 1")[0][0]
+    note = scene.notification("company.deleted", {"type": "company", "id": company}, nid="notif_company")
+    assert scene.post(rec.url, note).status_code == 200
+    scene.drain()
+    assert scene.deleted("companies") == {company: "company.deleted"}
+    assert scene.deleted("contacts") == {} and scene.deleted("conversations") == {}
+    assert {t: r for t, r in scene.rows().items() if t != "companies"} == \
+        {t: r for t, r in scene.snapshot.items() if t != "companies"}
