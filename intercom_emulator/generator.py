@@ -14,6 +14,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from intercom_emulator import attributes
 from intercom_emulator import generator_text as txt
 
 DAY = 86_400
@@ -35,10 +36,12 @@ ALOG_BASE = 3_000_000
 TICKET_BASE = 600_000_000
 TPART_BASE = 20_000_000_000
 TPARTS_PER_TICKET = 1_000
-ATTR_BASE = 800_000
 
 MODEL_NO = {"contacts": 1, "companies": 2, "conversations": 3, "tickets": 4, "activity_logs": 5,
             "segments": 6, "identity": 7}
+# Shapes of real responses (spec divergences, docs/emulator-contract.md) are drawn from a second
+# generator per record, seeded with this salt, so the draws of the original fields never move.
+SHAPE_SALT = 0x5EED_5EED
 
 
 @dataclass(frozen=True)
@@ -69,37 +72,24 @@ PROFILES: dict[str, Profile] = {
                      long_conversations=(1_200, 800, 620, 540, 505)),
 }
 
-# Custom data attributes: (model, name, data_type, options). Every data type appears for each model.
-CUSTOM_ATTRIBUTES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    ("contact", "plan_tier", "string", ("free", "starter", "pro", "enterprise")),
-    ("contact", "seats", "integer", ()),
-    ("contact", "mrr", "float", ()),
-    ("contact", "is_vip", "boolean", ()),
-    ("contact", "trial_ends_at", "date", ()),
-    ("contact", "referral_code", "string", ()),
-    ("company", "account_tier", "string", ("bronze", "silver", "gold")),
-    ("company", "seats_purchased", "integer", ()),
-    ("company", "arr", "float", ()),
-    ("company", "is_partner", "boolean", ()),
-    ("company", "renewal_date", "date", ()),
-    ("conversation", "priority_reason", "string", ("outage", "billing", "vip", "other")),
-    ("conversation", "escalation_count", "integer", ()),
-    ("conversation", "order_value", "float", ()),
-    ("conversation", "is_escalated", "boolean", ()),
-    ("conversation", "resolved_on", "date", ()),
-)
-BUILTIN_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
-    ("contact", "name", "string"), ("contact", "email", "string"), ("contact", "phone", "string"),
-    ("contact", "created_at", "date"), ("contact", "signed_up_at", "date"),
-    ("contact", "last_seen_at", "date"), ("company", "name", "string"), ("company", "company_id", "string"),
-    ("company", "size", "integer"), ("company", "monthly_spend", "float"), ("conversation", "title", "string"),
-)
+OPTIONAL_COMPANY_FIELDS = ("website", "industry", "size", "remote_created_at", "last_request_at")
 ACTIVITY_TYPES = (
     "admin_login_success", "admin_login_success", "admin_login_success", "admin_logout",
     "admin_away_mode_change", "admin_login_failure", "admin_permission_change", "app_team_membership_modification",
     "macro_creation", "macro_update", "inbox_access_change", "admin_invite_creation", "office_hours_change",
     "bulk_export", "conversation_topic_creation", "app_webhook_creation", "seat_change",
 )
+
+
+def admin_avatar_url(admin_id: str) -> str | None:
+    """An admin's avatar image: not in admin records (list, GET /admins/{id}); /me sends it as an object."""
+    i = int(admin_id) - ADMIN_BASE
+    return None if i % 4 == 3 else f"https://static.intercomassets.test/avatars/{admin_id}.png"
+
+
+def shape_rng(seed: int, model: str, index: int) -> random.Random:
+    """The record's second generator: real-response shape choices, independent of its field draws."""
+    return random.Random(record_seed(seed, model, index) ^ SHAPE_SALT)
 
 
 def record_seed(seed: int, model: str, index: int) -> int:
@@ -235,7 +225,6 @@ class Generator:
             "job_title": rng.choice(txt.JOB_TITLES), "away_mode_enabled": i % 9 == 4,
             "away_mode_reassign": i % 9 == 4 and rng.random() < 0.5, "away_status_reason_id": None,
             "has_inbox_seat": i % 6 != 5, "team_ids": team_ids,
-            "avatar": None if i % 4 == 3 else f"https://static.intercomassets.test/avatars/{ADMIN_BASE + i}.png",
             "team_priority_level": {"primary_team_ids": team_ids[:1], "secondary_team_ids": team_ids[1:]},
         }
 
@@ -267,54 +256,16 @@ class Generator:
                 "person_type": "user" if i % 3 else "contact", "count": 0}
 
     def data_attributes(self, model: str) -> list[dict]:
-        """GET /data_attributes rows for one model: built-ins (custom false) then custom ones."""
-        rows: list[dict] = []
-        created = self.history_start
-        for j, (m, name, dtype) in enumerate(BUILTIN_ATTRIBUTES):
-            if m == model:
-                rows.append({"type": "data_attribute", "id": ATTR_BASE + j, "model": m, "name": name,
-                             "full_name": name, "label": name.replace("_", " ").title(),
-                             "description": f"The {name.replace('_', ' ')} of the {m}.", "data_type": dtype,
-                             "api_writable": name not in ("created_at",), "messenger_writable": False,
-                             "ui_writable": True, "custom": False, "archived": False,
-                             "created_at": created, "updated_at": created})  # no admin_id (Intercom's example)
-        for j, (m, name, dtype, options) in enumerate(CUSTOM_ATTRIBUTES):
-            if m == model:
-                row = {"type": "data_attribute", "id": ATTR_BASE + 100 + j, "model": m, "name": name,
-                       "full_name": f"custom_attributes.{name}", "label": name.replace("_", " ").title(),
-                       "description": f"Custom {dtype} attribute {name}.", "data_type": dtype,
-                       "api_writable": True, "messenger_writable": False, "ui_writable": True,
-                       "custom": True, "archived": False, "created_at": created + DAY * (j + 1),
-                       "updated_at": created + DAY * (j + 2), "admin_id": str(ADMIN_BASE)}
-                if options:
-                    row["options"] = list(options)
-                rows.append(row)
-        return rows
+        """GET /data_attributes rows for one model (see attributes.py)."""
+        return attributes.data_attribute_rows(model, self.history_start, ADMIN_BASE)
 
-    def custom_attributes(self, rng: random.Random, model: str, updated: int) -> dict:
-        """One value per declared custom attribute, of its declared type; ~12% stay unset (key omitted).
+    @staticmethod
+    def custom_attributes(rng: random.Random, model: str, updated: int) -> dict:
+        return attributes.custom_values(rng, model, updated)
 
-        Unset attributes are left out rather than sent as null: no Intercom example holds a null
-        custom attribute and the schemas type the values non-nullable. The draws are unchanged.
-        """
-        out: dict[str, Any] = {}
-        for m, name, dtype, options in CUSTOM_ATTRIBUTES:
-            if m != model:
-                continue
-            r = rng.random()
-            if r < 0.12:
-                continue
-            elif dtype == "string":
-                out[name] = rng.choice(options) if options else f"{name[:3].upper()}-{rng.randrange(10**6):06d}"
-            elif dtype == "integer":
-                out[name] = rng.randrange(0, 500)
-            elif dtype == "float":
-                out[name] = round(rng.uniform(0, 5_000), 2)
-            elif dtype == "boolean":
-                out[name] = r < 0.5
-            else:
-                out[name] = updated - rng.randrange(0, 200) * DAY
-        return out
+    @staticmethod
+    def real_named_attributes(shape: random.Random, model: str) -> dict:
+        return attributes.real_named_values(shape, model)
 
     # ---- contacts --------------------------------------------------------------------------------
     def is_special(self, index: int) -> bool:
@@ -370,7 +321,7 @@ class Generator:
         rec = {
             "type": "contact", "id": cid, "workspace_id": self.app_id,
             "external_id": f"user-{index}" if role == "user" else None, "role": role,
-            "email": email, "email_domain": email.split("@", 1)[1],
+            "email": email,
             "phone": f"+1555{rng.randrange(10**7):07d}" if rng.random() < 0.6 else None, "name": name,
             "owner_id": ADMIN_BASE + rng.randrange(self.counts.admins) if rng.random() < 0.4 else None,
             "has_hard_bounced": rng.random() < 0.02, "marked_email_as_spam": rng.random() < 0.01,
@@ -386,9 +337,10 @@ class Generator:
             "ios_app_name": "Acme" if ios else None, "ios_app_version": "4.2.1" if ios else None,
             "ios_device": "iPhone15,2" if ios else None, "ios_os_version": "17.4" if ios else None,
             "ios_sdk_version": "17.1.0" if ios else None, "ios_last_seen_at": before(created, 1.0) if ios else None,
-            "custom_attributes": self.custom_attributes(rng, "contact", updated),
-            "avatar": {"type": "avatar", "image_url": f"https://static.intercomassets.test/a/{cid}.png"}
-            if rng.random() < 0.3 else None,
+            "custom_attributes": self.custom_attributes(rng, "contact", updated)
+            | self.real_named_attributes(shape_rng(self.seed, "contacts", index), "contact"),
+            # a URL string or null (real responses, tap-intercom, Airbyte, the SDK; the spec says object)
+            "avatar": f"https://static.intercomassets.test/a/{cid}.png" if rng.random() < 0.3 else None,
             "location": {"type": "location", "country": country, "region": region, "city": city},
             "social_profiles": {"type": "social_profile.list", "data": [
                 {"type": "social_profile", "name": s, "url": f"https://{s.lower()}.com/{cid[-8:]}"}
@@ -412,7 +364,7 @@ class Generator:
         tags = [self.tag_applied(t, created, updated, rng)
                 for t in rng.sample(range(len(self.tags)), min(rng.choice((0, 0, 1, 2)), len(self.tags)))]
         segs = [self.segments[s] for s in rng.sample(range(len(self.segments)), min(rng.randrange(0, 2), len(self.segments)))]
-        return {
+        rec = {
             "type": "company", "id": self.company_id(index), "name": name, "app_id": self.app_id,
             "plan": {"type": "plan", "id": str(300 + plan), "name": txt.PLANS[plan]},
             "company_id": f"cmp-{index:07d}", "remote_created_at": created - rng.randrange(0, 400) * DAY,
@@ -426,6 +378,15 @@ class Generator:
             "tags": {"type": "tag.list", "tags": tags},
             "segments": {"type": "segment.list", "segments": segs},
         }
+        # Real responses: a company without a plan has `plan: {}`, and these fields are ABSENT (not
+        # null) until set. The shape generator picks which; the field draws above stay as they were.
+        shape = shape_rng(self.seed, "companies", index)
+        if shape.random() < 0.2:
+            rec["plan"] = {}
+        for key in OPTIONAL_COMPANY_FIELDS:
+            if shape.random() < 0.25:
+                del rec[key]
+        return rec
 
     def tag_applied(self, t: int, lo: int, hi: int, rng: random.Random) -> dict:
         """A tag as attached to a record: with applied_at/applied_by."""

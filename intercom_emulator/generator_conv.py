@@ -25,6 +25,7 @@ from intercom_emulator.generator import (
     TPARTS_PER_TICKET,
     Generator,
     record_seed,
+    shape_rng,
 )
 
 ASSIGNMENT_TYPES = ("assignment", "default_assignment", "away_mode_assignment", "assign_and_reopen")
@@ -41,13 +42,16 @@ TICKET_STATES = (("submitted", "Submitted", "Submitted"), ("in_progress", "In pr
 TICKET_TYPES = (("Bug report", "Customer"), ("Billing request", "Back-office"), ("Engineering task", "Tracker"))
 
 
-# conversation_statistics keys omitted while unknown (non-nullable in the 2.15 schema).
-UNKNOWN_OMITTED_STATS = frozenset((
-    "time_to_assignment", "time_to_admin_reply", "time_to_first_close", "time_to_last_close",
-    "median_time_to_reply", "first_contact_reply_at", "first_assignment_at", "first_admin_reply_at",
-    "first_close_at", "last_assignment_at", "last_assignment_admin_reply_at", "last_contact_reply_at",
-    "last_admin_reply_at", "last_close_at", "last_closed_by_id",
-))
+# Part types seen in real conversations beyond the generated timeline's own (events without a body).
+# A few notes / attribute updates of each conversation are re-typed to these by the shape generator;
+# neither kind counts in the statistics, so the derived statistics stay as they were.
+EVENT_PART_TYPES = ("company_updated", "conversation_tags_updated", "entity_linked", "language_detection_details",
+                    "ticket_state_updated_by_admin")
+# Sources of real conversations besides a customer's message: one conversation in five (by index,
+# so even the tiny profile has each) has a null `source`, a null or "unknown" `source.type`, or an
+# admin-initiated source.
+SOURCE_VARIANTS: dict[int, str] = {2: "null-source", 7: "null-type", 12: "unknown", 17: "admin_initiated"}
+TOPIC_NAMES = ("Billing", "Login issues", "Feature requests", "Bugs", "Onboarding")
 
 
 def rating(value: int, remark: str | None, created: int, contact: dict, teammate: dict | None) -> dict:
@@ -160,8 +164,12 @@ def derive_conversation(conv: dict, parts: list[dict], snoozed_until: int | None
         last_user is not None or first_admin is None) else None
     conv["admin_assignee_id"] = admin_assignee
     conv["team_assignee_id"] = team_assignee
-    conv["teammates"] = {"type": "admin.list", "teammates": [{"type": "admin", "id": i} for i in teammates]}
-    conv["first_contact_reply"] = {"created_at": first_user, "type": "conversation", "url": None} if first_user else None
+    # every real sample (2.9 to 2.16) lists teammates under `admins` (the spec says `teammates`)
+    conv["teammates"] = {"type": "admin.list", "admins": [{"type": "admin", "id": i} for i in teammates]}
+    source = conv.get("source")
+    reply_type = source.get("type") if isinstance(source, dict) else None
+    conv["first_contact_reply"] = {"created_at": first_user, "type": reply_type if reply_type != "unknown" else None,
+                                   "url": None} if first_user else None
 
     def since(t: int | None) -> int | None:
         return None if t is None else t - created
@@ -174,14 +182,15 @@ def derive_conversation(conv: dict, parts: list[dict], snoozed_until: int | None
         "first_contact_reply_at": first_user, "first_assignment_at": first_asg,
         "first_admin_reply_at": first_admin, "first_close_at": first_close, "last_assignment_at": last_asg,
         "last_assignment_admin_reply_at": last_asg_reply, "last_contact_reply_at": last_user,
-        "last_admin_reply_at": last_admin, "last_close_at": last_close, "last_closed_by_id": last_closed_by,
+        "last_admin_reply_at": last_admin, "last_close_at": last_close,
+        "last_closed_by_id": int(last_closed_by) if last_closed_by is not None else None,
         "count_reopens": reopens, "count_assignments": assignments, "count_conversation_parts": len(parts),
         "assigned_team_first_response_time": [], "assigned_team_first_response_time_in_office_hours": [],
         "handling_time": (last_close - created) if last_close else 0, "adjusted_handling_time": None,
     }
-    # The schema types these non-nullable (integer / string): a metric that is not known yet is
-    # left out, not sent as null. `adjusted_handling_time` is nullable and stays.
-    conv["statistics"] = {k: v for k, v in stats.items() if v is not None or k not in UNKNOWN_OMITTED_STATS}
+    # Real responses send every key, null while a metric is unknown (the schema types them
+    # non-nullable; public captures and every connector schema have them nullable).
+    conv["statistics"] = stats
 
 
 class ConversationGenerator:
@@ -270,6 +279,7 @@ class ConversationGenerator:
                          "updated_at": created, "content_sources": {"type": "content_source.list", "total_count": 0,
                                                                     "content_sources": []}} if ai else None,
         }
+        self._real_shapes(conv, parts, index)
         derive_conversation(conv, parts)
         first_close = conv["statistics"].get("first_close_at")
         if first_close is not None and rng.random() < 0.35:
@@ -278,8 +288,37 @@ class ConversationGenerator:
             remark = rng.choice((None, "Thanks!", "Slow answer", "Great help"))
             conv["conversation_rating"] = rating(
                 value, remark, rated, {"type": "contact", "id": contact_id, "external_id": g.external_id(cidx)},
-                {"type": "admin", "id": conv["statistics"]["last_closed_by_id"]})
+                {"type": "admin", "id": str(conv["statistics"]["last_closed_by_id"])})
         return conv, parts
+
+    def _real_shapes(self, conv: dict, parts: list[dict], index: int) -> None:
+        """What real conversations hold and the spec leaves out: null or odd sources, topics, a linked
+        ticket, workspace-named custom attributes and event parts (drawn from the shape generator)."""
+        g = self.g
+        shape = shape_rng(g.seed, "conversations", index)
+        variant = SOURCE_VARIANTS.get(index % 20, "conversation")
+        if variant == "null-source":
+            conv["source"] = None
+        elif variant == "null-type":
+            conv["source"]["type"] = None
+        elif variant == "unknown":
+            conv["source"]["type"] = "unknown"
+        elif variant == "admin_initiated":
+            admin = g.admins[shape.randrange(len(g.admins))]
+            conv["source"].update(type="admin_initiated", delivered_as="admin_initiated", author=admin_author(admin))
+        n_topics = shape.choice((0, 0, 0, 1, 2))
+        topics = [{"type": "topic", "id": 500 + t, "name": TOPIC_NAMES[t]}
+                  for t in sorted(shape.sample(range(len(TOPIC_NAMES)), n_topics))]
+        conv["topics"] = {"type": "topic.list", "topics": topics, "total_count": len(topics)}
+        conv["ticket"] = None
+        if g.counts.tickets and shape.random() < 0.1:
+            tid = str(TICKET_BASE + shape.randrange(g.counts.tickets))
+            conv["ticket"] = {"type": "ticket", "id": tid, "url": f"https://app.intercom.test/tickets/{tid}",
+                              "custom_attributes": {}}
+        conv["custom_attributes"] = conv["custom_attributes"] | g.real_named_attributes(shape, "conversation")
+        for part in parts:
+            if part["part_type"] in ("note", "conversation_attribute_updated_by_admin") and shape.random() < 0.3:
+                part.update(part_type=shape.choice(EVENT_PART_TYPES), body=None, event_details=None, metadata=None)
 
     # ---- tickets ---------------------------------------------------------------------------------
     def ticket_types(self) -> list[dict]:
@@ -291,9 +330,11 @@ class ConversationGenerator:
                 "type": "ticket_type", "id": str(40 + i), "category": category, "name": name,
                 "description": f"{name} tickets", "icon": "🎟️", "workspace_id": g.app_id, "archived": False,
                 "created_at": g.history_start, "updated_at": g.history_start + DAY,
-                "ticket_type_attributes": {"type": "ticket_type_attributes.list", "ticket_type_attributes": [
+                # real responses: {"type": "list", "data": [...]} (the spec: ticket_type_attributes.list)
+                "ticket_type_attributes": {"type": "list", "data": [
                     self._tt_attr(i, 0, "_default_title_", "string"),
-                    self._tt_attr(i, 1, "_default_description_", "string")]},
+                    self._tt_attr(i, 1, "_default_description_", "string"),
+                    self._tt_attr(i, 2, "Affected areas", "list")]},
                 "ticket_states": {"type": "list", "data": [self.ticket_state(s) for s in range(len(TICKET_STATES))]},
             })
         return out
@@ -304,7 +345,7 @@ class ConversationGenerator:
                 "name": name, "description": name.strip("_").replace("_", " "), "data_type": dtype,
                 "input_options": {"multiline": k == 1}, "order": k, "required_to_create": k == 0,
                 "required_to_create_for_contacts": k == 0, "visible_on_create": True,
-                "visible_to_contacts": True, "default": True, "ticket_type_id": 40 + tt, "archived": False,
+                "visible_to_contacts": True, "default": k < 2, "ticket_type_id": 40 + tt, "archived": False,
                 "created_at": g.history_start, "updated_at": g.history_start}
 
     @staticmethod
@@ -347,11 +388,15 @@ class ConversationGenerator:
                           "attachments": [], "external_id": None, "redacted": False, "app_package_code": None,
                           "updated_attribute_data": None})
         assignee = admin["id"] if rng.random() < 0.8 else "0"
+        attributes: dict[str, Any] = {"_default_title_": rng.choice([t for t in txt.TITLES if t]),
+                                      "_default_description_": txt.sentence(rng)}
+        shape = shape_rng(g.seed, "tickets", index)
+        if shape.random() < 0.4:  # list-typed ticket attributes arrive as arrays
+            attributes["Affected areas"] = sorted(shape.sample(("billing", "api", "mobile", "login"), shape.randint(1, 2)))
         ticket = {
             "type": "ticket", "id": str(TICKET_BASE + index), "ticket_id": str(index + 1),
             "category": tt["category"],
-            "ticket_attributes": {"_default_title_": rng.choice([t for t in txt.TITLES if t]),
-                                  "_default_description_": txt.sentence(rng)},
+            "ticket_attributes": attributes,
             "ticket_state": self.ticket_state(state), "ticket_type": tt,
             "contacts": {"type": "contact.list", "contacts": [{"type": "contact", "id": contact_id,
                                                                "external_id": g.external_id(cidx)}]},
@@ -374,5 +419,5 @@ def admin_by_id(admins: list[dict], admin_id: Any) -> dict | None:
     return next((a for a in admins if a["id"] == str(admin_id)), None)
 
 
-__all__ = ["ADMIN_BASE", "UNKNOWN_OMITTED_STATS", "ConversationGenerator", "admin_by_id", "derive_conversation",
+__all__ = ["ADMIN_BASE", "EVENT_PART_TYPES", "ConversationGenerator", "admin_by_id", "derive_conversation",
            "make_part", "next_state", "part_id_for", "rating"]

@@ -44,7 +44,7 @@ ALIASES: dict[str, dict[str, str]] = {
     "conversations": {
         "tag_ids": "tags.tags.id",
         "contact_ids": "contacts.contacts.id",
-        "teammate_ids": "teammates.teammates.id",
+        "teammate_ids": "teammates.admins.id",
     },
     "tickets": {"tag_ids": "tags.tags.id", "contact_ids": "contacts.contacts.id"},
 }
@@ -157,6 +157,16 @@ def _cmp(a: Any, b: Any, op: str) -> bool:
         return False
 
 
+def _cmp_str(a: str, b: str, op: str) -> bool:
+    if op == "<":
+        return a < b
+    if op == "<=":
+        return a <= b
+    if op == ">":
+        return a > b
+    return a >= b
+
+
 def _single(flt: dict[str, Any], model: str, timezone: str, day_granular: bool) -> Predicate:
     field = flt.get("field")
     op = flt.get("operator")
@@ -213,6 +223,13 @@ def _single(flt: dict[str, Any], model: str, timezone: str, day_granular: bool) 
 
         def test(x: Any) -> bool:
             return _eq(x, value)
+
+    elif op in ("<", "<=", ">", ">=") and field == "id":
+        # Ids compare as strings: tap-intercom pages conversations with `id > ""` (then `id > <last id>`)
+        # sorted by id, and Intercom answers it with records.
+
+        def test(x: Any) -> bool:
+            return x is not None and _cmp_str(str(x), str(value), op)
 
     elif op in ("<", "<=", ">", ">="):
 

@@ -6,7 +6,7 @@ to it, so retries, pagination and throttling are exercised exactly as against In
 Request pipeline (one middleware, in this order): route match -> auth (401 ``unauthorized``) ->
 rate limit (429 ``rate_limit_exceeded``) -> ``Intercom-Version`` check (400
 ``intercom_version_invalid``) -> scope check (401 ``token_unauthorized``) -> injected faults ->
-handler -> X-RateLimit-* headers -> request log. Routes live in `routes/`; the
+handler -> per-version reshaping (`versions.py`) -> X-RateLimit-* headers -> request log. Routes live in `routes/`; the
 unauthenticated ``/_emulator/`` control API in `control.py`.
 
 Token scopes (Intercom permission names) and the endpoints they open:
@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from intercom_emulator import versions
 from intercom_emulator.limits import Fate, FaultInjector, RateLimiter
 from intercom_emulator.requestlog import RequestLog
 
@@ -332,6 +333,9 @@ async def _serve(request: web.Request, handler: Any, state: EmulatorState, templ
         raise
     if resp.status == 200 and isinstance(resp, web.Response) and resp.body is not None:
         body = resp.body if isinstance(resp.body, bytes) else bytes(resp.body)
+        if versions.reshapes(version):  # the store is 2.15-shaped; other versions are reshaped here
+            body = orjson.dumps(versions.reshape(orjson.loads(body), version))
+            resp = web.Response(body=body, status=200, content_type="application/json")
         if fate.drop:
             return await _drop(request, body, rate_headers)
         if fate.malformed:

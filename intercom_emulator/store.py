@@ -32,6 +32,7 @@ from intercom_emulator.generator import (
     PROFILES,
     TICKET_BASE,
     Generator,
+    admin_avatar_url,
     hex_index,
     num_index,
     record_seed,
@@ -315,7 +316,8 @@ class Workspace(MutationsMixin, GroundTruthMixin):
     def me(self) -> dict:
         """GET /me: the first admin (the token owner) with the app embedded."""
         a = _copy(self._admins[0] if self._admins else self.gen.admins[0])
-        a["avatar"] = {"type": "avatar", "image_url": a["avatar"]}
+        # /me is the one admin answer with an avatar, and there it is an object (real responses)
+        a["avatar"] = {"type": "avatar", "image_url": admin_avatar_url(a["id"])}
         a.pop("team_priority_level", None)
         a.pop("away_status_reason_id", None)
         a["email_verified"] = True

@@ -129,7 +129,7 @@ class MutationsMixin:
                 rec["custom_attributes"] = merge_custom(rec["custom_attributes"], v)
             else:
                 rec[k] = v
-        rec["email_domain"] = rec["email"].split("@", 1)[1] if rec.get("email") and "@" in rec["email"] else None
+        rec.pop("email_domain", None)  # a 2.16 key: the server adds it at the edge (versions.py)
 
     def update_contact(self, ident: Any, **fields: Any) -> None:
         """Update fields (custom_attributes are merged key by key)."""
@@ -219,10 +219,12 @@ class MutationsMixin:
             rec = self.gen.company(0)
             rec.update({"id": self.gen.company_id(i), "name": fields.get("name") or f"New company {i}",
                         "company_id": fields.get("company_id") or f"new-{i}", "created_at": now, "updated_at": now,
-                        "remote_created_at": fields.get("remote_created_at", now), "last_request_at": None,
+                        "remote_created_at": fields.get("remote_created_at", now), "plan": {},
                         "user_count": 0, "session_count": 0, "monthly_spend": 0,
                         "custom_attributes": {},
                         "tags": {"type": "tag.list", "tags": []}, "segments": {"type": "segment.list", "segments": []}})
+            for key in ("website", "industry", "size", "last_request_at"):  # absent until set (real responses)
+                rec.pop(key, None)
             self._over["companies"][i] = rec
             self._apply_company_fields(rec, fields)
             self._emit("company.created", "companies", rec["id"])
@@ -265,8 +267,11 @@ class MutationsMixin:
                          "custom_attributes": {},
                          "contacts": {"type": "contact.list", "contacts": [
                              {"type": "contact", "id": crec["id"], "external_id": crec["external_id"]}]},
-                         "source": {**conv["source"], "id": str(CONV_BASE + i), "author": author,
-                                    "body": body or "<p>Hello, I need help.</p>"}})
+                         "source": {"type": "conversation", "id": str(CONV_BASE + i),
+                                    "delivered_as": "customer_initiated", "subject": "",
+                                    "body": body or "<p>Hello, I need help.</p>", "author": author,
+                                    "attachments": [], "url": None, "redacted": False},
+                         "topics": {"type": "topic.list", "topics": [], "total_count": 0}, "ticket": None})
             conv["custom_attributes"] = merge_custom(conv["custom_attributes"], fields.get("custom_attributes"))
             derive_conversation(conv, [])
             self._over["conversations"][i] = (conv, [])
@@ -274,8 +279,13 @@ class MutationsMixin:
             return conv["id"]
 
     def _author(self, conv: dict, author_type: str, admin_id: Any) -> dict:
-        if author_type == "user":
-            return dict(conv["source"]["author"])
+        if author_type == "user":  # the conversation's contact (its source may be null or an admin's)
+            ref = conv["contacts"]["contacts"][0]
+            i = self._index("contacts", ref["id"])
+            if i is None:
+                raise KeyError(f"contact {ref['id']} not found")
+            crec = self._contact_internal(i)[0]
+            return user_author(crec["id"], crec["name"], crec["email"])
         if author_type == "bot":
             return bot_author()
         admin = self._admin(admin_id)
@@ -349,7 +359,7 @@ class MutationsMixin:
             last = conv["statistics"].get("last_closed_by_id") or (
                 conv["admin_assignee_id"] and str(conv["admin_assignee_id"]))
             conv["conversation_rating"] = make_rating(int(rating), remark, now, dict(c),
-                                                      {"type": "admin", "id": last} if last else None)
+                                                      {"type": "admin", "id": str(last)} if last else None)
             conv["updated_at"] = now
             self._emit("conversation.rating.added", "conversations", conv["id"])
 

@@ -119,6 +119,8 @@ def _cursor_list(request: web.Request, model: str, list_type: str, items_key: st
         ordered = _light_ordered(state, model, None, "created_at", None, need_id=False)
         state.search_cache.put(key, ordered)
     chunk, pages = _cursor_page(ordered, False, per_page, request.query.get("starting_after"))
+    if model == "conversations" and "per_page" in request.query:
+        pages["per_page"] = str(per_page)  # real GET /conversations echoes a passed per_page as a string
     return json_response(
         {
             "type": list_type,

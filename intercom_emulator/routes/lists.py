@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from intercom_emulator.generator import admin_avatar_url
 from intercom_emulator.routes.common import (
     _apply_data_faults,
     _int_param,
@@ -23,11 +24,12 @@ async def get_me(request: web.Request) -> web.Response:
 
 
 async def list_admins(request: web.Request) -> web.Response:
-    """GET /admins: `avatar` only with `display_avatar=true` (2.15 parameter, "Defaults to false")."""
+    """GET /admins: no `avatar` (real responses); with `display_avatar=true` (a 2.15 parameter) the
+    object /me sends, `{type, image_url}`."""
     admins = list(_state(request).ws.iter("admins"))
-    if request.query.get("display_avatar", "false").lower() != "true":
+    if request.query.get("display_avatar", "false").lower() == "true":
         for admin in admins:
-            admin.pop("avatar", None)
+            admin["avatar"] = {"type": "avatar", "image_url": admin_avatar_url(admin["id"])}
     return json_response({"type": "admin.list", "admins": admins})
 
 

@@ -84,10 +84,13 @@ def _search(request: web.Request, model: str, body: dict[str, Any]) -> web.Respo
     except search.SearchError as err:
         raise ApiError(400, err.code, err.message) from err
     chunk, pages = _cursor_page(ordered, descending, per_page, pagination.get("starting_after"))
+    records = _page_records(state, model, ordered, chunk)
+    if model == "tickets":  # real ticket search items embed their parts (unlike conversations)
+        records = [_with_parts(state.ws, dict(t)) for t in records]
     return json_response(
         {
             "type": list_type,
-            items_key: _apply_data_faults(request, _page_records(state, model, ordered, chunk)),
+            items_key: _apply_data_faults(request, records),
             "total_count": len(ordered.records),
             "pages": pages,
         }
@@ -113,13 +116,17 @@ async def search_tickets(request: web.Request) -> web.Response:
     return _search(request, "tickets", await _read_json(request))
 
 
+def _with_parts(ws: Any, ticket: dict[str, Any]) -> dict[str, Any]:
+    """The ticket with all its `ticket_parts` (2.15 ticket_part.list)."""
+    parts = ws.ticket_parts(ticket["id"])
+    ticket["ticket_parts"] = {"type": "ticket_part.list", "ticket_parts": parts, "total_count": len(parts)}
+    return ticket
+
+
 async def get_ticket(request: web.Request) -> web.Response:
-    """GET /tickets/{id}: the ticket with all its `ticket_parts` (2.15 ticket_part.list)."""
+    """GET /tickets/{id}: the ticket with all its `ticket_parts`."""
     state = _state(request)
-    ticket_id = request.match_info["id"]
-    ticket = state.ws.get("tickets", ticket_id)
+    ticket = state.ws.get("tickets", request.match_info["id"])
     if ticket is None:
         raise _not_found("Ticket Not Found", "ticket_not_found")
-    parts = state.ws.ticket_parts(ticket_id)
-    ticket["ticket_parts"] = {"type": "ticket_part.list", "ticket_parts": parts, "total_count": len(parts)}
-    return _one(request, ticket)
+    return _one(request, _with_parts(state.ws, ticket))

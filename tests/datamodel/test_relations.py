@@ -51,7 +51,7 @@ def test_other_relation_tables_carry_both_ids(sync) -> None:  # type: ignore[no-
     assert pairs(sync.query("select conversation_id, id from conversations__contacts")) == {
         (str(c["id"]), str(x["id"])) for c in convs for x in c["contacts"]["contacts"]}
     assert pairs(sync.query("select conversation_id, id from conversations__teammates")) == {
-        (str(c["id"]), str(x["id"])) for c in convs for x in c["teammates"]["teammates"]}
+        (str(c["id"]), str(x["id"])) for c in convs for x in c["teammates"]["admins"]}
     assert pairs(sync.query("select company_id, id from companies__tags")) == {
         (str(c["id"]), str(t["id"])) for c in ws.ground_truth("companies") for t in c["tags"]["tags"]}
     assert pairs(sync.query("select team_id, admin_id from teams__admins")) == {

@@ -39,7 +39,8 @@ def test_dump_writes_every_stream_with_exact_counts(tmp_path: Path) -> None:
     assert kept == [p["id"] for p in ws.conversation_parts(long_id)[-500:]]  # the newest 500
     attrs = _rows(tmp_path / "data_attributes.jsonl")
     assert {a["model"] for a in attrs} == {"contact", "company", "conversation"} and len(attrs) == counts["data_attributes"]
-    assert sum(a["custom"] for a in attrs) == 16
+    assert sum(a["custom"] for a in attrs) == 20  # 16 typed + 4 named as real workspaces name them
+    assert all(("id" in a) == a["custom"] for a in attrs)  # built-ins carry no id
 
 
 def test_dump_is_deterministic_and_follows_mutations(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import yaml
 
 from intercom_emulator import PROFILES, Workspace
 from intercom_emulator.generator import Counts, Generator
-from intercom_emulator.generator_conv import UNKNOWN_OMITTED_STATS
 from tests.openapi_files import require_openapi
 
 ANCHOR = 1_750_000_000  # fixed so the expected values do not depend on the day the tests run
@@ -39,22 +38,38 @@ def demo() -> Workspace:
     return Workspace("demo", seed=7, anchor=ANCHOR)
 
 
+# Where real 2.15 responses differ from the 2.15 schema (evidence: docs/emulator-contract.md).
+# Keys real responses leave out (always or sometimes) although the schema lists them:
+REAL_ABSENT: dict[str, set[str]] = {
+    "contact": {"email_domain"},  # a 2.16 key
+    "company": {"website", "industry", "size", "remote_created_at", "last_request_at"},  # absent until set
+    "admin": {"avatar"},  # only /me sends an avatar
+}
+# Keys whose real type differs from the schema's: (schema name, key) -> the real JSON type.
+REAL_TYPES: dict[tuple[str, str], type] = {("contact", "avatar"): str}  # a URL string (schema: object)
+
+
 def _check_shape(schemas: dict, name: str, rec: dict, where: str) -> None:
     """Every property of the 2.15 schema is present; non-null values have the declared JSON type."""
     props = schemas[name].get("properties", {})
-    missing = set(props) - set(rec)
+    missing = set(props) - set(rec) - REAL_ABSENT.get(name, set())
     missing.discard("conversation_parts")  # lists/search and store.get omit parts by design
     missing.discard("ticket_parts")
     if name == "data_attribute":
         missing.discard("options")  # only attributes with predefined options carry it
         if rec.get("custom") is False:
-            missing.discard("admin_id")  # built-ins have no creating admin (Intercom's example omits it)
+            # built-ins have no creating admin (Intercom's example omits it), and no id or timestamps
+            # ("Only available for custom attributes"; real responses)
+            missing -= {"admin_id", "id", "created_at", "updated_at"}
     if name == "tag":
         missing -= {"applied_at", "applied_by"}  # "only present when ... part of a tagging operation"
     assert not missing, f"{where}: missing {sorted(missing)}"
     for key, p in props.items():
         v = rec.get(key)
         if v is None:
+            continue
+        if (name, key) in REAL_TYPES:
+            assert isinstance(v, REAL_TYPES[name, key]), f"{where}.{key}: {v!r}"
             continue
         t = p.get("type")
         if t is None and "$ref" in p:
@@ -133,6 +148,16 @@ def test_timestamps_are_ordered_and_before_anchor(demo: Workspace) -> None:
     assert ANCHOR - 366 * 86_400 < logs[0]["created_at"] <= logs[-1]["created_at"] <= ANCHOR
 
 
+STATISTICS_KEYS = {
+    "type", "time_to_assignment", "time_to_admin_reply", "time_to_first_close", "time_to_last_close",
+    "median_time_to_reply", "first_contact_reply_at", "first_assignment_at", "first_admin_reply_at",
+    "first_close_at", "last_assignment_at", "last_assignment_admin_reply_at", "last_contact_reply_at",
+    "last_admin_reply_at", "last_close_at", "last_closed_by_id", "count_reopens", "count_assignments",
+    "count_conversation_parts", "assigned_team_first_response_time",
+    "assigned_team_first_response_time_in_office_hours", "handling_time", "adjusted_handling_time",
+}
+
+
 def test_conversation_statistics_are_consistent_with_parts(demo: Workspace) -> None:
     seen_types = set()
     for conv in demo.iter("conversations"):
@@ -143,12 +168,13 @@ def test_conversation_statistics_are_consistent_with_parts(demo: Workspace) -> N
         assert all(conv["created_at"] <= p["created_at"] <= conv["updated_at"] for p in parts)
         assert conv["state"] == (parts[-1]["state"] if parts else "open")
         assert conv["open"] == (conv["state"] != "closed")
-        # statistics unknown yet are left out (non-nullable in the schema), never null
-        assert None not in (s[k] for k in UNKNOWN_OMITTED_STATS if k in s)
+        # real responses send every statistics key, null while unknown
+        assert set(s) == STATISTICS_KEYS
         closes = [p for p in parts if p["part_type"] == "close"]
         assert s.get("first_close_at") == (closes[0]["created_at"] if closes else None)
         assert s.get("last_close_at") == (closes[-1]["created_at"] if closes else None)
-        assert s.get("last_closed_by_id") == (closes[-1]["author"]["id"] if closes else None)
+        # an integer in real responses (the spec: string)
+        assert s.get("last_closed_by_id") == (int(closes[-1]["author"]["id"]) if closes else None)
         assert s.get("time_to_first_close") == (closes[0]["created_at"] - conv["created_at"] if closes else None)
         user_c = [p["created_at"] for p in parts if p["part_type"] == "comment" and p["author"]["type"] == "user"]
         admin_c = [p["created_at"] for p in parts if p["part_type"] == "comment" and p["author"]["type"] == "admin"]
@@ -161,7 +187,7 @@ def test_conversation_statistics_are_consistent_with_parts(demo: Workspace) -> N
             "assignment", "default_assignment", "away_mode_assignment", "assign_and_reopen")]
         assert s.get("first_assignment_at") == (asg[0] if asg else None)
         assert s.get("last_assignment_at") == (asg[-1] if asg else None)
-        assert ("median_time_to_reply" in s) == bool(admin_c)
+        assert (s["median_time_to_reply"] is not None) == bool(admin_c)
         for key in ("type", "count_reopens", "count_assignments", "count_conversation_parts", "handling_time"):
             assert key in s, key
         assert s["count_assignments"] == sum(p["part_type"] in (
@@ -246,7 +272,8 @@ def test_contacts_are_realistic(demo: Workspace) -> None:
     roles = {c["role"] for c in contacts}
     assert roles == {"user", "lead"}
     assert all(c["external_id"] is None for c in contacts if c["role"] == "lead")
-    assert all("@" in c["email"] and c["email_domain"] == c["email"].split("@")[1] for c in contacts)
+    # email_domain is a 2.16 key (added at the server edge, tests/emulator/test_version_shapes.py)
+    assert all("@" in c["email"] and "email_domain" not in c for c in contacts)
     assert any(c["unsubscribed_from_emails"] for c in contacts)
     assert any(c["social_profiles"]["data"] for c in contacts)
     seg = demo.contact_segments(contacts[0]["id"])

@@ -273,8 +273,8 @@ def assert_matches_ground_truth(wh: Warehouse, ws: Any, streams: Sequence[str] =
     if "data_attributes" in streams:
         check(
             "data_attributes",
-            "select model, id, name from data_attributes",
-            [(str(a["model"]), str(a["id"]), s(a.get("name"))) for a in ws.ground_truth("data_attributes")],
+            "select model, full_name, name from data_attributes",  # built-ins have no id: keyed on full_name
+            [(str(a["model"]), str(a["full_name"]), s(a.get("name"))) for a in ws.ground_truth("data_attributes")],
         )
     return compared
 
