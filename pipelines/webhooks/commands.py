@@ -140,7 +140,10 @@ def drain_after_run(pipeline: object, target: Target, run_started_at: float, app
         return None
     if not location.configured:
         return None
-    inbox = Inbox(location.url, location.schema)
+    inbox = Inbox(location.url, location.schema, create=False)  # a run never creates an inbox
+    if not inbox.exists():
+        inbox.close()
+        return None
     try:
         result = drain.drain(pipeline, inbox, app_id=app_id)
         read = drain.updates_read_by_run(inbox, run_started_at)

@@ -67,7 +67,7 @@ class InboxLocation:
 
     @property
     def configured(self) -> bool:
-        """True when the inbox was set explicitly or already exists (then `run` drains it)."""
+        """False for a SQLite inbox whose file does not exist (opening it would create one)."""
         if not self.url.startswith("sqlite"):
             return True
         return Path(self.url.split("///", 1)[1]).exists()

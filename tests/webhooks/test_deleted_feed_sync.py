@@ -106,3 +106,6 @@ def test_the_feed_marks_conversations_on_postgres_too(pg_scene: PgScene) -> None
     scene.run(*V216)
     assert scene.deleted("conversations") == dict.fromkeys(gone, "conversation.deleted")
     scene.assert_exact()
+    inbox = scene.query(f"select count(*) from information_schema.tables where table_schema = '{scene.dataset}' "
+                        "and table_name = '_intercom_webhook_inbox'")
+    assert inbox == [(0,)]  # no receiver: a run creates no inbox
