@@ -238,8 +238,8 @@ class WebhookSender:
             async with session.post(n.sub.url, data=body, headers=headers, timeout=timeout) as resp:
                 await resp.read()
                 ok = 200 <= resp.status < 300
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            log.debug("webhook %s to %s failed: %s", n.id, n.sub.url, exc)
+        except Exception as exc:  # any failure is a failed attempt: the loop must never die
+            log.debug("webhook %s to %s failed: %r", n.id, n.sub.url, exc)
         self.stats["sent"] += 1
         requeue: Notification | None = None
         if ok:
