@@ -27,7 +27,9 @@ from pipelines.errors import EXIT_OK, EXIT_REJECTS
 from sources.intercom.settings import DEFAULT_LOOKBACK_SECONDS
 from tests.resilience.conftest import Target, Warehouse
 
-FAULT_SEED = 7  # with these rates: every drifted stream has records without id and without cursor
+# with these rates: every drifted stream has records without id and without cursor, and three
+# companies without id on three scroll pages (5 a page)
+FAULT_SEED = 24
 DRIFT = {"shape_drift_rate": 0.5, "missing_id_rate": 0.12, "missing_cursor_rate": 0.12}
 NO_DRIFT = dict.fromkeys(DRIFT, 0.0)
 DRIFTED = ("contacts", "companies", "conversations", "tickets", "activity_logs")
@@ -168,7 +170,7 @@ def as_rejects(invalid: set[Invalid]) -> Counter[tuple[str, str, str | None]]:
 # ------------------------------------------------------------------------ the CLI
 @pytest.fixture
 def emu() -> Iterator[EmulatorServer]:
-    with EmulatorServer(profile="tiny", seed=3, fault_seed=FAULT_SEED) as server:
+    with EmulatorServer(profile="tiny", seed=3, fault_seed=FAULT_SEED, scroll_page_size=5) as server:
         yield server
 
 
@@ -196,6 +198,7 @@ def test_shape_drift_lands_every_valid_record_and_keeps_the_invalid_aside(
     for stream in DRIFTED:
         for kind in ("missing_id", "missing_cursor"):
             assert any(i.stream == stream and i.kind == kind for i in invalid), f"no {kind} in {stream}: pick another seed"
+    assert len([i for i in invalid if i.stream == "companies" and i.kind == "missing_id"]) >= 2
     assert sum(emu.state.faults.served_invalid.valid.values()) > 50
     served_invalid = {s: {i.original_id for i in invalid if i.stream == s} for s in DRIFTED}
     assert rc == (EXIT_REJECTS if strict else EXIT_OK), err
