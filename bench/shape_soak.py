@@ -12,8 +12,11 @@ Postgres. Then, read through the database drivers:
     python bench/shape_soak.py --scale 1                          # bench profile: 20,000 contacts
     python bench/shape_soak.py --scale 1 --destination postgres   # INTERCOM_TEST_POSTGRES or the local server
 
-Exit 0 only when no valid record is missing, nothing is duplicated or unexpected, and the rejects
-are exactly the records served invalid.
+Then (unless `--no-rerun`) a second sync without drift, after the invalid contacts, companies and
+conversations changed: those land and their rejects clear (but for records served without id,
+which nothing can tell apart); tickets and activity logs are read again only inside the lookback.
+Exit 0 only when, after each sync, no valid record is missing, nothing is duplicated or
+unexpected, and the rejects are exactly what they must be.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from intercom_emulator.dump import PARTS_LIMIT  # noqa: E402
-from intercom_emulator.shape_drift import ORIGINAL_ID_FIELD  # noqa: E402
+from intercom_emulator.shape_drift import ORIGINAL_ID_FIELD, Invalid  # noqa: E402
 from intercom_emulator.testing import EmulatorServer  # noqa: E402
+from sources.intercom.settings import DEFAULT_LOOKBACK_SECONDS  # noqa: E402
 
 log = logging.getLogger("shape_soak")
 
@@ -168,12 +172,46 @@ def rejects(db: Reader) -> Counter[tuple[str, str, str | None]]:
     return out
 
 
+def _rejects_of(invalid: Iterable[Invalid]) -> Counter[tuple[str, str, str | None]]:
+    """The rejects rows `invalid` must have made: a record without id has no `record_id`."""
+    return Counter((i.stream, i.original_id, None if i.kind == "missing_id" else i.original_id) for i in invalid)
+
+
+def _phase(name: str, ws: Any, db: Reader, run: tuple[int, list[str], float], missing: dict[str, set[str]],
+           want_rejects: Counter[tuple[str, str, str | None]]) -> dict[str, Any]:
+    """The numbers of one sync: rows per table against ground truth, rejects against what they must be."""
+    rc, lines, seconds = run
+    tables = compare(ws, db, missing)
+    found = rejects(db)
+    print(f"\n{name}: exit {rc} in {seconds:.0f}s; {lines[0] if lines else 'no warning'}")
+    print(f"{'table':32} {'expected':>9} {'landed':>9} {'missing':>8} {'unexpected':>10} {'duplicated':>10}")
+    for table, t in tables.items():
+        print(f"{table:32} {t['expected']:>9,} {t['landed']:>9,} {t['missing']:>8,} {t['unexpected']:>10,} {t['duplicated']:>10,}")
+    numbers = {
+        "exit": rc, "cli_lines": lines, "sync_seconds": round(seconds, 1), "tables": tables,
+        "rows_compared": sum(t["landed"] for t in tables.values()),
+        "valid_missing": sum(t["missing"] for t in tables.values()),
+        "unexpected": sum(t["unexpected"] for t in tables.values()),
+        "duplicated": sum(t["duplicated"] for t in tables.values()),
+        "rejects_expected": sum(want_rejects.values()),
+        "rejects_rows": sum(found.values()),
+        "expected_in_rejects_once": sum(1 for k in want_rejects if found.get(k) == 1),
+        "rejects_not_expected": sum((found - want_rejects).values()),
+    }
+    print(json.dumps({k: v for k, v in numbers.items() if k != "tables"}, indent=2))
+    numbers["ok"] = (rc == 0 and not numbers["valid_missing"] and not numbers["unexpected"]
+                     and not numbers["duplicated"] and found == want_rejects)
+    return numbers
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="bench profile scale (1 = 20,000 contacts)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fault-seed", type=int, default=7)
     parser.add_argument("--destination", choices=("duckdb", "postgres"), default="duckdb")
+    parser.add_argument("--no-rerun", dest="rerun", action="store_false",
+                        help="only the drifted sync (default: then a sync without drift that re-reads the rejects)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the Postgres schema afterwards")
     args = parser.parse_args(argv)
@@ -190,55 +228,68 @@ def main(argv: list[str] | None = None) -> int:
         target = ["--destination", "postgres", "--dataset", dataset]
         env["DESTINATION__POSTGRES__CREDENTIALS"] = POSTGRES_DSN
         db = Reader("postgres", dataset)
-    started = time.monotonic()
+    phases: dict[str, Any] = {}
     with EmulatorServer(profile="bench", seed=args.seed, scale=args.scale, fault_seed=args.fault_seed,
                         rate_limit_per_minute=60_000_000, workspace_rate_limit_per_minute=0) as emu:
         ws = emu.workspace
-        emu.configure(faults=DRIFT)
         env["INTERCOM_ACCESS_TOKEN"] = emu.token
-        try:
+
+        def sync(n: int) -> tuple[int, list[str], float]:
+            started = time.monotonic()
             proc = subprocess.run(
                 [sys.executable, "-m", "pipelines.cli", "run", "--base-url", emu.base_url, *target,
                  "--pipelines-dir", str(work / "pipelines"), "--no-progress", "--no-views"],
                 cwd=work, env=env, capture_output=True, text=True,
             )
-            sync_seconds = time.monotonic() - started
-            (work / "run.stderr.log").write_text(proc.stderr)
-            log.info("run exit %d in %.0fs\n%s", proc.returncode, sync_seconds, proc.stdout)
-            warnings = [line for line in proc.stderr.splitlines() if line.startswith(("warning:", "error:"))]
+            (work / f"run{n}.stderr.log").write_text(proc.stderr)
+            log.info("run %d exit %d\n%s", n, proc.returncode, proc.stdout)
+            lines = [line for line in proc.stderr.splitlines() if line.startswith(("warning:", "error:"))]
+            return proc.returncode, lines, time.monotonic() - started
+
+        try:
+            emu.configure(faults=DRIFT)
+            first = sync(1)
             served = emu.state.faults.served_invalid
-            invalid = {s: served.ids(s) for s in DRIFTED}
-            tables = compare(ws, db, invalid)
-            injected = Counter((i.stream, i.original_id, None if i.kind == "missing_id" else i.original_id)
-                               for i in served.invalid)
-            found = rejects(db)
+            invalid = set(served.invalid)
+            missing = {s: served.ids(s) for s in DRIFTED}
+            phases["drifted"] = _phase("1. with drift", ws, db, first, missing, _rejects_of(invalid))
+            phases["drifted"]["valid_drifts_served"] = {f"{s}/{d}": n for (s, d), n in sorted(served.valid.items())}
+            phases["drifted"]["invalid_injected"] = dict(Counter(f"{i.stream}/{i.kind}" for i in invalid))
+            if args.rerun:
+                emu.configure(faults=dict.fromkeys(DRIFT, 0.0))
+                still = _touch_or_not(ws, db, missing)
+                second = sync(2)
+                # a record served without id cannot be told from any other: its reject stays
+                stays = {i for i in invalid if i.original_id in still.get(i.stream, set()) or i.kind == "missing_id"}
+                phases["rerun"] = _phase("2. without drift, invalid records changed since", ws, db, second, still,
+                                         _rejects_of(stays))
         finally:
             if args.destination == "postgres" and not args.keep:
                 _drop_schema(dataset)
-    numbers = {
-        "scale": args.scale, "destination": args.destination, "exit": proc.returncode, "cli_lines": warnings,
-        "sync_seconds": round(sync_seconds, 1), "drift": DRIFT,
-        "valid_drifts_served": {f"{s}/{d}": n for (s, d), n in sorted(served.valid.items())},
-        "tables": tables,
-        "rows_compared": sum(t["landed"] for t in tables.values()),
-        "valid_missing": sum(t["missing"] for t in tables.values()),
-        "unexpected": sum(t["unexpected"] for t in tables.values()),
-        "duplicated": sum(t["duplicated"] for t in tables.values()),
-        "invalid_injected": dict(Counter(f"{i.stream}/{i.kind}" for i in served.invalid)),
-        "invalid_injected_total": len(served.invalid),
-        "rejects_rows": sum(found.values()),
-        "injected_in_rejects_once": sum(1 for k in injected if found.get(k) == 1),
-        "rejects_not_injected": sum((found - injected).values()),
-    }
-    print(f"{'table':32} {'expected':>9} {'landed':>9} {'missing':>8} {'unexpected':>10} {'duplicated':>10}")
-    for table, t in tables.items():
-        print(f"{table:32} {t['expected']:>9,} {t['landed']:>9,} {t['missing']:>8,} {t['unexpected']:>10,} {t['duplicated']:>10,}")
-    print(json.dumps({k: v for k, v in numbers.items() if k != "tables"}, indent=2))
+    numbers = {"scale": args.scale, "destination": args.destination, "drift": DRIFT, **phases}
     (work / "shape_soak.json").write_text(json.dumps(numbers, indent=2))
-    ok = (proc.returncode == 0 and not numbers["valid_missing"] and not numbers["unexpected"]
-          and not numbers["duplicated"] and found == injected)
+    ok = all(p["ok"] for p in phases.values())
     log.info("shape soak %s (%s)", "OK" if ok else "FAILED", work)
     return 0 if ok else 1
+
+
+def _touch_or_not(ws: Any, db: Reader, missing: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Change the invalid records that can change (the next run reads them); return those it will not
+    read: tickets and activity logs (never changed here) older than the lookback of the saved cursor."""
+    epoch = "cast(extract(epoch from {}) as bigint)"
+    ws.clock.advance(3600)
+    for contact in missing["contacts"]:
+        ws.update_contact(contact, name="Readable Again")
+    for company in missing["companies"]:
+        ws.update_company(company, name="Readable Again Co")
+    for conversation in missing["conversations"]:
+        ws.add_conversation_part(conversation, author_type="admin", body="readable again")
+    still: dict[str, set[str]] = {}
+    for stream, cursor in (("tickets", "updated_at"), ("activity_logs", "created_at")):
+        floor = int(db.query(f"select max({epoch.format(cursor)}) from {stream}")[0][0]) - DEFAULT_LOOKBACK_SECONDS
+        still[stream] = {str(r["id"]) for r in ws.ground_truth(stream)
+                         if str(r["id"]) in missing[stream] and int(r[cursor]) < floor}
+    return still
 
 
 def _drop_schema(dataset: str) -> None:
