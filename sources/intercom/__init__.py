@@ -204,7 +204,7 @@ def intercom_source(
             parts = dlt.transformer(
                 stream_fns.conversation_parts, name="conversation_parts", data_from=conv, primary_key="id",
                 write_disposition="merge", columns=schema.COLUMNS["conversation_parts"],
-            )(ctx)
+            )(ctx, meta=None)  # dlt hands a transformer the item's meta only when `meta` is bound
             resources.append(with_rejects_table(parts))
     if "conversations" in selected and end is None and deleted_feed.has_feed(client.intercom_version):
         since = dlt.sources.incremental("deleted_at", initial_value=start, lag=lag, range_start="closed")
@@ -219,7 +219,7 @@ def intercom_source(
             ticket_parts = dlt.transformer(
                 ticket_fns.ticket_parts, name="ticket_parts", data_from=tick, primary_key="id",
                 write_disposition="merge", columns=ticket_fns.COLUMNS["ticket_parts"],
-            )(tctx)
+            )(tctx, meta=None)  # as conversation_parts: without it the parent's rejects look like parents
             resources.append(with_rejects_table(ticket_parts))
     # small tables: merged on id with soft deletes (`_deleted_at`), see deletes.py
     for name, params in (("admins", None), ("tags", None), ("teams", None), ("segments", {"include_count": "true"})):

@@ -583,11 +583,11 @@ def activity_logs(
                 for page in pages:
                     fresh = []
                     for r in page:
-                        rid, created = str(r.get("id")), schema.to_epoch(r.get("created_at"))
-                        if created == lo and rid in previous:
+                        rid, created = r.get("id"), schema.to_epoch(r.get("created_at"))
+                        if rid is not None and created == lo and str(rid) in previous:
                             continue
-                        if up is not None and created == up:
-                            on_bound.add(rid)
+                        if rid is not None and up is not None and created == up:
+                            on_bound.add(str(rid))
                         fresh.append(r)
                     yield fresh
 

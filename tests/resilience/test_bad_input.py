@@ -28,6 +28,7 @@ from tests.resilience.conftest import (
 )
 
 PIPELINE = "badinput"
+RUNS = "_intercom_runs"  # the run history: a failed run is recorded there, and nowhere else
 LIMITED = "limited-token"
 
 
@@ -82,8 +83,15 @@ class Workdir:
     def args(self) -> list[str]:
         return _target(self.root)
 
-    def assert_unchanged(self) -> None:
-        assert self.wh.snapshot() == self.before, "a failed run changed the warehouse"
+    def assert_unchanged(self, recorded: bool = False) -> None:
+        """Every table as it was; the run history gains one `failed` row when the run got as far as
+        Intercom (`recorded`), none when it was refused before (a usage error)."""
+        after = self.wh.snapshot()
+        runs_before, runs_after = self.before.get(RUNS, []), after.pop(RUNS, [])
+        assert after == {t: rows for t, rows in self.before.items() if t != RUNS}, "a failed run changed the warehouse"
+        assert set(runs_before) <= set(runs_after), "the run history lost a row"
+        statuses = [r[0] for r in self.wh.query(f"select status from {RUNS} order by started_at")]
+        assert statuses == (["succeeded", "failed"] if recorded else ["succeeded"]), statuses
         after = local_state(self.root / "p", PIPELINE)
         assert after.get("sources") == self.state_before.get("sources"), "a failed run changed saved cursors"
 
@@ -115,7 +123,7 @@ def test_invalid_token(emu, wd, capsys, monkeypatch):
     rc, err = _run(capsys, ["run", "--base-url", emu.base_url, *wd.args])
     assert rc == 3
     one_line(err, "rejected the access token", "INTERCOM_ACCESS_TOKEN")
-    wd.assert_unchanged()
+    wd.assert_unchanged(recorded=True)
 
 
 def test_token_lacking_scope_names_permission(emu, wd, capsys, monkeypatch):
@@ -123,7 +131,7 @@ def test_token_lacking_scope_names_permission(emu, wd, capsys, monkeypatch):
     rc, err = _run(capsys, ["run", "--base-url", emu.base_url, *wd.args])
     assert rc == 3
     one_line(err, "Read conversations", "Read and list users and companies", "--streams")
-    wd.assert_unchanged()
+    wd.assert_unchanged(recorded=True)
 
 
 def test_token_lacking_scope_can_skip_denied_streams(emu, wd, capsys, monkeypatch):
@@ -151,7 +159,7 @@ def test_token_lacking_scope_can_skip_denied_streams(emu, wd, capsys, monkeypatc
     assert assert_matches_ground_truth(wd.wh, ws)["admins (deleted)"] == 1
     after = wd.wh.snapshot()
     for table, rows in wd.before.items():
-        if table.split("__")[0] not in allowed and not table.startswith("_dlt"):
+        if table.split("__")[0] not in allowed and not table.startswith("_dlt") and table != RUNS:
             assert after[table] == rows, f"{table} changed although its stream was skipped"
 
 
@@ -161,7 +169,7 @@ def test_skip_denied_streams_fails_when_every_stream_is_denied(emu, wd, capsys, 
                             "--streams", "contacts,conversations", *wd.args])
     assert rc == 3
     one_line(err, "Read conversations", "Read and list users and companies")
-    wd.assert_unchanged()
+    wd.assert_unchanged(recorded=True)
 
 
 def test_unknown_stream(emu, wd, capsys):
@@ -198,7 +206,7 @@ def test_unreachable_host(wd, capsys):
     rc, err = _run(capsys, ["run", "--base-url", url, *wd.args])
     assert rc == 4
     one_line(err, "cannot reach", url)
-    wd.assert_unchanged()
+    wd.assert_unchanged(recorded=True)
 
 
 def test_wrong_region(wd, capsys):
@@ -206,7 +214,7 @@ def test_wrong_region(wd, capsys):
         rc, err = _run(capsys, ["run", "--base-url", other.base_url, *wd.args])
     assert rc == 4
     one_line(err, "region")
-    wd.assert_unchanged()
+    wd.assert_unchanged(recorded=True)
 
 
 @pytest.mark.postgres
@@ -253,7 +261,7 @@ def test_companies_scroll_that_keeps_breaking(emu, wd, capsys):
     *restarts, last = err.strip().splitlines()
     assert restarts and all("companies scroll broke" in line and "restarting" in line for line in restarts), err
     one_line(last, "GET /companies/scroll failed", "cannot resume", "saved no cursor", "--streams")
-    wd.assert_unchanged()
+    wd.assert_unchanged(recorded=True)
 
 
 def test_same_pipeline_other_dataset_is_refused(emu, wd, capsys):
@@ -332,7 +340,7 @@ def test_html_error_page_instead_of_json(html_server, wd, capsys):
     line = one_line(err)
     assert "HTML" in line and "JSON" in line, line
     assert "--base-url" in line or "proxy" in line, line
-    wd.assert_unchanged()
+    wd.assert_unchanged(recorded=True)
 
 
 def test_plain_http_to_non_loopback_host_is_refused(wd, capsys):
