@@ -44,6 +44,7 @@ MUTATIONS = frozenset(
         "snooze_conversation",
         "assign_conversation",
         "rate_conversation",
+        "delete_conversation",
         "add_activity_log",
         "delete_admin",
         "delete_tag",

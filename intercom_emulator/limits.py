@@ -22,6 +22,8 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from intercom_emulator.shape_drift import ServedInvalid, ShapeRates
+
 
 @dataclass
 class RateLimitDecision:
@@ -142,6 +144,10 @@ class FaultConfig:
     malformed_rate: float = 0.0  # 200 with a truncated JSON body
     extra_fields_rate: float = 0.0  # unknown fields added to returned objects
     type_drift_rate: float = 0.0  # integer timestamps/counts sent as strings
+    # per record of list/search/scroll/activity-log pages (shape_drift.py):
+    shape_drift_rate: float = 0.0  # valid drifts: optional field dropped, object nulled, swaps, list key
+    missing_id_rate: float = 0.0  # served without `id` (invalid: a client must keep it aside)
+    missing_cursor_rate: float = 0.0  # served without `updated_at` (`created_at` for activity logs)
     scroll_error_on_page: int = 0  # 500 when serving page k (1-based) of a companies scroll
     scroll_error_times: int = 1  # how many scrolls get that 500
     force_scroll_exists: bool = False  # a new scroll answers 400 scroll_exists
@@ -176,6 +182,7 @@ class Fate:
     malformed: bool = False
     extra_fields_rate: float = 0.0
     type_drift_rate: float = 0.0
+    shape: ShapeRates = field(default_factory=ShapeRates)
 
 
 @dataclass
@@ -191,6 +198,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._counters: dict[str, int] = {}
         self.scroll_errors_fired = 0
+        self.served_invalid = ServedInvalid()  # what shape drift served invalid (tests' ground truth)
 
     def config_for(self, template: str) -> FaultConfig:
         """The per-endpoint config when one is set, else the global one."""
@@ -214,6 +222,7 @@ class FaultInjector:
         self.endpoint_configs = {}
         self._counters = {}
         self.scroll_errors_fired = 0
+        self.served_invalid.clear()
         if seed is not None:
             self.seed = seed
         self.rng = random.Random(self.seed)
@@ -223,7 +232,10 @@ class FaultInjector:
         cfg = self.config_for(template)
         key = template if template in self.endpoint_configs else "*"
         with self._lock:
-            fate = Fate(extra_fields_rate=cfg.extra_fields_rate, type_drift_rate=cfg.type_drift_rate)
+            fate = Fate(
+                extra_fields_rate=cfg.extra_fields_rate, type_drift_rate=cfg.type_drift_rate,
+                shape=ShapeRates(cfg.shape_drift_rate, cfg.missing_id_rate, cfg.missing_cursor_rate),
+            )
             rng = self.rng
             if cfg.latency_ms or cfg.latency_jitter_ms:
                 jitter = rng.uniform(-cfg.latency_jitter_ms, cfg.latency_jitter_ms) if cfg.latency_jitter_ms else 0

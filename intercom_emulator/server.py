@@ -348,12 +348,13 @@ async def _serve(request: web.Request, handler: Any, state: EmulatorState, templ
 
 def create_app(state: EmulatorState) -> web.Application:
     """Build the aiohttp application around a prepared `EmulatorState`."""
-    from intercom_emulator import control, routes
+    from intercom_emulator import control, routes, webhooks
 
     app = web.Application(middlewares=[intercom_middleware], client_max_size=4 * 1024 * 1024)
     app[STATE_KEY] = state
     routes.register(app)
     control.register(app)
+    webhooks.register(app)
     return app
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -93,6 +93,8 @@ class Workspace(MutationsMixin, GroundTruthMixin):
         self._status: dict[int, tuple[int, str | None]] = {}  # contact index -> (status, merged into)
         self._parts_cache: OrderedDict[int, list[dict]] = OrderedDict()
         self._snooze: dict[int, int] = {}  # conversation index -> snoozed_until set by a mutation
+        self._deleted_conversations: dict[int, int] = {}  # conversation index -> deleted_at
+        self.observers: list[Callable[[str, str, str], None]] = []  # (topic, model, id) per mutation
         self._build_contacts()
         self._build_companies()
         self._build_conversations()
@@ -158,6 +160,14 @@ class Workspace(MutationsMixin, GroundTruthMixin):
             raise ValueError(model)
         return i if i is not None and i < self._n[model] else None
 
+    def _gone(self, model: str) -> Mapping[int, object]:
+        """Indices of a big model's records that are no longer live (deleted, merged, archived)."""
+        if model == "contacts":
+            return self._status
+        if model == "conversations":
+            return self._deleted_conversations
+        return {}
+
     def _live_contact(self, ident: Any) -> int:
         i = self._index("contacts", ident)
         if i is None or i in self._status:
@@ -166,7 +176,7 @@ class Workspace(MutationsMixin, GroundTruthMixin):
 
     def _need(self, model: str, ident: Any) -> int:
         i = self._index(model, ident)
-        if i is None:
+        if i is None or i in self._gone(model):
             raise KeyError(f"{model} {ident} not found")
         return i
 
@@ -207,7 +217,7 @@ class Workspace(MutationsMixin, GroundTruthMixin):
         col = {"contacts": self._c_updated, "companies": self._co_updated,
                "conversations": self._cv_updated}.get(model)
         over, created_at = self._over[model], self.gen.created_at
-        status = self._status if model == "contacts" else {}
+        status = self._gone(model)
         generated = getattr(self.gen.counts, model)
         for i in range(self._n[model]):
             if i in status:
@@ -229,7 +239,7 @@ class Workspace(MutationsMixin, GroundTruthMixin):
         if t < self.anchor:
             return None
         if model in self._n:
-            status = self._status if model == "contacts" else {}
+            status = self._gone(model)
             out = []
             for i, o in self._over[model].items():
                 rec = o[0] if isinstance(o, tuple) else o
@@ -330,11 +340,11 @@ class Workspace(MutationsMixin, GroundTruthMixin):
     def count(self, model: str) -> int:
         """Number of live records of a model."""
         if model in self._n:
-            return self._n[model] - (len(self._status) if model == "contacts" else 0)
+            return self._n[model] - len(self._gone(model))
         return len(self._small(model))
 
     def _live_indices(self, model: str) -> Iterator[int]:
-        status = self._status if model == "contacts" else {}
+        status = self._gone(model)
         return (i for i in range(self._n[model]) if i not in status)
 
     def ids(self, model: str) -> list[str]:
@@ -347,7 +357,7 @@ class Workspace(MutationsMixin, GroundTruthMixin):
         """One live record as a fresh API dict, or None."""
         if model in self._n:
             i = self._index(model, ident)
-            if i is None or (model == "contacts" and i in self._status):
+            if i is None or i in self._gone(model):
                 return None
             return orjson.loads(self._materialise(model, i))
         return next((_copy(r) for r in self._small(model) if r["id"] == str(ident)), None)
@@ -368,6 +378,10 @@ class Workspace(MutationsMixin, GroundTruthMixin):
             return None
         st = self._status.get(i)
         return "live" if st is None else STATUS_NAMES[st[0]]
+
+    def deleted_conversations(self) -> list[tuple[str, int]]:
+        """(id, deleted_at) of every deleted conversation, in deletion order (GET /conversations/deleted)."""
+        return [(self._id("conversations", i), at) for i, at in self._deleted_conversations.items()]
 
     def merged_into(self, ident: Any) -> str | None:
         """Target contact id of a merged contact (None if the contact was not merged)."""

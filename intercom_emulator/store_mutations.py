@@ -29,6 +29,9 @@ from intercom_emulator.generator_conv import (
 )
 from intercom_emulator.generator_conv import rating as make_rating
 
+_PART_TOPICS = {"close": "conversation.admin.closed", "open": "conversation.admin.opened",
+                "snoozed": "conversation.admin.snoozed", "assignment": "conversation.admin.assigned"}
+
 
 def merge_custom(current: dict, update: dict | None) -> dict:
     """Merge custom attributes key by key; a None value unsets the attribute (its key is left out)."""
@@ -53,6 +56,13 @@ class MutationsMixin:
     _co_updated: Any
     _cv_updated: Any
     _company_users: Any
+    _deleted_conversations: dict
+    observers: list
+
+    def _emit(self, topic: str, model: str, ident: str) -> None:
+        """Tell the observers (the emulator's outgoing webhooks) what just changed."""
+        for observer in self.observers:
+            observer(topic, model, ident)
 
     # ---- mutations -------------------------------------------------------------------------------
     def _bump(self) -> int:
@@ -107,6 +117,7 @@ class MutationsMixin:
             if rec["role"] == "user" and rec["signed_up_at"] is None:
                 rec["signed_up_at"] = now
             self._over["contacts"][i] = (rec, {"tags": [], "companies": [], "notes": [], "segments": []})
+            self._emit(f"contact.{rec['role']}.created", "contacts", cid)
             return cid
 
     @staticmethod
@@ -129,6 +140,7 @@ class MutationsMixin:
             self._apply_contact_fields(rec, fields)
             rec["updated_at"] = now
             self._roles[i] = rec["role"] == "user"
+            self._emit(f"contact.{rec['role']}.updated", "contacts", rec["id"])
 
     def _remove_contact(self, ident: Any, status: int, target: str | None = None) -> dict:
         i = self._live_contact(ident)
@@ -145,11 +157,13 @@ class MutationsMixin:
         """Delete: the contact vanishes from ids/iter/get; contact_status says "deleted"."""
         with self._lock:
             self._remove_contact(ident, 1)
+            self._emit("contact.deleted", "contacts", str(ident))
 
     def archive_contact(self, ident: Any) -> None:
         """Archive: not listable any more; contact_status says "archived"."""
         with self._lock:
             self._remove_contact(ident, 3)
+            self._emit("contact.archived", "contacts", str(ident))
 
     def merge_contacts(self, from_id: Any, into_id: Any) -> None:
         """Merge a lead into a user: the lead vanishes (status "merged"); the user gains its tags."""
@@ -164,6 +178,7 @@ class MutationsMixin:
             have = {t for t, _, _ in trel["tags"]}
             trel["tags"].extend(t for t in rel["tags"] if t[0] not in have)
             rec["updated_at"] = self.clock.now()
+            self._emit("contact.merged", "contacts", str(from_id))
 
     def _tag_index(self, tag_id: Any) -> int:
         i = num_index(TAG_BASE, tag_id, len(self.gen.tags))
@@ -181,6 +196,7 @@ class MutationsMixin:
             if all(x[0] != t for x in rel["tags"]):
                 rel["tags"].append((t, now, admin))
             rec["updated_at"] = now
+            self._emit(f"contact.{rec['role']}.tag.created", "contacts", rec["id"])
 
     def untag_contact(self, ident: Any, tag_id: Any) -> None:
         """Detach a tag from a contact."""
@@ -190,6 +206,7 @@ class MutationsMixin:
             rec, rel = self._own_contact(i)
             rel["tags"] = [x for x in rel["tags"] if x[0] != t]
             rec["updated_at"] = now
+            self._emit(f"contact.{rec['role']}.tag.deleted", "contacts", rec["id"])
 
     def create_company(self, **fields: Any) -> str:
         """Create a company (no users yet); returns its id."""
@@ -210,6 +227,7 @@ class MutationsMixin:
                 rec.pop(key, None)
             self._over["companies"][i] = rec
             self._apply_company_fields(rec, fields)
+            self._emit("company.created", "companies", rec["id"])
             return rec["id"]
 
     @staticmethod
@@ -230,6 +248,7 @@ class MutationsMixin:
             rec = self._own_company(i)
             self._apply_company_fields(rec, fields)
             rec["updated_at"] = now
+            self._emit("company.updated", "companies", rec["id"])
 
     def create_conversation(self, contact_id: Any, body: str | None = None, **fields: Any) -> str:
         """A user-initiated conversation with no parts yet; returns its id."""
@@ -256,6 +275,7 @@ class MutationsMixin:
             conv["custom_attributes"] = merge_custom(conv["custom_attributes"], fields.get("custom_attributes"))
             derive_conversation(conv, [])
             self._over["conversations"][i] = (conv, [])
+            self._emit("conversation.user.created", "conversations", conv["id"])
             return conv["id"]
 
     def _author(self, conv: dict, author_type: str, admin_id: Any) -> dict:
@@ -301,6 +321,7 @@ class MutationsMixin:
                 self._snooze.pop(i, None)
             derive_conversation(conv, parts, self._snooze.get(i))
             conv["updated_at"] = now
+            self._emit(_PART_TOPICS.get(part_type, f"conversation.{author_type}.replied"), "conversations", conv["id"])
             return part["id"]
 
     def close_conversation(self, ident: Any, admin_id: Any = None) -> str:
@@ -340,6 +361,15 @@ class MutationsMixin:
             conv["conversation_rating"] = make_rating(int(rating), remark, now, dict(c),
                                                       {"type": "admin", "id": str(last)} if last else None)
             conv["updated_at"] = now
+            self._emit("conversation.rating.added", "conversations", conv["id"])
+
+    def delete_conversation(self, ident: Any) -> None:
+        """Delete a conversation: gone from lists, search and GET; listed by GET /conversations/deleted."""
+        with self._lock:
+            i = self._need("conversations", ident)
+            self._deleted_conversations[i] = self._bump()
+            self._touch("conversations", i)
+            self._emit("conversation.deleted", "conversations", str(ident))
 
     def add_activity_log(self, admin_id: Any = None, activity_type: str = "admin_login_success") -> str:
         """Record an admin action at clock.now(); returns the log id."""

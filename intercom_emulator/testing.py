@@ -110,6 +110,18 @@ class EmulatorServer:
         """An httpx client pointed at the emulator with the default token."""
         return httpx.Client(base_url=self.base_url, headers=self.headers, **kwargs)
 
+    def subscribe_webhooks(self, url: str, client_secret: str, topics: list[str] | None = None, **knobs: Any) -> None:
+        """Register a webhook endpoint (Developer Hub > Webhooks) and set delivery knobs (webhooks.py)."""
+        from intercom_emulator.webhooks import sender_of
+
+        sender_of(self.state).subscribe(url, client_secret, topics, **knobs)
+
+    def webhooks_settled(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until no notification is pending or in flight; returns the sender's status."""
+        from intercom_emulator.webhooks import sender_of
+
+        return wait_settled(sender_of(self.state).status, timeout)
+
     def start(self) -> EmulatorServer:
         """Start serving; returns once the port is bound."""
         self._thread = threading.Thread(target=self._run, name="intercom-emulator", daemon=True)
@@ -152,6 +164,18 @@ class EmulatorServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_settled(status: Any, timeout: float) -> dict[str, Any]:
+    """Poll a webhook status source until nothing is pending (or fail after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = status()
+        if not current["pending"]:
+            return dict(current)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"webhooks still pending after {timeout}s: {current}")
+        time.sleep(0.05)
 
 
 class EmulatorProcess:
@@ -204,6 +228,15 @@ class EmulatorProcess:
         resp = httpx.post(f"{self.base_url}/_emulator/config", json=knobs, timeout=10)
         if resp.status_code != 200:
             raise ValueError(resp.text)
+
+    def subscribe_webhooks(self, url: str, client_secret: str, topics: list[str] | None = None, **knobs: Any) -> None:
+        """Register a webhook endpoint through POST /_emulator/webhooks."""
+        body = {"url": url, "client_secret": client_secret, "topics": topics, **knobs}
+        httpx.post(f"{self.base_url}/_emulator/webhooks", json=body, timeout=10).raise_for_status()
+
+    def webhooks_settled(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until no notification is pending or in flight."""
+        return wait_settled(lambda: httpx.get(f"{self.base_url}/_emulator/webhooks", timeout=10).json(), timeout)
 
     def start(self, timeout: float = 60.0) -> EmulatorProcess:
         """Spawn and wait until the control API answers."""

@@ -18,6 +18,7 @@ import pendulum
 from pipelines import config, destination, errors, failures, preflight, run_history
 from pipelines import intercom_pipeline as ip
 from pipelines.summary import format_summary
+from pipelines.webhooks import commands as webhooks_cli
 
 logger = logging.getLogger("pipelines")
 
@@ -44,6 +45,10 @@ class _Redact(logging.Filter):
 
 
 _redactor = _Redact([])
+
+
+def _redact_also(secrets: list[str]) -> None:
+    _redactor.secrets = [*_redactor.secrets, *(s for s in secrets if s)]
 
 
 def _redact(text: str) -> str:
@@ -250,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="verbose logs and tracebacks"
     )
+    webhooks_cli.add_parser(sub, _add_target_options)
     return parser
 
 
@@ -372,6 +378,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"Stream not allowed: {stream}" + (f" (needs {need})" if need else ""))
     if denied:
         print(f"Sync what is allowed with: intercom-sync run --streams {','.join(allowed)}")
+    print(webhooks_cli.deletes_line(settings.intercom_version))
     return errors.EXIT_OK
 
 
@@ -398,6 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": _cmd_demo,
         "views": _cmd_views,
         "report": _cmd_report,
+        "webhooks": lambda a: webhooks_cli.run(a, _target, _redact_also),
     }
     try:
         return handlers[args.command](args)

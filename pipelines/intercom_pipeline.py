@@ -103,12 +103,15 @@ def _locked_run(
         client = make_client(settings, max_retries=None)
         try:
             resumed = finish_pending_packages(pipeline)
+            read_from = time.time()  # update notifications received before this are read by this run
             pipeline.run(
                 build_source(settings, client),
                 refresh="drop_sources" if full_refresh else None,
                 **pipeline_run_kwargs(target),
             )
             reconciled = reconcile(pipeline, client, settings) if settings.reconcile_deletes else None
+            workspace = report.app.get("id_code") if report is not None else None  # the inbox's app_id
+            deletes_applied = apply_pushed_deletes(pipeline, target, read_from, str(workspace) if workspace else None)
         finally:
             close_client(client)
     load_ids = [*resumed, *run_load_ids(pipeline)]
@@ -127,7 +130,7 @@ def _locked_run(
     if report is not None:
         stats_to_summary(summary, report.stats)
     stats_to_summary(summary, client.stats.as_dict())
-    summary.reconciled = reconciled
+    summary.reconciled = "\n".join(filter(None, [reconciled, deletes_applied])) or None
     summary.views = refresh_views(pipeline) if views else None
     summary.duration_seconds = time.monotonic() - started
     return summary
@@ -159,3 +162,19 @@ def reconcile(pipeline: dlt.Pipeline, client: IntercomClient, settings: SourceSe
     results = reconcile_deletes(pipeline, client, streams=settings.streams, max_workers=settings.max_workers)
     run_history.observe(deletes=results)
     return describe_reconciliation(results)
+
+
+def apply_pushed_deletes(pipeline: dlt.Pipeline, target: Target, read_from: float, app_id: str | None) -> str | None:
+    """Deletes Intercom told us about: the 2.16 feed's conversations and, when a webhook receiver
+    is configured, its inbox (pipelines/webhooks/)."""
+    from pipelines.webhooks.commands import drain_after_run
+    from pipelines.webhooks.marks import apply_deleted_conversations
+
+    try:
+        apply_deleted_conversations(pipeline)
+        return drain_after_run(pipeline, target, read_from, app_id)
+    except Exception as exc:  # the load is done and stays; the next run or a drain retries
+        logger.debug("applying pushed deletes failed", exc_info=True)
+        logger.warning("deletes from webhooks/feed not applied: %s", describe_failure(exc))
+        return f"Deletes from webhooks/feed: not applied ({describe_failure(exc)}); retry with: intercom-sync webhooks drain"
+

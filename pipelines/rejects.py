@@ -63,16 +63,19 @@ def _clear_landed(sql: SqlClientBase[object], rejects: str, streams: Iterable[st
             )
 
 
-def settle_rejects(pipeline: dlt.Pipeline, streams: Iterable[str], load_ids: Sequence[str]) -> dict[str, int] | None:
-    """Settle `_intercom_rejects` after a load of `streams`; the records `load_ids` kept aside, by
-    stream (after settling: one per record); None when settling failed."""
+def settle_rejects(
+    pipeline: dlt.Pipeline, streams: Iterable[str] | None, load_ids: Sequence[str]
+) -> dict[str, int] | None:
+    """Settle `_intercom_rejects` after a load of `streams` (None: every stream, as a run without
+    `--streams`); the records `load_ids` kept aside, by stream (after settling: one per record);
+    None when settling failed."""
     try:
         with pipeline.sql_client() as sql:
             if not _table_exists(sql, REJECTS_TABLE):
                 return {}
             rejects = sql.make_qualified_table_name(REJECTS_TABLE)
             _compact(sql, rejects)
-            _clear_landed(sql, rejects, streams, load_ids)
+            _clear_landed(sql, rejects, CLEARED_BY if streams is None else streams, load_ids)
             if not load_ids:
                 return {}
             marks = ", ".join(["%s"] * len(load_ids))

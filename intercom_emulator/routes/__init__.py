@@ -25,6 +25,7 @@ from intercom_emulator.routes.contacts import (
     list_contacts,
 )
 from intercom_emulator.routes.conversations import get_conversation, list_conversations
+from intercom_emulator.routes.deleted import deleted_conversations
 from intercom_emulator.routes.lists import (
     activity_logs,
     data_attributes,
@@ -68,6 +69,7 @@ def register(app: web.Application) -> None:
     r.add_get("/companies/{id}/segments", company_segments)
     r.add_get("/conversations", list_conversations)
     r.add_post("/conversations/search", search_conversations)
+    r.add_get("/conversations/deleted", deleted_conversations)
     r.add_get("/conversations/{id}", get_conversation)
     r.add_post("/tickets/search", search_tickets)
     r.add_get("/tickets/{id}", get_ticket)

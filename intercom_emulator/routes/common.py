@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from intercom_emulator.server import FATE_KEY, STATE_KEY, ApiError, EmulatorState, json_response
+from intercom_emulator.shape_drift import apply_shape_drift, stream_of
 
 MAX_PER_PAGE = 150
 
@@ -53,14 +54,21 @@ def _drift(obj: dict[str, Any]) -> None:
             obj[key] = str(value)
 
 
-def _apply_data_faults(request: web.Request, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Unknown extra fields and type drift, per record, on copies (the caches stay clean)."""
+def _apply_data_faults(
+    request: web.Request, records: list[dict[str, Any]], listing: bool = True
+) -> list[dict[str, Any]]:
+    """Unknown extra fields and type drift, per record, on copies (the caches stay clean); shape
+    drift (shape_drift.py) on list pages only (`listing`)."""
     fate = request.get(FATE_KEY)
-    if fate is None or (not fate.extra_fields_rate and not fate.type_drift_rate):
+    shape = fate.shape if fate is not None and listing else None
+    if fate is None or (not fate.extra_fields_rate and not fate.type_drift_rate and not shape):
         return records
     faults = _state(request).faults
     out = []
     for rec in records:
+        if shape:
+            shaped = apply_shape_drift(rec, stream_of(request.path), shape, faults.seed, faults.served_invalid)
+            rec = rec if shaped is None else shaped
         extra = faults.chance(fate.extra_fields_rate)
         drift = faults.chance(fate.type_drift_rate)
         if extra or drift:
@@ -75,7 +83,7 @@ def _apply_data_faults(request: web.Request, records: list[dict[str, Any]]) -> l
 
 
 def _one(request: web.Request, record: dict[str, Any]) -> web.Response:
-    return json_response(_apply_data_faults(request, [record])[0])
+    return json_response(_apply_data_faults(request, [record], listing=False)[0])
 
 
 # ---------------------------------------------------------------- cached model snapshots

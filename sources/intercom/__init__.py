@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import dlt
 from dlt.sources import DltResource
 
-from . import schema, settings
+from . import deleted_feed, schema, settings
 from .api import IntercomClient
 from .client import ClientStats
 from .errors import (
@@ -118,4 +118,7 @@ def intercom_source(
         if spec.parts is not None and spec.parent is None:  # a parent hands its parts to its child
             ctx.hand_offs[spec.name] = PartsHandOff(spec.parts.child in run.selected, {}, threading.Lock())
         built[spec.name] = build(spec, ctx, run, built)
-    return list(built.values())
+    resources = list(built.values())
+    if "conversations" in run.selected and end is None and deleted_feed.has_feed(client.intercom_version):
+        resources.append(deleted_feed.resource(client, start, options.lookback_seconds))
+    return resources

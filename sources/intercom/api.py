@@ -163,8 +163,9 @@ class IntercomClient(HttpClient):
                 progressed = False
                 try:
                     for page in self._scroll_once():
-                        fresh = [c for c in page if str(c.get("id")) not in seen]
-                        seen.update(str(c.get("id")) for c in fresh)
+                        # a company without id passes on (kept aside downstream); never "None" for all
+                        fresh = [c for c in page if c.get("id") is None or str(c["id"]) not in seen]
+                        seen.update(str(c["id"]) for c in fresh if c.get("id") is not None)
                         if fresh:
                             progressed = True
                             yield fresh

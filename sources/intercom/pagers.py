@@ -4,12 +4,13 @@ Each pager answers one question, "what is the request for the next page?", from 
 read (and, for the companies scroll, whether a failed first page may be waited out). The loop
 itself, the records' place in the body and the HTTP behaviour live in `client.py`.
 
-Intercom has four styles:
+Intercom has five styles:
 
 * cursor in the body (`POST /*/search`): `pages.next.starting_after` goes into `pagination`;
 * cursor in the query (`GET /contacts`, `GET /conversations`): `?starting_after=`;
 * next URL (`GET /admins/activity_logs`, relation lists): `pages.next` is a URL to follow;
-* the companies scroll: `scroll_param` in the query; a page is never resent (see `ScrollPager`).
+* the companies scroll: `scroll_param` in the query; a page is never resent (see `ScrollPager`);
+* page numbers (`GET /conversations/deleted`, 2.16+): `page` while below `pages.total_pages`.
 
 `pages.next` is read in one place, `next_link`, tolerant of every shape seen (a URL string, an
 object with `starting_after` and/or `url`, or anything else meaning "no next page").
@@ -118,6 +119,24 @@ class NextUrlOrCursor(_NoRetry):
             return PageRequest(url=nxt)
         cursor = next_cursor(body)
         return replace(sent, params={"starting_after": cursor}) if cursor else None
+
+
+class PageNumber(_NoRetry):
+    """`page` numbers (GET /conversations/deleted): `pages.next` when given, else the page after
+    `pages.page` while it is below `pages.total_pages`."""
+
+    def next_request(self, sent: PageRequest, body: Mapping[str, Any], records: Records) -> PageRequest | None:
+        if not records:
+            return None
+        url = next_url(body)
+        if url is not None:
+            return PageRequest(url=url)
+        pages = body.get("pages")
+        page = pages.get("page") if isinstance(pages, Mapping) else None
+        total = pages.get("total_pages") if isinstance(pages, Mapping) else None
+        if isinstance(page, int) and isinstance(total, int) and page < total:
+            return replace(sent, params={**dict(sent.params or {}), "page": page + 1}, url=None)
+        return None
 
 
 @dataclass

@@ -80,11 +80,11 @@ def activity_log_pages(client: IntercomClient, cursor: Incremental[Any]) -> Iter
             for page in pages:
                 fresh = []
                 for r in page:
-                    rid, created = str(r.get("id")), schema.to_epoch(r.get("created_at"))
-                    if created == lo and rid in previous:
+                    rid, created = r.get("id"), schema.to_epoch(r.get("created_at"))
+                    if rid is not None and created == lo and str(rid) in previous:
                         continue
-                    if up is not None and created == up:
-                        on_bound.add(rid)
+                    if rid is not None and up is not None and created == up:  # no id: kept aside later
+                        on_bound.add(str(rid))
                     fresh.append(r)
                 yield fresh
 
@@ -180,7 +180,9 @@ def read_parts(parent_rows: TDataItem, ctx: StreamContext, spec: StreamSpec, met
         return parts.rows(detail, parent_id, rejects) if detail is not None else []
 
     for rows in handed_over_parts(parent_rows, hand_off.lock, hand_off.cache, fetch):
-        yield from rows_and_rejects(rows, rejects)
+        # named: otherwise dlt gives these rows the parent's meta, and with it the parent's first-page
+        # `custom_*` column hints (conversation_parts gained the conversations' custom columns)
+        yield from rows_and_rejects(dlt.mark.with_table_name(rows, spec.name), rejects)
     yield from rows_and_rejects([], rejects)
 
 

@@ -82,7 +82,7 @@ def _child(spec: StreamSpec, ctx: StreamContext, run: RunShape, built: Mapping[s
     return dlt.transformer(
         spec.read, name=spec.name, data_from=built[spec.parent or ""], primary_key=spec.primary_key,
         write_disposition=spec.write_disposition, columns=spec.hint_columns,
-    )(ctx, spec)
+    )(ctx, spec, meta=None)  # dlt hands a transformer the item's meta only when `meta` is bound
 
 
 def _whole(spec: StreamSpec, ctx: StreamContext, run: RunShape, built: Mapping[str, DltResource]) -> DltResource:

@@ -83,6 +83,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "company_segments": Endpoint("GET", "/companies/{id}/segments", PERM_USERS_COMPANIES),
     "contacts_list": Endpoint("GET", "/contacts", PERM_USERS_COMPANIES),
     "conversations_list": Endpoint("GET", "/conversations", PERM_CONVERSATIONS),
+    "conversations_deleted": Endpoint("GET", "/conversations/deleted", PERM_CONVERSATIONS),  # 2.16+
     "ticket": Endpoint("GET", "/tickets/{id}", PERM_TICKETS),
 }
 
