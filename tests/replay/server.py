@@ -129,6 +129,7 @@ class ReplayServer:
             post("/contacts/search", self._search("data", "list", lambda: self.workspace.contacts)),
             post("/conversations/search", self._search("conversations", "conversation.list", self._conversation_items)),
             post("/tickets/search", self._search("tickets", "ticket.list", lambda: self.workspace.tickets)),
+            get("/conversations/deleted", self._deleted_conversations),  # before {id}, which would match it
             get("/conversations/{id}", self._conversation),
             get("/tickets/{id}", self._ticket),
             get("/companies/scroll", self._scroll),
@@ -198,6 +199,16 @@ class ReplayServer:
             if str(record["id"]) == record_id:
                 return record
         return _error(404, "not_found", f"{what} Not Found")
+
+    async def _deleted_conversations(self, request: web.Request) -> web.Response:
+        """2.16's feed, as its OpenAPI description has it (no public capture yet): nothing deleted here."""
+        major, _, minor = self.workspace.version.partition(".")
+        if (int(major), int(minor)) < (2, 16):
+            return _error(400, "intercom_version_invalid", "GET /conversations/deleted needs Intercom-Version 2.16")
+        return web.json_response({
+            "type": "conversations.list", "conversations": [],
+            "pages": {"type": "pages", "page": 1, "per_page": 20, "total_pages": 0},
+        })
 
     async def _conversation(self, request: web.Request) -> web.Response:
         found = self._find(self.workspace.conversations, request.match_info["id"], "Conversation")
