@@ -119,7 +119,9 @@ def _check_rows(rows: list[dict[str, Any]], seen: list[Seen], emu: EmulatorServe
     # the 429 and its wait
     assert [r["rate_limited"] for r in rows] == [0, 0, 0, 0, 1, 0]
     assert limited["retries"] == 1
-    assert 0.0 < limited["rate_limit_wait_seconds"] <= 11.0
+    # summed over workers: every worker waits for the shared window to reset (10 s at most), so
+    # how many waited depends on what was in flight; each request waits at most one window
+    assert 0.0 < limited["rate_limit_wait_seconds"] <= 11.0 * limited["requests_total"]
     assert all(r["rate_limit_wait_seconds"] == 0.0 for r in rows if r is not limited)
     # quota: the emulator's X-RateLimit-Limit is 10,000/min = 1,666 per 10-second window
     for row in rows[:5]:
@@ -252,7 +254,7 @@ def _cli_stopped_mid_extract(tmp_path: Path, sig: signal.Signals) -> tuple[int, 
 
         assert cli().wait(120) == 0
         assert [r[0] for r in wh.query("select status from _intercom_runs")] == ["succeeded"]
-        server.configure(endpoint_faults={"GET /admins/activity_logs": {"latency_ms": 30_000}})
+        server.configure(endpoint_faults={"GET /admins/activity_logs": {"latency_ms": 8_000}})
         server.reset_log()
         proc = cli()
         deadline = time.monotonic() + 60
@@ -261,7 +263,7 @@ def _cli_stopped_mid_extract(tmp_path: Path, sig: signal.Signals) -> tuple[int, 
             time.sleep(0.05)
         time.sleep(0.3)  # the request is in flight: the run is inside the extract step
         proc.send_signal(sig)
-        code = proc.wait(60)
+        code = proc.wait(120)  # the stopped run still waits for the answer in flight (8 s)
         server.configure(endpoint_faults={"GET /admins/activity_logs": None})
         if sig == signal.SIGKILL:
             assert [r[0] for r in wh.query("select status from _intercom_runs")] == ["succeeded"]
