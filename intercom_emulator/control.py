@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from intercom_emulator.server import STATE_KEY, EmulatorState, json_response
+from intercom_emulator.state import STATE_KEY, EmulatorState, json_response
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ MUTATIONS = frozenset(
 )
 
 
-def _state(request: web.Request) -> EmulatorState:
+def state_of(request: web.Request) -> EmulatorState:
     return request.app[STATE_KEY]
 
 
@@ -71,7 +71,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 async def get_clock(request: web.Request) -> web.Response:
-    ws = _state(request).ws
+    ws = state_of(request).ws
     return json_response({"now": ws.clock.now(), "timezone": ws.timezone, "version": ws.version})
 
 
@@ -82,7 +82,7 @@ async def advance_clock(request: web.Request) -> web.Response:
         return _bad(f"bad body: {exc}")
     if seconds < 0:
         return _bad("the clock only moves forward")
-    ws = _state(request).ws
+    ws = state_of(request).ws
     ws.clock.advance(seconds)
     return json_response({"now": ws.clock.now()})
 
@@ -96,7 +96,7 @@ async def mutate(request: web.Request) -> web.Response:
     args = body.get("args") or {}
     if op not in MUTATIONS:
         return _bad(f"unknown op {op!r}; allowed: {sorted(MUTATIONS)}")
-    method = getattr(_state(request).ws, op)
+    method = getattr(state_of(request).ws, op)
     positional: list[Any] = []
     if isinstance(args, list):
         positional, args = args, {}
@@ -111,24 +111,24 @@ async def mutate(request: web.Request) -> web.Response:
         result = method(*positional, **args)
     except (TypeError, KeyError, ValueError) as exc:
         return _bad(f"{op} failed: {exc!r}")
-    return json_response({"result": result, "version": _state(request).ws.version})
+    return json_response({"result": result, "version": state_of(request).ws.version})
 
 
 async def get_requests(request: web.Request) -> web.Response:
-    return json_response(_state(request).log.snapshot())
+    return json_response(state_of(request).log.snapshot())
 
 
 async def reset_requests(request: web.Request) -> web.Response:
-    _state(request).log.reset()
+    state_of(request).log.reset()
     return json_response({"ok": True})
 
 
 async def get_config(request: web.Request) -> web.Response:
-    return json_response(_state(request).describe())
+    return json_response(state_of(request).describe())
 
 
 async def post_config(request: web.Request) -> web.Response:
-    state = _state(request)
+    state = state_of(request)
     try:
         state.configure(**(await _body(request)))
     except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
@@ -139,7 +139,7 @@ async def post_config(request: web.Request) -> web.Response:
 async def ground_truth(request: web.Request) -> web.Response:
     stream = request.match_info["stream"]
     try:
-        rows = _state(request).ws.ground_truth(stream)
+        rows = state_of(request).ws.ground_truth(stream)
     except (KeyError, ValueError) as exc:
         return _bad(f"unknown stream {stream!r}: {exc}", 404)
     body = b"".join(orjson.dumps(r) + b"\n" for r in rows)
@@ -153,7 +153,7 @@ async def dump(request: web.Request) -> web.Response:
         return _bad(f"bad body: {exc}")
     if not out:
         return _bad("out is required")
-    ws = _state(request).ws
+    ws = state_of(request).ws
     await asyncio.get_running_loop().run_in_executor(None, ws.dump, out)
     return json_response({"out": str(out)})
 

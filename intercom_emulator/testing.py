@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from intercom_emulator.server import DEFAULT_TOKEN, EmulatorState, build_state, create_app
+from intercom_emulator.server import build_state, create_app
+from intercom_emulator.state import DEFAULT_TOKEN, EmulatorState
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from intercom_emulator.server import STATE_KEY, EmulatorState, json_response
+from intercom_emulator.state import STATE_KEY, EmulatorState, json_response
 
 log = logging.getLogger(__name__)
 

@@ -8,17 +8,17 @@ from urllib.parse import urlencode
 import orjson
 from aiohttp import web
 
-from intercom_emulator.server import FATE_KEY, STATE_KEY, ApiError, EmulatorState, json_response
 from intercom_emulator.shape_drift import apply_shape_drift, stream_of
+from intercom_emulator.state import FATE_KEY, STATE_KEY, ApiError, EmulatorState, json_response
 
 MAX_PER_PAGE = 150
 
 
-def _state(request: web.Request) -> EmulatorState:
+def state_of(request: web.Request) -> EmulatorState:
     return request.app[STATE_KEY]
 
 
-def _int_param(value: Any, name: str, default: int) -> int:
+def int_param(value: Any, name: str, default: int) -> int:
     if value is None or value == "":
         return default
     try:
@@ -27,18 +27,18 @@ def _int_param(value: Any, name: str, default: int) -> int:
         raise ApiError(400, "parameter_invalid", f"{name} must be an integer") from exc
 
 
-def _per_page(value: Any, default: int, cap: int = MAX_PER_PAGE) -> int:
-    n = _int_param(value, "per_page", default)
+def per_page_of(value: Any, default: int, cap: int = MAX_PER_PAGE) -> int:
+    n = int_param(value, "per_page", default)
     if n < 1:
         raise ApiError(400, "parameter_invalid", "per_page must be positive")
     return min(n, cap)
 
 
-def _not_found(message: str = "Resource Not Found", code: str = "not_found") -> ApiError:
+def not_found(message: str = "Resource Not Found", code: str = "not_found") -> ApiError:
     return ApiError(404, code, message)
 
 
-def _self_url(request: web.Request, path: str, params: dict[str, str]) -> str:
+def self_url(request: web.Request, path: str, params: dict[str, str]) -> str:
     """An absolute URL on the host:port this request came to (Host header), as Intercom's `pages.next`."""
     return f"{request.scheme}://{request.host}{path}?{urlencode(params)}"
 
@@ -54,7 +54,7 @@ def _drift(obj: dict[str, Any]) -> None:
             obj[key] = str(value)
 
 
-def _apply_data_faults(
+def apply_data_faults(
     request: web.Request, records: list[dict[str, Any]], listing: bool = True
 ) -> list[dict[str, Any]]:
     """Unknown extra fields and type drift, per record, on copies (the caches stay clean); shape
@@ -63,7 +63,7 @@ def _apply_data_faults(
     shape = fate.shape if fate is not None and listing else None
     if fate is None or (not fate.extra_fields_rate and not fate.type_drift_rate and not shape):
         return records
-    faults = _state(request).faults
+    faults = state_of(request).faults
     out = []
     for rec in records:
         if shape:
@@ -82,14 +82,14 @@ def _apply_data_faults(
     return out
 
 
-def _one(request: web.Request, record: dict[str, Any]) -> web.Response:
-    return json_response(_apply_data_faults(request, [record], listing=False)[0])
+def one_record(request: web.Request, record: dict[str, Any]) -> web.Response:
+    return json_response(apply_data_faults(request, [record], listing=False)[0])
 
 
 # ---------------------------------------------------------------- cached model snapshots
 
 
-def _all(state: EmulatorState, model: str) -> list[dict[str, Any]]:
+def all_records(state: EmulatorState, model: str) -> list[dict[str, Any]]:
     """All live records of a model, cached per workspace version (callers must not mutate)."""
     key = (model, state.ws.version)
     cached = state.model_cache.lookup(key)

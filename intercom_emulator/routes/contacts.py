@@ -6,29 +6,29 @@ from typing import Any
 
 from aiohttp import web
 
-from intercom_emulator.routes.common import _not_found, _one, _state
-from intercom_emulator.routes.cursor import _cursor_list
-from intercom_emulator.server import EmulatorState, json_response
+from intercom_emulator.routes.common import not_found, one_record, state_of
+from intercom_emulator.routes.cursor import cursor_list
+from intercom_emulator.state import EmulatorState, json_response
 
 
 def _contact(state: EmulatorState, contact_id: str) -> dict[str, Any]:
     contact = state.ws.get("contacts", contact_id)
     if contact is None:
-        raise _not_found("User Not Found")
+        raise not_found("User Not Found")
     return contact
 
 
 async def list_contacts(request: web.Request) -> web.Response:
-    return _cursor_list(request, "contacts", "list", "data", 50)
+    return cursor_list(request, "contacts", "list", "data", 50)
 
 
 async def get_contact(request: web.Request) -> web.Response:
-    return _one(request, _contact(_state(request), request.match_info["id"]))
+    return one_record(request, _contact(state_of(request), request.match_info["id"]))
 
 
 def _contact_sublist(request: web.Request, rows_of: str, paged: bool) -> web.Response:
     """GET /contacts/{id}/<list>: the full list, one page (the 2.15 shapes differ: some are paged)."""
-    state = _state(request)
+    state = state_of(request)
     cid = request.match_info["id"]
     _contact(state, cid)
     rows = getattr(state.ws, rows_of)(cid)

@@ -10,15 +10,15 @@ import orjson
 from aiohttp import web
 
 from intercom_emulator.dump import PARTS_LIMIT
-from intercom_emulator.routes.common import _not_found, _one, _state
-from intercom_emulator.routes.cursor import _cursor_list
-from intercom_emulator.server import FATE_KEY
+from intercom_emulator.routes.common import not_found, one_record, state_of
+from intercom_emulator.routes.cursor import cursor_list
+from intercom_emulator.state import FATE_KEY
 
 _TAG_RE = re.compile(r"<[^>]+>")
 
 
 async def list_conversations(request: web.Request) -> web.Response:
-    return _cursor_list(request, "conversations", "conversation.list", "conversations", 20)
+    return cursor_list(request, "conversations", "conversation.list", "conversations", 20)
 
 
 def _plain(text: Any) -> Any:
@@ -29,7 +29,7 @@ def _plain(text: Any) -> Any:
 
 
 async def get_conversation(request: web.Request) -> web.Response:
-    state = _state(request)
+    state = state_of(request)
     conv_id = request.match_info["id"]
     plaintext = request.query.get("display_as") == "plaintext"
     key = (conv_id, plaintext, state.ws.version)
@@ -37,7 +37,7 @@ async def get_conversation(request: web.Request) -> web.Response:
     if payload is None:
         conv = state.ws.get("conversations", conv_id)
         if conv is None:
-            raise _not_found()
+            raise not_found()
         parts = state.ws.conversation_parts(conv_id)
         shown = parts[-PARTS_LIMIT:]
         if plaintext:
@@ -55,5 +55,5 @@ async def get_conversation(request: web.Request) -> web.Response:
         state.detail_cache.put(key, payload)
     fate = request.get(FATE_KEY)
     if fate is not None and (fate.extra_fields_rate or fate.type_drift_rate):
-        return _one(request, orjson.loads(payload))
+        return one_record(request, orjson.loads(payload))
     return web.Response(body=payload, content_type="application/json")

@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from intercom_emulator import search
-from intercom_emulator.routes.common import _apply_data_faults, _per_page, _state
-from intercom_emulator.server import ApiError, EmulatorState, json_response
+from intercom_emulator.routes.common import apply_data_faults, per_page_of, state_of
+from intercom_emulator.state import ApiError, EmulatorState, json_response
 
 
 class Ordered:
@@ -39,7 +39,7 @@ class Ordered:
         return out
 
 
-def _page_records(state: EmulatorState, model: str, ordered: Ordered, chunk: list[Any]) -> list[dict[str, Any]]:
+def page_records(state: EmulatorState, model: str, ordered: Ordered, chunk: list[Any]) -> list[dict[str, Any]]:
     """The records of one page (ids materialised now; a record deleted since the result was built is skipped)."""
     if not ordered.by_id:
         return chunk
@@ -52,7 +52,7 @@ LIGHT_FIELDS = frozenset({"id", "created_at", "updated_at"})
 LIGHT_MODELS = frozenset({"contacts", "companies", "conversations"})
 
 
-def _light_ordered(
+def light_ordered(
     state: EmulatorState, model: str, predicate: search.Predicate | None, field: str | None,
     cutoff: int | None, need_id: bool,
 ) -> Ordered:
@@ -72,7 +72,7 @@ def _light_ordered(
     return Ordered.of_ids(pairs)
 
 
-def _cursor_page(
+def cursor_page(
     ordered: Ordered, descending: bool, per_page: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One page after `cursor` plus Intercom's `pages` object (next absent on the last page)."""
@@ -109,22 +109,22 @@ def _cursor_page(
     return chunk, pages
 
 
-def _cursor_list(request: web.Request, model: str, list_type: str, items_key: str, default_pp: int) -> web.Response:
+def cursor_list(request: web.Request, model: str, list_type: str, items_key: str, default_pp: int) -> web.Response:
     """GET /contacts, GET /conversations: creation order, forward-only cursor."""
-    state = _state(request)
-    per_page = _per_page(request.query.get("per_page"), default_pp)
+    state = state_of(request)
+    per_page = per_page_of(request.query.get("per_page"), default_pp)
     key = ("list", model, state.ws.version)
     ordered = state.search_cache.lookup(key)
     if ordered is None:
-        ordered = _light_ordered(state, model, None, "created_at", None, need_id=False)
+        ordered = light_ordered(state, model, None, "created_at", None, need_id=False)
         state.search_cache.put(key, ordered)
-    chunk, pages = _cursor_page(ordered, False, per_page, request.query.get("starting_after"))
+    chunk, pages = cursor_page(ordered, False, per_page, request.query.get("starting_after"))
     if model == "conversations" and "per_page" in request.query:
         pages["per_page"] = str(per_page)  # real GET /conversations echoes a passed per_page as a string
     return json_response(
         {
             "type": list_type,
-            items_key: _apply_data_faults(request, _page_records(state, model, ordered, chunk)),
+            items_key: apply_data_faults(request, page_records(state, model, ordered, chunk)),
             "total_count": len(ordered.records),
             "pages": pages,
         }

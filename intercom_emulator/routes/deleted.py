@@ -12,8 +12,8 @@ import math
 
 from aiohttp import web
 
-from intercom_emulator.routes.common import _int_param, _per_page, _self_url, _state
-from intercom_emulator.server import DEFAULT_VERSION, ApiError, json_response
+from intercom_emulator.routes.common import int_param, per_page_of, self_url, state_of
+from intercom_emulator.state import DEFAULT_VERSION, ApiError, json_response
 
 FIRST_VERSION = (2, 16)
 DEFAULT_PER_PAGE = 20
@@ -32,21 +32,21 @@ async def deleted_conversations(request: web.Request) -> web.Response:
     if not version_has_feed(request.headers.get("Intercom-Version", DEFAULT_VERSION)):
         raise ApiError(400, "intercom_version_invalid", "Requested resource is not available in current API version.")
     q = request.query
-    page = _int_param(q.get("page"), "page", 1)
+    page = int_param(q.get("page"), "page", 1)
     if page < 1:
         raise ApiError(400, "parameter_invalid", "page must be positive")
-    per_page = _per_page(q.get("per_page"), DEFAULT_PER_PAGE, cap=MAX_PER_PAGE)
+    per_page = per_page_of(q.get("per_page"), DEFAULT_PER_PAGE, cap=MAX_PER_PAGE)
     order = q.get("order") or "desc"
     if order not in ("asc", "desc"):
         raise ApiError(400, "parameter_invalid", "order must be asc or desc")
-    deleted = sorted(_state(request).ws.deleted_conversations(), key=lambda d: (d[1], int(d[0])),
+    deleted = sorted(state_of(request).ws.deleted_conversations(), key=lambda d: (d[1], int(d[0])),
                      reverse=order == "desc")
     total_pages = math.ceil(len(deleted) / per_page)
     chunk = deleted[(page - 1) * per_page : page * per_page]
     next_url = None
     if page < total_pages:
         params = {"per_page": str(per_page), "order": order, "page": str(page + 1)}
-        next_url = _self_url(request, "/conversations/deleted", params)
+        next_url = self_url(request, "/conversations/deleted", params)
     return json_response({
         "type": "conversations.list",
         "total_count": len(deleted),

@@ -9,24 +9,24 @@ from aiohttp import web
 
 from intercom_emulator.generator import admin_avatar_url
 from intercom_emulator.routes.common import (
-    _apply_data_faults,
-    _int_param,
-    _not_found,
-    _one,
-    _self_url,
-    _state,
+    apply_data_faults,
+    int_param,
+    not_found,
+    one_record,
+    self_url,
+    state_of,
 )
-from intercom_emulator.server import ApiError, json_response
+from intercom_emulator.state import ApiError, json_response
 
 
 async def get_me(request: web.Request) -> web.Response:
-    return json_response(_state(request).ws.me())
+    return json_response(state_of(request).ws.me())
 
 
 async def list_admins(request: web.Request) -> web.Response:
     """GET /admins: no `avatar` (real responses); with `display_avatar=true` (a 2.15 parameter) the
     object /me sends, `{type, image_url}`."""
-    admins = list(_state(request).ws.iter("admins"))
+    admins = list(state_of(request).ws.iter("admins"))
     if request.query.get("display_avatar", "false").lower() == "true":
         for admin in admins:
             admin["avatar"] = {"type": "avatar", "image_url": admin_avatar_url(admin["id"])}
@@ -34,23 +34,23 @@ async def list_admins(request: web.Request) -> web.Response:
 
 
 async def get_admin(request: web.Request) -> web.Response:
-    admin = _state(request).ws.get("admins", request.match_info["id"])
+    admin = state_of(request).ws.get("admins", request.match_info["id"])
     if admin is None:
-        raise _not_found("Admin not found", "admin_not_found")  # exactly the spec example's message
-    return _one(request, admin)
+        raise not_found("Admin not found", "admin_not_found")  # exactly the spec example's message
+    return one_record(request, admin)
 
 
 async def activity_logs(request: web.Request) -> web.Response:
-    state = _state(request)
+    state = state_of(request)
     q = request.query
     if not q.get("created_at_after"):
         raise ApiError(400, "parameter_invalid", "created_at_after is a required parameter")
-    after = _int_param(q.get("created_at_after"), "created_at_after", 0)
-    before = _int_param(q.get("created_at_before"), "created_at_before", 0) or None
+    after = int_param(q.get("created_at_after"), "created_at_after", 0)
+    before = int_param(q.get("created_at_before"), "created_at_before", 0) or None
     cap = state.knobs.activity_logs_max_window_seconds
     if cap and ((before or state.ws.clock.now()) - after) > cap:
         raise ApiError(500, "server_error", "Request timed out; try a narrower created_at window")
-    page = max(1, _int_param(q.get("page"), "page", 1))
+    page = max(1, int_param(q.get("page"), "page", 1))
     per_page = state.knobs.activity_logs_per_page
     key = ("activity_logs", after, before, state.ws.version)
     ids = state.search_cache.lookup(key)
@@ -69,7 +69,7 @@ async def activity_logs(request: web.Request) -> web.Response:
         if before is not None:
             params["created_at_before"] = str(before)
         params["page"] = str(page + 1)
-        next_url = _self_url(request, "/admins/activity_logs", params)
+        next_url = self_url(request, "/admins/activity_logs", params)
     return json_response(
         {
             "type": "activity_log.list",
@@ -80,22 +80,22 @@ async def activity_logs(request: web.Request) -> web.Response:
                 "per_page": per_page,
                 "total_pages": total_pages,
             },
-            "activity_logs": _apply_data_faults(request, chunk),
+            "activity_logs": apply_data_faults(request, chunk),
         }
     )
 
 
 async def list_teams(request: web.Request) -> web.Response:
-    return json_response({"type": "team.list", "teams": list(_state(request).ws.iter("teams"))})
+    return json_response({"type": "team.list", "teams": list(state_of(request).ws.iter("teams"))})
 
 
 async def list_tags(request: web.Request) -> web.Response:
-    return json_response({"type": "list", "data": list(_state(request).ws.iter("tags"))})
+    return json_response({"type": "list", "data": list(state_of(request).ws.iter("tags"))})
 
 
 async def list_segments(request: web.Request) -> web.Response:
     """`count` (live contacts in the segment) only with include_count=true; the store keeps it current."""
-    state = _state(request)
+    state = state_of(request)
     include = request.query.get("include_count", "false").lower() == "true"
     segments = list(state.ws.iter("segments"))
     if not include:
@@ -105,7 +105,7 @@ async def list_segments(request: web.Request) -> web.Response:
 
 
 async def data_attributes(request: web.Request) -> web.Response:
-    state = _state(request)
+    state = state_of(request)
     model = request.query.get("model")
     models = ["contact", "company", "conversation"]
     if model is not None and model not in models:

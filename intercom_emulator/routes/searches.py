@@ -8,16 +8,23 @@ import orjson
 from aiohttp import web
 
 from intercom_emulator import search
-from intercom_emulator.routes.common import _all, _apply_data_faults, _not_found, _one, _per_page, _state
+from intercom_emulator.routes.common import (
+    all_records,
+    apply_data_faults,
+    not_found,
+    one_record,
+    per_page_of,
+    state_of,
+)
 from intercom_emulator.routes.cursor import (
     LIGHT_FIELDS,
     LIGHT_MODELS,
     Ordered,
-    _cursor_page,
-    _light_ordered,
-    _page_records,
+    cursor_page,
+    light_ordered,
+    page_records,
 )
-from intercom_emulator.server import ApiError, json_response
+from intercom_emulator.state import ApiError, json_response
 
 SEARCH_MODELS = {
     "contacts": ("list", "data", 50),
@@ -40,12 +47,12 @@ async def _read_json(request: web.Request) -> dict[str, Any]:
 
 
 def _search(request: web.Request, model: str, body: dict[str, Any]) -> web.Response:
-    state = _state(request)
+    state = state_of(request)
     list_type, items_key, default_pp = SEARCH_MODELS[model]
     pagination = body.get("pagination") or {}
     if not isinstance(pagination, dict):
         raise ApiError(400, "parameter_invalid", "pagination must be an object")
-    per_page = _per_page(pagination.get("per_page"), default_pp)
+    per_page = per_page_of(pagination.get("per_page"), default_pp)
     lag = int(state.knobs.search_lag_seconds or 0)
     day_granular = model == "contacts" or (
         model == "conversations" and state.knobs.conversations_search_day_granular
@@ -74,23 +81,23 @@ def _search(request: web.Request, model: str, body: dict[str, Any]) -> web.Respo
             predicate = search.compile_query(query, model=model, timezone=state.ws.timezone, day_granular=day_granular)
             fields = search.query_fields(query)
             if model in LIGHT_MODELS and fields <= LIGHT_FIELDS and sort_field in (None, *LIGHT_FIELDS):
-                ordered = _light_ordered(state, model, predicate, sort_field, cutoff, need_id="id" in fields)
+                ordered = light_ordered(state, model, predicate, sort_field, cutoff, need_id="id" in fields)
             else:
-                rows = [r for r in _all(state, model) if predicate(r)]
+                rows = [r for r in all_records(state, model) if predicate(r)]
                 if cutoff is not None:
                     rows = [r for r in rows if _updated_at(r) <= cutoff]
                 ordered = Ordered(rows, sort_field)
             state.search_cache.put(cache_key, ordered)
     except search.SearchError as err:
         raise ApiError(400, err.code, err.message) from err
-    chunk, pages = _cursor_page(ordered, descending, per_page, pagination.get("starting_after"))
-    records = _page_records(state, model, ordered, chunk)
+    chunk, pages = cursor_page(ordered, descending, per_page, pagination.get("starting_after"))
+    records = page_records(state, model, ordered, chunk)
     if model == "tickets":  # real ticket search items embed their parts (unlike conversations)
         records = [_with_parts(state.ws, dict(t)) for t in records]
     return json_response(
         {
             "type": list_type,
-            items_key: _apply_data_faults(request, records),
+            items_key: apply_data_faults(request, records),
             "total_count": len(ordered.records),
             "pages": pages,
         }
@@ -125,8 +132,8 @@ def _with_parts(ws: Any, ticket: dict[str, Any]) -> dict[str, Any]:
 
 async def get_ticket(request: web.Request) -> web.Response:
     """GET /tickets/{id}: the ticket with all its `ticket_parts`."""
-    state = _state(request)
+    state = state_of(request)
     ticket = state.ws.get("tickets", request.match_info["id"])
     if ticket is None:
-        raise _not_found("Ticket Not Found", "ticket_not_found")
-    return _one(request, _with_parts(state.ws, ticket))
+        raise not_found("Ticket Not Found", "ticket_not_found")
+    return one_record(request, _with_parts(state.ws, ticket))

@@ -8,7 +8,7 @@ import time
 import httpx
 import yaml
 
-from intercom_emulator.server import ACCEPTED_VERSIONS, DEFAULT_VERSION, SPEC_VERSIONS
+from intercom_emulator.state import ACCEPTED_VERSIONS, DEFAULT_VERSION, SPEC_VERSIONS
 from intercom_emulator.testing import EmulatorServer, error_code, json_body
 from tests.openapi_files import require_openapi
 
