@@ -37,7 +37,7 @@ RECONCILE_ENDPOINTS = ("GET /contacts", "GET /conversations", "GET /contacts/{id
 
 
 def _cli(args: list[str], env: dict[str, str]) -> None:
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "intercom_elt.pipelines.cli", *args], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"intercom-sync {' '.join(args[:2])} failed: {done.stderr[-2000:]}")
 
@@ -65,7 +65,7 @@ def main() -> None:
     with EmulatorProcess(profile="bench", seed=1, args=["--scale", str(opts.scale)]) as emu:
         env = dict(os.environ, INTERCOM_ACCESS_TOKEN=emu.token, INTERCOM_CLIENT_SECRET=SECRET)
         port = free_port()
-        receiver = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "webhooks", "serve", "--port", str(port),
+        receiver = subprocess.Popen([sys.executable, "-m", "intercom_elt.pipelines.cli", "webhooks", "serve", "--port", str(port),
                                      *target], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             while True:

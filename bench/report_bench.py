@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.cli import main  # noqa: E402
-from pipelines.config import Target  # noqa: E402
-from pipelines.destination import build_pipeline  # noqa: E402
-from pipelines.run_history_table import insert_row  # noqa: E402
+from intercom_elt.pipelines.cli import main  # noqa: E402
+from intercom_elt.pipelines.config import Target  # noqa: E402
+from intercom_elt.pipelines.destination import build_pipeline  # noqa: E402
+from intercom_elt.pipelines.run_history_table import insert_row  # noqa: E402
 
 TABLES = (
     "contacts", "contacts__tags", "companies", "companies__tags", "conversations", "conversations__contacts",

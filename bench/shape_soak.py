@@ -2,7 +2,7 @@
 
 Not a CI test (minutes, not seconds); `tests/resilience/test_shape_drift.py` proves the same on the
 tiny workspace. The emulator runs in this process (its log of what it served invalid is the
-ground truth), the real CLI (`python -m pipelines.cli run`) in a subprocess, into DuckDB or
+ground truth), the real CLI (`python -m intercom_elt.pipelines.cli run`) in a subprocess, into DuckDB or
 Postgres. Then, read through the database drivers:
 * per table, the rows the ground truth says must be there (every record not served invalid, with
   its cursor, and every child row) against the rows that are: missing, unexpected, duplicated;
@@ -38,10 +38,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from intercom_elt.sources.intercom.settings import DEFAULT_LOOKBACK_SECONDS  # noqa: E402
+
 from intercom_emulator.dump import PARTS_LIMIT  # noqa: E402
 from intercom_emulator.shape_drift import ORIGINAL_ID_FIELD, Invalid  # noqa: E402
 from intercom_emulator.testing import EmulatorServer  # noqa: E402
-from sources.intercom.settings import DEFAULT_LOOKBACK_SECONDS  # noqa: E402
 
 log = logging.getLogger("shape_soak")
 
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         def sync(n: int) -> tuple[int, list[str], float]:
             started = time.monotonic()
             proc = subprocess.run(
-                [sys.executable, "-m", "pipelines.cli", "run", "--base-url", emu.base_url, *target,
+                [sys.executable, "-m", "intercom_elt.pipelines.cli", "run", "--base-url", emu.base_url, *target,
                  "--pipelines-dir", str(work / "pipelines"), "--no-progress", "--no-views"],
                 cwd=work, env=env, capture_output=True, text=True,
             )

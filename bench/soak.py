@@ -2,7 +2,7 @@
 
 Not a CI test (it takes long and needs ~1 GB RAM). It starts the emulator as a subprocess
 (`bench` profile at --scale 50 = 1M contacts, 250k companies, 500k conversations, 1M activity
-logs), turns on every fault class at once, runs the real CLI (`python -m pipelines.cli run`) into
+logs), turns on every fault class at once, runs the real CLI (`python -m intercom_elt.pipelines.cli run`) into
 a DuckDB file, then compares every table with the emulator's ground truth (via its control API
 dump) and prints/writes the numbers: duration, requests, retries, 429s, peak RSS, rows compared.
 
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             if attempt:
                 httpx.post(f"{base}/_emulator/clock/advance", json={"seconds": 600}, timeout=30).raise_for_status()
             proc = subprocess.run(
-                [sys.executable, "-m", "pipelines.cli", *(["--debug"] if args.debug else []), "run",
+                [sys.executable, "-m", "intercom_elt.pipelines.cli", *(["--debug"] if args.debug else []), "run",
                  "--base-url", base, "--duckdb-path", str(db), "--pipelines-dir", str(work / "pipelines"),
                  "--no-progress", *(["--streams", ",".join(streams)] if streams else [])],
                 cwd=work, env=env, capture_output=True, text=True,

@@ -77,7 +77,7 @@ def _steps(trace: Any) -> dict[str, dict[str, float]]:
 
 def _source_settings(args: argparse.Namespace) -> Any:
     """The source settings of `intercom-sync run` (no --max-workers: the product's default)."""
-    from pipelines import config
+    from intercom_elt.pipelines import config
 
     workers = {"max_workers": args.max_workers} if args.max_workers else {}
     streams = args.streams.split(",") if args.streams else None
@@ -86,8 +86,8 @@ def _source_settings(args: argparse.Namespace) -> Any:
 
 def run_source_only(args: argparse.Namespace) -> dict[str, Any]:
     """Iterate the product's source without a pipeline: the floor of any end-to-end run."""
-    from pipelines import destination, preflight
-    from pipelines import intercom_pipeline as ip
+    from intercom_elt.pipelines import destination, preflight
+    from intercom_elt.pipelines import intercom_pipeline as ip
 
     destination.tune_gc()
     settings = _source_settings(args)
@@ -111,10 +111,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if key.startswith(_DLT_TUNING_PREFIXES):
                 del os.environ[key]
     import dlt
-
-    from pipelines import config, destination, preflight
-    from pipelines import intercom_pipeline as ip
-    from pipelines.packages import rows_loaded, run_load_ids
+    from intercom_elt.pipelines import config, destination, preflight
+    from intercom_elt.pipelines import intercom_pipeline as ip
+    from intercom_elt.pipelines.packages import rows_loaded, run_load_ids
 
     settings = _source_settings(args)
     target = config.Target(

@@ -14,13 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pendulum
+from intercom_elt.pipelines import config, destination, errors, failures, preflight, run_history
+from intercom_elt.pipelines import intercom_pipeline as ip
+from intercom_elt.pipelines.summary import format_summary
+from intercom_elt.pipelines.webhooks import commands as webhooks_cli
 
-from pipelines import config, destination, errors, failures, preflight, run_history
-from pipelines import intercom_pipeline as ip
-from pipelines.summary import format_summary
-from pipelines.webhooks import commands as webhooks_cli
-
-logger = logging.getLogger("pipelines")
+logger = logging.getLogger("intercom_elt.pipelines")
 
 EPILOG = (
     "Token: INTERCOM_ACCESS_TOKEN or [sources.intercom] access_token in .dlt/secrets.toml. "
@@ -100,8 +99,8 @@ def _setup_logging(debug: bool) -> None:
         dlt_logger.addFilter(_quiet_dlt)
     if debug:
         root.setLevel(logging.DEBUG)
-        logging.getLogger("sources").setLevel(logging.DEBUG)
-        logging.getLogger("pipelines").setLevel(logging.DEBUG)
+        logging.getLogger("intercom_elt.sources").setLevel(logging.DEBUG)
+        logging.getLogger("intercom_elt.pipelines").setLevel(logging.DEBUG)
 
 
 def _add_source_options(p: argparse.ArgumentParser) -> None:
@@ -328,7 +327,7 @@ def _command_line(args: argparse.Namespace, backfill: bool) -> str:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pipelines.report import write_report
+    from intercom_elt.pipelines.report import write_report
 
     target = _target(args)
     if target.destination == "duckdb" and not Path(target.duckdb_path).exists():  # DuckDB would create it
@@ -343,7 +342,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_views(args: argparse.Namespace) -> int:
-    from pipelines import views
+    from intercom_elt.pipelines import views
 
     target = _target(args)
     pipeline = destination.build_pipeline(target)
@@ -383,7 +382,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from pipelines.demo import run_demo
+    from intercom_elt.pipelines.demo import run_demo
 
     return run_demo(
         duckdb_path=args.duckdb_path, pipelines_dir=args.pipelines_dir, seed=args.seed, profile=args.profile

@@ -16,12 +16,11 @@ from typing import Any
 
 import dlt
 import pendulum
-
-from pipelines.errors import EXIT_AUTH, EXIT_USAGE, UserError
-from sources.intercom import options
-from sources.intercom import settings as source_settings
-from sources.intercom.errors import IntercomConfigError, Spelling, no_token_message
-from sources.intercom.options import DateLike, IntercomOptions
+from intercom_elt.pipelines.errors import EXIT_AUTH, EXIT_USAGE, UserError
+from intercom_elt.sources.intercom import options
+from intercom_elt.sources.intercom import settings as source_settings
+from intercom_elt.sources.intercom.errors import IntercomConfigError, Spelling, no_token_message
+from intercom_elt.sources.intercom.options import DateLike, IntercomOptions
 
 logger = logging.getLogger(__name__)
 

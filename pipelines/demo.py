@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-
-from pipelines import config, destination, errors, run_history
-from pipelines import intercom_pipeline as ip
-from pipelines.report import write_report
-from pipelines.summary import format_summary
+from intercom_elt.pipelines import config, destination, errors, run_history
+from intercom_elt.pipelines import intercom_pipeline as ip
+from intercom_elt.pipelines.report import write_report
+from intercom_elt.pipelines.summary import format_summary
 
 logger = logging.getLogger(__name__)
 

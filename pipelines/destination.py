@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-
-from pipelines.config import Target, dlt_setting, validate_name
-from pipelines.errors import EXIT_USAGE, UserError
+from intercom_elt.pipelines.config import Target, dlt_setting, validate_name
+from intercom_elt.pipelines.errors import EXIT_USAGE, UserError
 
 logger = logging.getLogger(__name__)
 

@@ -12,14 +12,18 @@ import time
 
 import dlt
 from dlt.extract import DltSource
-
-from pipelines import run_history
-from pipelines.config import SourceSettings, Target, dlt_setting
-from pipelines.destination import build_pipeline, guard_destination, pipeline_run_kwargs, saved_target
-from pipelines.failures import describe_failure, translate_errors
-from pipelines.lock import pipeline_lock
-from pipelines.packages import count_then_clean, run_load_ids
-from pipelines.preflight import (
+from intercom_elt.pipelines import run_history
+from intercom_elt.pipelines.config import SourceSettings, Target, dlt_setting
+from intercom_elt.pipelines.destination import (
+    build_pipeline,
+    guard_destination,
+    pipeline_run_kwargs,
+    saved_target,
+)
+from intercom_elt.pipelines.failures import describe_failure, translate_errors
+from intercom_elt.pipelines.lock import pipeline_lock
+from intercom_elt.pipelines.packages import count_then_clean, run_load_ids
+from intercom_elt.pipelines.preflight import (
     CheckReport,
     check_workspace,
     close_client,
@@ -27,13 +31,13 @@ from pipelines.preflight import (
     require_permissions,
     skip_denied_streams,
 )
-from pipelines.reconcile import describe as describe_reconciliation
-from pipelines.reconcile import reconcile_deletes
-from pipelines.rejects import REJECTS_TABLE, settle_rejects
-from pipelines.resume import finish_pending_packages
-from pipelines.summary import RunSummary, stats_to_summary
-from sources.intercom import intercom_source
-from sources.intercom.api import IntercomClient
+from intercom_elt.pipelines.reconcile import describe as describe_reconciliation
+from intercom_elt.pipelines.reconcile import reconcile_deletes
+from intercom_elt.pipelines.rejects import REJECTS_TABLE, settle_rejects
+from intercom_elt.pipelines.resume import finish_pending_packages
+from intercom_elt.pipelines.summary import RunSummary, stats_to_summary
+from intercom_elt.sources.intercom import intercom_source
+from intercom_elt.sources.intercom.api import IntercomClient
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +142,7 @@ def _locked_run(
 
 def refresh_views(pipeline: dlt.Pipeline, fivetran_schema: str | None = None) -> str:
     """Re-create the analyst views; a failure is reported, never fails the finished load."""
-    from pipelines import views
+    from intercom_elt.pipelines import views
 
     try:
         return views.create_views_for_pipeline(pipeline, fivetran_schema=fivetran_schema).describe()
@@ -149,7 +153,7 @@ def refresh_views(pipeline: dlt.Pipeline, fivetran_schema: str | None = None) ->
 
 
 def _drop_views_quietly(pipeline: dlt.Pipeline) -> None:
-    from pipelines import views
+    from intercom_elt.pipelines import views
 
     try:
         views.drop_views_for_pipeline(pipeline)
@@ -167,8 +171,8 @@ def reconcile(pipeline: dlt.Pipeline, client: IntercomClient, settings: SourceSe
 def apply_pushed_deletes(pipeline: dlt.Pipeline, target: Target, read_from: float, app_id: str | None) -> str | None:
     """Deletes Intercom told us about: the 2.16 feed's conversations and, when a webhook receiver
     is configured, its inbox (pipelines/webhooks/)."""
-    from pipelines.webhooks.commands import drain_after_run
-    from pipelines.webhooks.marks import apply_deleted_conversations
+    from intercom_elt.pipelines.webhooks.commands import drain_after_run
+    from intercom_elt.pipelines.webhooks.marks import apply_deleted_conversations
 
     try:
         apply_deleted_conversations(pipeline)

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-
-from pipelines.errors import EXIT_FAILURE, UserError
+from intercom_elt.pipelines.errors import EXIT_FAILURE, UserError
 
 
 class pipeline_lock:  # noqa: N801 - a context manager that reads like a statement

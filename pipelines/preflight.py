@@ -7,12 +7,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines import run_history
-from pipelines.config import SourceSettings
-from pipelines.errors import EXIT_AUTH, UserError
-from pipelines.failures import translate_errors
-from sources.intercom import specs
-from sources.intercom.api import IntercomClient
+from intercom_elt.pipelines import run_history
+from intercom_elt.pipelines.config import SourceSettings
+from intercom_elt.pipelines.errors import EXIT_AUTH, UserError
+from intercom_elt.pipelines.failures import translate_errors
+from intercom_elt.sources.intercom import specs
+from intercom_elt.sources.intercom.api import IntercomClient
 
 logger = logging.getLogger(__name__)
 

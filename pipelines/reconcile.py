@@ -17,15 +17,14 @@ from typing import Any
 
 import dlt
 from dlt.destinations.sql_client import SqlClientBase
-
-from sources.intercom.api import IntercomClient
-from sources.intercom.deletes import (
+from intercom_elt.sources.intercom.api import IntercomClient
+from intercom_elt.sources.intercom.deletes import (
     DELETED_AT,
     DELETED_REASON,
     contact_reason,
     list_live_ids,
 )
-from sources.intercom.specs import RECONCILED_STREAMS
+from intercom_elt.sources.intercom.specs import RECONCILED_STREAMS
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ from collections.abc import Iterable, Sequence
 
 import dlt
 from dlt.destinations.sql_client import SqlClientBase
-
-from sources.intercom.rejects import REJECTS_TABLE
-from sources.intercom.specs import CLEARED_BY
+from intercom_elt.sources.intercom.rejects import REJECTS_TABLE
+from intercom_elt.sources.intercom.specs import CLEARED_BY
 
 __all__ = ["REJECTS_TABLE", "settle_rejects"]
 

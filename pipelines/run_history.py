@@ -27,16 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 import dlt
 import pendulum
-
-from pipelines import errors, failures
-from pipelines.config import Target
-from pipelines.run_history_table import RUNS_TABLE, insert_row, read_rows
-from pipelines.summary import RunSummary, stats_to_summary
+from intercom_elt.pipelines import errors, failures
+from intercom_elt.pipelines.config import Target
+from intercom_elt.pipelines.run_history_table import RUNS_TABLE, insert_row, read_rows
+from intercom_elt.pipelines.summary import RunSummary, stats_to_summary
 
 if TYPE_CHECKING:  # at run time preflight imports this module
-    from pipelines.preflight import CheckReport
-    from pipelines.reconcile import ReconcileResult
-    from sources.intercom.api import IntercomClient
+    from intercom_elt.pipelines.preflight import CheckReport
+    from intercom_elt.pipelines.reconcile import ReconcileResult
+    from intercom_elt.sources.intercom.api import IntercomClient
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +163,7 @@ class RunRecorder:
         try:
             pipeline = self.pipeline
             if pipeline is None:
-                from pipelines.destination import build_pipeline
+                from intercom_elt.pipelines.destination import build_pipeline
 
                 if self.target.destination == "duckdb" and not Path(self.target.duckdb_path).exists():
                     return

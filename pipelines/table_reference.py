@@ -3,7 +3,7 @@
 Reads the newest dlt schema stored in the dataset's `_dlt_version` table, so keys, write
 dispositions and column types are the ones dlt actually used, not a hand-kept list:
 
-    python -m pipelines.table_reference intercom_demo.duckdb --dataset intercom
+    python -m intercom_elt.pipelines.table_reference intercom_demo.duckdb --dataset intercom
 """
 
 from __future__ import annotations

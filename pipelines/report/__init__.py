@@ -17,8 +17,7 @@ from pathlib import Path
 from string import Template
 
 import dlt
-
-from pipelines.report.charts import CHARTS, STATUS_COLOURS
+from intercom_elt.pipelines.report.charts import CHARTS, STATUS_COLOURS
 
 Run = Mapping[str, object]
 STATUS_STRIP_RUNS = 100  # the status strip shows the last runs only; the other charts every run
@@ -101,7 +100,7 @@ def build_report_html(runs: Sequence[Run], *, dataset: str, generated_at: dateti
         meta += f" from {_when(runs[0].get('started_at'))} to {_when(runs[-1].get('started_at'))}"
     meta += f". Generated {_when(generated)}."
     legend = ", ".join(f'<span class="{s}">{s}</span>' for s in STATUS_COLOURS)
-    template = Template(resources.files("pipelines.report").joinpath("template.html").read_text("utf-8"))
+    template = Template(resources.files("intercom_elt.pipelines.report").joinpath("template.html").read_text("utf-8"))
     return template.substitute(
         title=html.escape(title),
         meta=f"{html.escape(meta)} Colours: {legend}",
@@ -114,7 +113,7 @@ def build_report_html(runs: Sequence[Run], *, dataset: str, generated_at: dateti
 
 def write_report(pipeline: dlt.Pipeline, out: Path, *, days: float | None = None) -> ReportResult:
     """Read the recorded runs of the pipeline's dataset and write the report to `out`."""
-    from pipelines.run_history import read_runs
+    from intercom_elt.pipelines.run_history import read_runs
 
     started = time.monotonic()
     runs = read_runs(pipeline, days or None)

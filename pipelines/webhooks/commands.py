@@ -12,12 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-
-from pipelines import destination, errors
-from pipelines.config import REGIONS, Target
-from pipelines.lock import pipeline_lock
-from pipelines.webhooks import config, drain, receiver, security
-from pipelines.webhooks.inbox import Inbox
+from intercom_elt.pipelines import destination, errors
+from intercom_elt.pipelines.config import REGIONS, Target
+from intercom_elt.pipelines.lock import pipeline_lock
+from intercom_elt.pipelines.webhooks import config, drain, receiver, security
+from intercom_elt.pipelines.webhooks.inbox import Inbox
 
 DEFAULT_RANGES_FILE = "intercom-ip-ranges.{region}.json"
 
@@ -122,7 +121,7 @@ def _refresh_ips(args: argparse.Namespace) -> int:
 
 def deletes_line(intercom_version: str) -> str:
     """`check`'s line on how deleted conversations are found with this Intercom-Version."""
-    from sources.intercom.deleted_feed import has_feed
+    from intercom_elt.sources.intercom.deleted_feed import has_feed
 
     if has_feed(intercom_version):
         return "Deleted conversations: from GET /conversations/deleted every run (Intercom-Version 2.16+)"

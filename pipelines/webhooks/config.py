@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
-
-from pipelines.config import Target, dlt_setting
-from pipelines.errors import EXIT_AUTH, EXIT_USAGE, UserError
+from intercom_elt.pipelines.config import Target, dlt_setting
+from intercom_elt.pipelines.errors import EXIT_AUTH, EXIT_USAGE, UserError
 
 SECRET_ENV = "INTERCOM_CLIENT_SECRET"
 INBOX_ENV = "INTERCOM_WEBHOOK_INBOX"

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from pipelines.webhooks import marks
-from pipelines.webhooks.inbox import Event, Inbox
+from intercom_elt.pipelines.webhooks import marks
+from intercom_elt.pipelines.webhooks.inbox import Event, Inbox
 
 logger = logging.getLogger(__name__)
 

@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
-
-from pipelines.webhooks.config import ClientSecrets
-from pipelines.webhooks.inbox import Event, Inbox
-from pipelines.webhooks.security import (
+from intercom_elt.pipelines.webhooks.config import ClientSecrets
+from intercom_elt.pipelines.webhooks.inbox import Event, Inbox
+from intercom_elt.pipelines.webhooks.security import (
     DEFAULT_MAX_AGE_DAYS,
     Allowlist,
     IPNetwork,

@@ -10,9 +10,9 @@ from typing import Any
 import dlt
 import duckdb
 import pytest
+from intercom_elt.sources.intercom import IntercomClient, intercom_source, settings
 
 from intercom_emulator.testing import EmulatorServer
-from sources.intercom import IntercomClient, intercom_source, settings
 
 # an early start date keeps activity-log windows few while covering all generated history
 START = "2024-06-01"

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import dlt
 import pytest
-
-from intercom_emulator.testing import EmulatorServer
-from sources.intercom import (
+from intercom_elt.sources.intercom import (
     IntercomAuthError,
     IntercomClient,
     IntercomPermissionError,
@@ -19,9 +17,11 @@ from sources.intercom import (
     intercom_source,
     settings,
 )
-from sources.intercom.errors import IntercomScrollError
-from sources.intercom.rate_limit import RateLimiter
-from sources.intercom.specs import check_scopes
+from intercom_elt.sources.intercom.errors import IntercomScrollError
+from intercom_elt.sources.intercom.rate_limit import RateLimiter
+from intercom_elt.sources.intercom.specs import check_scopes
+
+from intercom_emulator.testing import EmulatorServer
 
 SECRET = "tok_RECOGNISABLE_s3cr3t_4242"
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from sources.intercom import schema
-from sources.intercom.rejects import REJECTS_TABLE, Rejects, key_problem
+from intercom_elt.sources.intercom import schema
+from intercom_elt.sources.intercom.rejects import REJECTS_TABLE, Rejects, key_problem
 
 
 @pytest.mark.parametrize(

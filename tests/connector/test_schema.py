@@ -6,9 +6,8 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from sources.intercom import IntercomConfigError, intercom_source, schema
-from sources.intercom.streams import (
+from intercom_elt.sources.intercom import IntercomConfigError, intercom_source, schema
+from intercom_elt.sources.intercom.streams import (
     RecentWindow,
     build_search_query,
     day_safe_lower_bound,

@@ -170,7 +170,7 @@ def test_streams_hand_pages_to_dlt_from_its_extract_pool(sync: Sync, caplog: pyt
     """dlt 1.31 drops `parallelized=True` when a resource with an incremental argument is bound.
     The streams then ran one after another in dlt's main extract loop, and a stream waiting for
     its next page stalled every other one (the quota sat idle for seconds at a time)."""
-    with caplog.at_level(logging.DEBUG, logger="sources.intercom.streams"):
+    with caplog.at_level(logging.DEBUG, logger="intercom_elt.sources.intercom.streams"):
         sync.run()
     handed = [r.getMessage() for r in caplog.records if "pages handed to dlt" in r.getMessage()]
     streams = {m.split()[1].rstrip(":") for m in handed}

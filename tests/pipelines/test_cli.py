@@ -11,10 +11,10 @@ import dlt
 import duckdb
 import pendulum
 import pytest
+from intercom_elt.pipelines.cli import main
+from intercom_elt.pipelines.config import Target
 
 from intercom_emulator.testing import EmulatorServer, free_port
-from pipelines.cli import main
-from pipelines.config import Target
 from tests.pipelines.conftest import LIMITED_TOKEN
 
 ID_STREAMS = (
@@ -104,7 +104,7 @@ def test_run_into_duckdb_matches_ground_truth(emulator, token_env, target_args, 
     assert "test-token" not in out.out + out.err
 
     # the README's table reference is generated from exactly such a file
-    from pipelines.table_reference import load_schema, render
+    from intercom_elt.pipelines.table_reference import load_schema, render
 
     reference = render(load_schema(str(duckdb_file), "intercom_data"))
     assert "#### `contacts`\n\nKey: `id`. Write disposition: merge." in reference
@@ -435,7 +435,7 @@ def _bench_target(tmp_path: Path, name: str, tuned: bool = True) -> Target:
 def test_duckdb_connections_get_the_memory_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The product caps DuckDB (128MB, one thread, no insertion order); a user's own
     global_config replaces that; dlt's defaults (the benchmark baseline) leave DuckDB alone."""
-    from pipelines.destination import build_pipeline
+    from intercom_elt.pipelines.destination import build_pipeline
 
     def settings(target: Target) -> tuple[str, int, bool]:
         with build_pipeline(target).sql_client() as client:
@@ -459,7 +459,7 @@ def test_sync_tunes_the_garbage_collector_unless_the_process_chose(tmp_path: Pat
     defaults (the benchmark baseline) leave them alone, and so does a process that set its own."""
     import gc
 
-    from pipelines.destination import GC_THRESHOLDS, build_pipeline
+    from intercom_elt.pipelines.destination import GC_THRESHOLDS, build_pipeline
 
     before = gc.get_threshold()
     try:

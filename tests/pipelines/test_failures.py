@@ -10,8 +10,7 @@ from pathlib import Path
 import dlt
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
-
-from pipelines.failures import describe_failure
+from intercom_elt.pipelines.failures import describe_failure
 
 
 def test_a_failing_stream_is_named_with_its_own_error_not_dlts_cleanup(tmp_path: Path) -> None:

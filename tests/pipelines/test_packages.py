@@ -7,11 +7,17 @@ import gzip
 from pathlib import Path
 
 import pytest
+from intercom_elt.pipelines import config, destination, preflight
+from intercom_elt.pipelines import intercom_pipeline as ip
+from intercom_elt.pipelines.cli import main
+from intercom_elt.pipelines.packages import (
+    count_then_clean,
+    csv_records,
+    file_rows,
+    remove_loaded_job_files,
+    run_load_ids,
+)
 
-from pipelines import config, destination, preflight
-from pipelines import intercom_pipeline as ip
-from pipelines.cli import main
-from pipelines.packages import count_then_clean, csv_records, file_rows, remove_loaded_job_files, run_load_ids
 from tests.conftest import write_job_file
 
 

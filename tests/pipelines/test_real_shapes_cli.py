@@ -12,10 +12,10 @@ from typing import Any
 import duckdb
 import psycopg2
 import pytest
+from intercom_elt.pipelines.cli import main
+from intercom_elt.sources.intercom import schema
 
 from intercom_emulator.testing import EmulatorServer
-from pipelines.cli import main
-from sources.intercom import schema
 
 TYPE_NAMES = {"text": {"VARCHAR", "text", "character varying"}, "bigint": {"BIGINT", "bigint"},
               "double": {"DOUBLE", "double precision"}, "bool": {"BOOLEAN", "boolean"},

@@ -14,9 +14,8 @@ from typing import Any
 
 import dlt
 import pytest
-
-from pipelines.rejects import REJECTS_TABLE, settle_rejects
-from sources.intercom.rejects import Rejects, rows_and_rejects, with_rejects_table
+from intercom_elt.pipelines.rejects import REJECTS_TABLE, settle_rejects
+from intercom_elt.sources.intercom.rejects import Rejects, rows_and_rejects, with_rejects_table
 
 
 def _source(contacts: list[dict[str, Any]], tags: list[dict[str, Any]]) -> Any:

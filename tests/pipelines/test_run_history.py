@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from intercom_elt.pipelines.cli import main
+from intercom_elt.pipelines.run_history_table import COLUMNS, readme_table
 
 from intercom_emulator.testing import EmulatorServer
-from pipelines.cli import main
-from pipelines.run_history_table import COLUMNS, readme_table
 from tests.pipelines.browser import offline_browser, open_page
 from tests.resilience.conftest import Warehouse
 
@@ -246,7 +246,7 @@ def _cli_stopped_mid_extract(tmp_path: Path, sig: signal.Signals) -> tuple[int, 
 
         def cli() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
-                [sys.executable, "-m", "pipelines.cli", "run", "--base-url", server.base_url, *argv],
+                [sys.executable, "-m", "intercom_elt.pipelines.cli", "run", "--base-url", server.base_url, *argv],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,

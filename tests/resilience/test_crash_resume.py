@@ -57,13 +57,13 @@ def slow_save(self, load_id, file_name, *args, **kwargs):
     save(self, load_id, file_name, *args, **kwargs)
     sentinel.unlink(missing_ok=True)
 PackageStorage.save_pending_transition = slow_save
-from pipelines.cli import main
+from intercom_elt.pipelines.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
 
 class CliRunner:
-    """Starts `python -m pipelines.cli run` against the emulator, into the test's target.
+    """Starts `python -m intercom_elt.pipelines.cli run` against the emulator, into the test's target.
 
     `commit_gap` (seconds) widens dlt's gap between a load job's commit and its record of it.
     """
@@ -88,7 +88,7 @@ class CliRunner:
 
     def argv(self) -> list[str]:
         wrapper = WIDE_COMMIT_GAP.format(gap=self.commit_gap, gap_dir=str(self.gap_dir))
-        cli = ["-c", wrapper] if self.commit_gap else ["-m", "pipelines.cli"]
+        cli = ["-c", wrapper] if self.commit_gap else ["-m", "intercom_elt.pipelines.cli"]
         return [
             sys.executable, *cli, "run",
             "--base-url", self.emu.base_url,
@@ -343,7 +343,7 @@ def test_concurrent_run_is_refused(tmp_path: Path) -> None:
 def test_extracted_package_already_normalized_is_dropped(tmp_path: Path) -> None:
     """A kill between normalize's hand-over and its clean-up leaves the package twice; only the
     normalized copy may stay, or every later normalize fails on the existing target folder."""
-    from pipelines.resume import drop_stale_extracted_packages
+    from intercom_elt.pipelines.resume import drop_stale_extracted_packages
 
     for folder in ("normalize/extracted/111", "load/new/111", "load/normalized/111", "normalize/extracted/222"):
         (tmp_path / folder).mkdir(parents=True)

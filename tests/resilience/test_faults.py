@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from intercom_elt.pipelines.cli import main
 
 from intercom_emulator.testing import EmulatorServer
-from pipelines.cli import main
 from tests.resilience.conftest import (
     TOKEN,
     OtherScrollClient,

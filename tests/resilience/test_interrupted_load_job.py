@@ -22,9 +22,8 @@ from typing import Any
 import dlt
 import pendulum
 import pytest
-
-from pipelines.destination import LOADER_FILE_FORMATS
-from pipelines.resume import UnconfirmedJob, _row_ids, finish_pending_packages, unconfirmed_jobs
+from intercom_elt.pipelines.destination import LOADER_FILE_FORMATS
+from intercom_elt.pipelines.resume import UnconfirmedJob, _row_ids, finish_pending_packages, unconfirmed_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 CRASHED = 137

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import dlt
 import pytest
+from intercom_elt.pipelines import config
+from intercom_elt.pipelines import intercom_pipeline as ip
 
 from intercom_emulator.testing import EmulatorServer
-from pipelines import config
-from pipelines import intercom_pipeline as ip
 from tests.resilience.conftest import (
     DATASET,
     Target,
@@ -72,7 +72,7 @@ def secret_emu() -> EmulatorServer:
 
 def _cli(emu: EmulatorServer, target: Target, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     argv = [
-        sys.executable, "-m", "pipelines.cli", "--debug", "run", "--base-url", emu.base_url,
+        sys.executable, "-m", "intercom_elt.pipelines.cli", "--debug", "run", "--base-url", emu.base_url,
         "--pipelines-dir", str(tmp_path / "pipelines"), "--pipeline-name", PIPELINE, "--progress",
         *target.cli_args, *extra,
     ]
@@ -131,7 +131,7 @@ def test_token_not_in_exception_or_logs_in_process(
 
 
 def test_non_loopback_base_url_must_be_https(tmp_path: Path) -> None:
-    from sources.intercom import IntercomClient, IntercomConfigError
+    from intercom_elt.sources.intercom import IntercomClient, IntercomConfigError
 
     for url in ("http://api.intercom.io", "http://10.0.0.5:8080", "http://example.com"):
         with pytest.raises(IntercomConfigError, match="https"):

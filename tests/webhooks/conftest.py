@@ -23,9 +23,9 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
+from intercom_elt.pipelines.cli import main
 
 from intercom_emulator.testing import EmulatorServer, free_port
-from pipelines.cli import main
 
 SECRET = "test-app-client-secret"
 TABLES = ("contacts", "companies", "conversations")
@@ -42,7 +42,7 @@ class ReceiverProcess:
     def __init__(self, target_args: list[str], port: int | None = None, extra: list[str] | None = None,
                  env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.port = port or free_port()
-        self.argv = [sys.executable, "-m", "pipelines.cli", "webhooks", "serve", "--port", str(self.port),
+        self.argv = [sys.executable, "-m", "intercom_elt.pipelines.cli", "webhooks", "serve", "--port", str(self.port),
                      *target_args, *(extra or [])]
         merged = {**os.environ, "INTERCOM_CLIENT_SECRET": SECRET, **(env or {})}
         self.env = {k: v for k, v in merged.items() if v}  # an empty value unsets

@@ -85,7 +85,7 @@ def test_history_mode_closes_the_current_version(feed_scene: Scene) -> None:
 def test_feed_items_of_an_unexpected_shape_are_read_or_skipped_never_crash() -> None:
     from datetime import datetime, timezone
 
-    from sources.intercom.deleted_feed import has_feed, shape
+    from intercom_elt.sources.intercom.deleted_feed import has_feed, shape
 
     at = datetime.fromtimestamp(1734537460, tz=timezone.utc)
     assert shape({"id": 512, "deleted_at": "1734537460"}) == {"id": "512", "deleted_at": at, "metrics_retained": None}

@@ -8,9 +8,9 @@ import time
 
 import psycopg2
 import pytest
+from intercom_elt.pipelines.webhooks.receiver import PAUSE_ENV
 
 from intercom_emulator.webhooks import sender_of
-from pipelines.webhooks.receiver import PAUSE_ENV
 from tests.webhooks.conftest import PgScene, Scene
 
 
@@ -114,7 +114,7 @@ def test_drain_killed_half_way_is_finished_by_the_next_drain(pg_scene: PgScene) 
     blocker = psycopg2.connect(scene.dsn)  # hold the 4th victim's row: the drain stops there
     cur = blocker.cursor()
     cur.execute(f"select id from {scene.dataset}.contacts where id = %s for update", (victims[3],))
-    drain = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "webhooks", "drain", *scene.target_args],
+    drain = subprocess.Popen([sys.executable, "-m", "intercom_elt.pipelines.cli", "webhooks", "drain", *scene.target_args],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait(lambda: len(scene.deleted("contacts")) == 3, timeout=60)
