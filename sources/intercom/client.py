@@ -12,6 +12,7 @@ sets `_send` reuses): it is never logged, never put into an exception message an
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import math
 import random
@@ -207,7 +208,12 @@ def records_in(body: Mapping[str, Any], where: RecordsAt, template: str) -> list
     for key in where.keys:
         value = body.get(key)
         if isinstance(value, list):
-            return [r for r in value if isinstance(r, dict)]
+            records = [r for r in value if isinstance(r, dict)]
+            if len(records) < len(value):  # not a record at all (null, a string): nothing to keep aside
+                logger.warning("%s: %d element(s) of '%s' were not objects and were skipped: %s", template,
+                               len(value) - len(records), key,
+                               json.dumps([r for r in value if not isinstance(r, dict)][:3], default=str)[:200])
+            return records
         if value is not None and present is None:
             present = key
     if (where.strict and present is not None) or where.required:

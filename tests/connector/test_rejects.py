@@ -111,3 +111,13 @@ def test_envelope_list_under_an_unexpected_key_still_gives_child_rows():
     assert [i["id"] for i in items] == ["1", "2"]
     items, _ = schema.envelope_items({"type": "tag.list", "tags": [{"id": "t"}]})
     assert [i["id"] for i in items] == ["t"]
+
+
+def test_list_elements_that_are_not_objects_are_skipped_with_a_warning(caplog):
+    """`null` or a string inside a record list is no record to keep aside, but never skipped silently."""
+    from intercom_elt.sources.intercom.client import records_in
+    from intercom_elt.sources.intercom.pagers import RecordsAt
+
+    page = records_in({"data": [{"id": "1"}, None, "oops", {"id": "2"}]}, RecordsAt(), "POST /contacts/search")
+    assert page == [{"id": "1"}, {"id": "2"}]
+    assert "POST /contacts/search: 2 element(s) of 'data' were not objects and were skipped: [null, \"oops\"]" in caplog.text
