@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import dlt
 from dlt.sources import DltResource
 
-from . import deleted_feed, schema, settings
+from . import schema, settings
 from .api import IntercomClient
 from .client import ClientStats
 from .errors import (
@@ -113,12 +113,9 @@ def intercom_source(
     run = RunShape(tuple(selected), start, end, options.lookback_seconds, options.history)
     built: dict[str, DltResource] = {}
     for spec in in_build_order(SPECS.values()):
-        if not wanted(spec, run.selected):
+        if not wanted(spec, run.selected) or not spec.available(client.intercom_version, end is not None):
             continue
         if spec.parts is not None and spec.parent is None:  # a parent hands its parts to its child
             ctx.hand_offs[spec.name] = PartsHandOff(spec.parts.child in run.selected, {}, threading.Lock())
         built[spec.name] = build(spec, ctx, run, built)
-    resources = list(built.values())
-    if "conversations" in run.selected and end is None and deleted_feed.has_feed(client.intercom_version):
-        resources.append(deleted_feed.resource(client, start, options.lookback_seconds))
-    return resources
+    return list(built.values())

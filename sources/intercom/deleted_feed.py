@@ -4,7 +4,8 @@ Why: Intercom's lists never show what was deleted; before 2.16 only listing ever
 (`run --reconcile-deletes`) finds deleted conversations. The feed lists `{id, deleted_at,
 metrics_retained}`, newest first by default, `page`d, at most 60 a page. Read newest first and
 stop at the first page that reaches back past the cursor: a run with no new delete costs one call.
-Rows land in `deleted_conversations` (merged on id); the run then marks `conversations` from it.
+Rows land in `deleted_conversations` (merged on id; its spec in specs.py reads it with
+`conversations` from 2.16 on); the run then marks `conversations` from it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-import dlt
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.extract.incremental import Incremental
-from dlt.sources import DltResource
 
+from . import settings
 from .api import IntercomClient
 from .pagers import PageNumber, PageRequest, RecordsAt
 
@@ -32,8 +32,7 @@ COLUMNS: TTableSchemaColumns = {
 
 def has_feed(version: str) -> bool:
     """True for Intercom-Version 2.16 and newer."""
-    major, _, minor = str(version).partition(".")
-    return major.isdigit() and minor.isdigit() and (int(major), int(minor)) >= FIRST_VERSION
+    return settings.version_at_least(version, FIRST_VERSION)
 
 
 def shape(item: object) -> dict[str, Any] | None:
@@ -48,6 +47,14 @@ def shape(item: object) -> dict[str, Any] | None:
     return {"id": str(item["id"]), "deleted_at": at, "metrics_retained": retained if isinstance(retained, bool) else None}
 
 
+def shape_row(raw: Mapping[str, Any], how: object) -> dict[str, Any]:
+    """The spec's shape: a feed item as a row (its id and `deleted_at` were screened before)."""
+    row = shape(raw)
+    if row is None:
+        raise ValueError("not a deleted-conversation item")
+    return row
+
+
 def feed_pages(client: IntercomClient, cursor: Incremental[Any]) -> Iterator[list[dict[str, Any]]]:
     """The feed's raw pages, newest first, until a page reaches back past `cursor.start_value`."""
     since = cursor.start_value
@@ -60,23 +67,3 @@ def feed_pages(client: IntercomClient, cursor: Incremental[Any]) -> Iterator[lis
         times = [r["deleted_at"] for r in map(shape, items) if r is not None]
         if since is not None and times and min(times) < since:
             return
-
-
-def resource(client: IntercomClient, start: datetime | None, lookback_seconds: int) -> DltResource:
-    """The `deleted_conversations` resource (merged on id), its cursor on `deleted_at`."""
-    lag = float(lookback_seconds) if lookback_seconds else None
-    cursor = dlt.sources.incremental("deleted_at", initial_value=start, lag=lag, range_start="closed")
-    feed = dlt.resource(deleted_conversations, name="deleted_conversations", primary_key="id",
-                        write_disposition="merge", columns=COLUMNS)
-    return feed(client, deleted_at=cursor)
-
-
-def deleted_conversations(
-    client: IntercomClient,
-    deleted_at: dlt.sources.incremental[datetime] = dlt.sources.incremental("deleted_at"),  # noqa: B008
-) -> Iterator[list[dict[str, Any]]]:
-    """The `deleted_conversations` resource: feed pages as rows, down to the cursor (lag applied)."""
-    for items in feed_pages(client, deleted_at):
-        rows = [r for r in map(shape, items) if r is not None]
-        if rows:
-            yield rows

@@ -46,9 +46,10 @@ class RunShape:
 
 
 def wanted(spec: StreamSpec, selected: tuple[str, ...]) -> bool:
-    """A stream is built when selected, or when its child is (a parent feeds its parts)."""
+    """A stream is built when selected, when its child is (a parent feeds its parts), or when the
+    stream it accompanies is."""
     child = spec.parts.child if spec.parts is not None and spec.parent is None else None
-    return spec.name in selected or child in selected
+    return spec.name in selected or child in selected or spec.companion_of in selected
 
 
 def in_build_order(specs: Iterable[StreamSpec]) -> list[StreamSpec]:
@@ -73,7 +74,7 @@ def _incremental(spec: StreamSpec, ctx: StreamContext, run: RunShape, built: Map
         disposition = history_mode.resource_hints(run.history)
     resource = dlt.resource(
         spec.read, name=spec.name, primary_key=spec.primary_key, **disposition, columns=spec.hint_columns,
-        selected=spec.name in run.selected,
+        selected=spec.name in run.selected or spec.companion_of in run.selected,  # a parent only for its child: not loaded
     )
     return resource(ctx, spec, run.cursor(spec.cursor)).parallelize()
 

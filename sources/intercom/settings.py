@@ -18,6 +18,12 @@ DEFAULT_VERSION = "2.15"
 # the Intercom-Version values the suite syncs end to end (tests/connector/test_versions.py); shapes
 # differ between them (docs/emulator-contract.md), so an untested one is refused, not guessed at
 SUPPORTED_VERSIONS: tuple[str, ...] = ("2.11", "2.12", "2.13", "2.14", "2.15", "2.16")
+
+
+def version_at_least(intercom_version: str, first: tuple[int, int]) -> bool:
+    """True for a numbered Intercom-Version at or after `first` ("2.16" >= (2, 16))."""
+    major, _, minor = str(intercom_version).partition(".")
+    return major.isdigit() and minor.isdigit() and (int(major), int(minor)) >= first
 DEFAULT_LOOKBACK_SECONDS = 900
 DEFAULT_MAX_WORKERS = 32  # upper bound of concurrent detail fetches; sized down from quota x latency
 

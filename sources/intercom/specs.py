@@ -17,7 +17,7 @@ from typing import Any, Literal
 from dlt.common.schema.typing import TColumnSchema
 from dlt.common.typing import TDataItem
 
-from . import relations, schema, settings, tickets
+from . import deleted_feed, relations, schema, settings, tickets
 from .api import IntercomClient
 from .deletes import DELETE_COLUMNS, read_listed
 from .errors import IntercomPermissionError
@@ -78,6 +78,15 @@ class StreamSpec:
     deletes: Literal["kept", "soft", "reconciled"] = "kept"  # see deletes.py
     # how a later load shows that a rejected record has landed (pipelines/rejects.py)
     cleared_by: Literal["record", "parent", "listing"] = "record"
+    companion_of: str | None = None  # read whenever that stream is; not a stream users name
+    since_version: tuple[int, int] | None = None  # the first Intercom-Version that has the endpoint
+    in_backfills: bool = True
+
+    def available(self, intercom_version: str, backfill: bool) -> bool:
+        """False where this Intercom-Version lacks the endpoint, or in a backfill for a stream kept out of them."""
+        if backfill and not self.in_backfills:
+            return False
+        return self.since_version is None or settings.version_at_least(intercom_version, self.since_version)
 
     @property
     def hint_columns(self) -> dict[str, TColumnSchema]:
@@ -161,9 +170,16 @@ SPECS: dict[str, StreamSpec] = {
             "ticket_parts", read_parts, "tickets_search", tickets.TICKET_PART_COLUMNS,
             parts=TICKET_PARTS, parent="tickets", cleared_by="parent",
         ),
+        # 2.16's feed of deleted conversations, read with `conversations`; the run marks them from it
+        StreamSpec(
+            "deleted_conversations", read_records, "conversations_search", deleted_feed.COLUMNS,
+            deleted_feed.shape_row, deleted_feed.feed_pages, cursor="deleted_at", companion_of="conversations",
+            since_version=deleted_feed.FIRST_VERSION, in_backfills=False,
+        ),
     )
 }
-STREAMS: tuple[str, ...] = tuple(SPECS)
+# the streams users name (--streams); companions come with theirs
+STREAMS: tuple[str, ...] = tuple(name for name, spec in SPECS.items() if spec.companion_of is None)
 RECONCILED_STREAMS: tuple[str, ...] = tuple(s.name for s in SPECS.values() if s.deletes == "reconciled")
 # how a later load shows that a stream's rejected record has landed: (rule, table), see pipelines/rejects.py
 CLEARED_BY: dict[str, tuple[str, str]] = {s.name: (s.cleared_by, s.parent or s.name) for s in SPECS.values()}
