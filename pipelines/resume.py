@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-from dlt.common.destination.client import WithStagingDataset
+from dlt.common.destination.client import JobClientBase, WithStagingDataset
 from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID
 from dlt.common.storages import FileStorage
 from dlt.common.storages.load_package import PackageStorage
@@ -144,7 +144,7 @@ def undo_unconfirmed_jobs(pipeline: dlt.Pipeline) -> list[str]:
     return done
 
 
-def _undo(client: Any, job: UnconfirmedJob, package_jobs: Sequence[UnconfirmedJob]) -> bool:
+def _undo(client: JobClientBase, job: UnconfirmedJob, package_jobs: Sequence[UnconfirmedJob]) -> bool:
     """Delete `job`'s rows from the table it loads into; False (and a warning) if it cannot tell."""
     staging = isinstance(client, WithStagingDataset) and client.should_load_data_to_staging_dataset(job.table)
     ids = _row_ids(job, C_DLT_ID, getattr(client.config, "csv_format", None))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from dlt.destinations.sql_client import SqlClientBase
+
 RUNS_TABLE = "_intercom_runs"
 
 
@@ -84,13 +86,13 @@ def _sql_type(dialect: str, kind: str) -> str:
     return _TYPES.get(dialect, _GENERIC)[kind]
 
 
-def dialect_of(sql_client: Any) -> str:
+def dialect_of(sql_client: SqlClientBase[Any]) -> str:
     """duckdb, postgres, or "sql" for another destination (from dlt's module of the client)."""
     module = type(sql_client).__module__
     return next((known for known in ("duckdb", "postgres") if f".{known}." in module), "sql")
 
 
-def _ensure_table(sql_client: Any, dialect: str) -> str:
+def _ensure_table(sql_client: SqlClientBase[Any], dialect: str) -> str:
     """Create the dataset and table when missing and add columns a newer version defines."""
     if not sql_client.has_dataset():
         sql_client.create_dataset()
@@ -104,7 +106,7 @@ def _ensure_table(sql_client: Any, dialect: str) -> str:
     return table
 
 
-def existing_columns(sql_client: Any, table: str = RUNS_TABLE) -> list[str]:
+def existing_columns(sql_client: SqlClientBase[Any], table: str = RUNS_TABLE) -> list[str]:
     """Column names of a table in the dataset (empty when it does not exist)."""
     rows = sql_client.execute_sql(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
@@ -122,7 +124,7 @@ def _db_value(kind: str, value: object) -> object:
     return value
 
 
-def insert_row(sql_client: Any, row: Mapping[str, object]) -> None:
+def insert_row(sql_client: SqlClientBase[Any], row: Mapping[str, object]) -> None:
     """Append one run (keys: `COLUMN_NAMES`) in a single statement."""
     table = _ensure_table(sql_client, dialect_of(sql_client))
     values = [_db_value(c.kind, row.get(c.name)) for c in COLUMNS]
@@ -144,7 +146,7 @@ def _py_value(kind: str, value: object) -> object:
     return value
 
 
-def read_rows(sql_client: Any, since: datetime | None = None) -> list[dict[str, object]]:
+def read_rows(sql_client: SqlClientBase[Any], since: datetime | None = None) -> list[dict[str, object]]:
     """Every run (oldest first), or those started at/after `since`; [] when there is no history."""
     present = existing_columns(sql_client)
     if not present:

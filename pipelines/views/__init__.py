@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from dlt.destinations.sql_client import SqlClientBase
+
 from .base import (
     _NAME_RE,
     FIVETRAN_SUFFIX,
@@ -129,7 +131,7 @@ def drop_views(execute: Callable[[str], Any], *, dataset: str, fivetran_schema: 
         execute(stmt)
 
 
-def _sql_client_runner(client: Any) -> tuple[Callable[[str], Any], Callable[[str], list[tuple[Any, ...]]]]:
+def _sql_client_runner(client: SqlClientBase[Any]) -> tuple[Callable[[str], Any], Callable[[str], list[tuple[Any, ...]]]]:
     def execute(sql: str) -> Any:
         return client.execute_sql(sql)
 
