@@ -39,7 +39,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from intercom_elt.sources.intercom.settings import DEFAULT_LOOKBACK_SECONDS  # noqa: E402
-
 from intercom_emulator.dump import PARTS_LIMIT  # noqa: E402
 from intercom_emulator.shape_drift import ORIGINAL_ID_FIELD, Invalid  # noqa: E402
 from intercom_emulator.testing import EmulatorServer  # noqa: E402

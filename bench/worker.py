@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if key.startswith(_DLT_TUNING_PREFIXES):
                 del os.environ[key]
     import dlt
+
     from intercom_elt.pipelines import config, destination, preflight
     from intercom_elt.pipelines import intercom_pipeline as ip
     from intercom_elt.pipelines.packages import rows_loaded, run_load_ids

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pendulum
+
 from intercom_elt.pipelines import config, destination, errors, failures, preflight, run_history
 from intercom_elt.pipelines import intercom_pipeline as ip
 from intercom_elt.pipelines.summary import format_summary

@@ -16,6 +16,7 @@ from typing import Any
 
 import dlt
 import pendulum
+
 from intercom_elt.pipelines.errors import EXIT_AUTH, EXIT_USAGE, UserError
 from intercom_elt.sources.intercom import options
 from intercom_elt.sources.intercom import settings as source_settings

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+
 from intercom_elt.pipelines import config, destination, errors, run_history
 from intercom_elt.pipelines import intercom_pipeline as ip
 from intercom_elt.pipelines.report import write_report

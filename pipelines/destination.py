@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+
 from intercom_elt.pipelines.config import Target, dlt_setting, validate_name
 from intercom_elt.pipelines.errors import EXIT_USAGE, UserError
 

@@ -13,6 +13,7 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination.exceptions import InvalidDestinationReference, UnknownDestinationModule
 from dlt.extract.exceptions import ResourceExtractionError
 from dlt.pipeline.exceptions import PipelineStepFailed
+
 from intercom_elt.pipelines.config import CLI_WORDS, SourceSettings, Target
 from intercom_elt.pipelines.destination import DUCKDB_SETTINGS
 from intercom_elt.pipelines.errors import EXIT_AUTH, EXIT_DESTINATION, EXIT_NETWORK, EXIT_USAGE, UserError

@@ -12,6 +12,7 @@ import time
 
 import dlt
 from dlt.extract import DltSource
+
 from intercom_elt.pipelines import run_history
 from intercom_elt.pipelines.config import SourceSettings, Target, dlt_setting
 from intercom_elt.pipelines.destination import (
@@ -38,6 +39,7 @@ from intercom_elt.pipelines.resume import finish_pending_packages
 from intercom_elt.pipelines.summary import RunSummary, stats_to_summary
 from intercom_elt.sources.intercom import intercom_source
 from intercom_elt.sources.intercom.api import IntercomClient
+from intercom_elt.sources.intercom.settings import MAX_RETRIES
 
 logger = logging.getLogger(__name__)
 
@@ -76,23 +78,33 @@ def run_sync(
     the outcome line is in `summary.views`.
     """
     started = time.monotonic()
-    report = check_workspace(settings, settings.streams) if preflight else None
-    run_history.observe(preflight=report)
-    if report is not None:
-        if settings.skip_denied_streams:
-            settings.streams = skip_denied_streams(report, settings.streams)
-        require_permissions(report, settings.streams)
-    if not full_refresh:  # before dlt opens the pipeline (it would warn about the mismatch)
-        guard_destination(target, saved_target(target))
-    pipeline = build_pipeline(target)
-    with pipeline_lock(pipeline):
-        return _locked_run(settings, target, pipeline, report, started, full_refresh=full_refresh, views=views)
+    # one client for the whole run: the preflight's small retry budget first (a wrong host fails in
+    # seconds), then the sync's full one; /me is asked once and cached
+    client = make_client(settings) if preflight else make_client(settings, max_retries=None)
+    try:
+        report = check_workspace(settings, settings.streams, client) if preflight else None
+        run_history.observe(preflight=report)
+        if report is not None:
+            if settings.skip_denied_streams:
+                settings.streams = skip_denied_streams(report, settings.streams)
+            require_permissions(report, settings.streams)
+        client.max_retries = MAX_RETRIES
+        if not full_refresh:  # before dlt opens the pipeline (it would warn about the mismatch)
+            guard_destination(target, saved_target(target))
+        pipeline = build_pipeline(target)
+        with pipeline_lock(pipeline):
+            return _locked_run(
+                settings, target, pipeline, client, report, started, full_refresh=full_refresh, views=views
+            )
+    finally:
+        close_client(client)
 
 
 def _locked_run(
     settings: SourceSettings,
     target: Target,
     pipeline: dlt.Pipeline,
+    client: IntercomClient,
     report: CheckReport | None,
     started: float,
     *,
@@ -104,20 +116,16 @@ def _locked_run(
     if full_refresh:  # Postgres refuses to drop tables our views read
         _drop_views_quietly(pipeline)
     with translate_errors(settings, target):
-        client = make_client(settings, max_retries=None)
-        try:
-            resumed = finish_pending_packages(pipeline)
-            read_from = time.time()  # update notifications received before this are read by this run
-            pipeline.run(
-                build_source(settings, client),
-                refresh="drop_sources" if full_refresh else None,
-                **pipeline_run_kwargs(target),
-            )
-            reconciled = reconcile(pipeline, client, settings) if settings.reconcile_deletes else None
-            workspace = report.app.get("id_code") if report is not None else None  # the inbox's app_id
-            deletes_applied = apply_pushed_deletes(pipeline, target, read_from, str(workspace) if workspace else None)
-        finally:
-            close_client(client)
+        resumed = finish_pending_packages(pipeline)
+        read_from = time.time()  # update notifications received before this are read by this run
+        pipeline.run(
+            build_source(settings, client),
+            refresh="drop_sources" if full_refresh else None,
+            **pipeline_run_kwargs(target),
+        )
+        reconciled = reconcile(pipeline, client, settings) if settings.reconcile_deletes else None
+        workspace = report.app.get("id_code") if report is not None else None  # the inbox's app_id
+        deletes_applied = apply_pushed_deletes(pipeline, target, read_from, str(workspace) if workspace else None)
     load_ids = [*resumed, *run_load_ids(pipeline)]
     rejected = settle_rejects(pipeline, settings.streams, load_ids)
     rows = count_then_clean(pipeline, load_ids, dlt_setting("load.delete_completed_jobs", bool))
@@ -131,9 +139,7 @@ def _locked_run(
         location=target.location,
         rejected=rejected,
     )
-    if report is not None:
-        stats_to_summary(summary, report.stats)
-    stats_to_summary(summary, client.stats.as_dict())
+    stats_to_summary(summary, client.stats.as_dict())  # the preflight's requests included: one client
     summary.reconciled = "\n".join(filter(None, [reconciled, deletes_applied])) or None
     summary.views = refresh_views(pipeline) if views else None
     summary.duration_seconds = time.monotonic() - started

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+
 from intercom_elt.pipelines.errors import EXIT_FAILURE, UserError
 
 

@@ -72,16 +72,24 @@ def _scope_result(raw: dict[str, str | None]) -> tuple[dict[str, bool], dict[str
     return allowed, missing
 
 
-def check_workspace(settings: SourceSettings, streams: list[str] | None = None) -> CheckReport:
-    """Call /me and probe permissions (of `streams`, default all); raise UserError with the fix."""
+def check_workspace(
+    settings: SourceSettings, streams: list[str] | None = None, client: IntercomClient | None = None
+) -> CheckReport:
+    """Call /me and probe permissions (of `streams`, default all); raise UserError with the fix.
+
+    With `client` (a run's own), the check uses it and leaves it open: the run then reads /me from
+    its cache instead of asking again.
+    """
     with translate_errors(settings):
-        client = make_client(settings)
+        own = client is None
+        checking = make_client(settings) if client is None else client
         try:
-            me = client.me()
-            allowed, missing = _scope_result(specs.check_scopes(client, streams))
-            stats = client.stats.as_dict()
+            me = checking.me()
+            allowed, missing = _scope_result(specs.check_scopes(checking, streams))
+            stats = checking.stats.as_dict()
         finally:
-            close_client(client)
+            if own:
+                close_client(checking)
     return CheckReport(me=me, allowed=allowed, missing=missing, settings=settings, stats=stats)
 
 

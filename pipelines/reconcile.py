@@ -17,6 +17,7 @@ from typing import Any
 
 import dlt
 from dlt.destinations.sql_client import SqlClientBase
+
 from intercom_elt.sources.intercom.api import IntercomClient
 from intercom_elt.sources.intercom.deletes import (
     DELETED_AT,

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import dlt
 from dlt.destinations.sql_client import SqlClientBase
+
 from intercom_elt.sources.intercom.rejects import REJECTS_TABLE
 from intercom_elt.sources.intercom.specs import CLEARED_BY
 

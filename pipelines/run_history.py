@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import dlt
 import pendulum
+
 from intercom_elt.pipelines import errors, failures
 from intercom_elt.pipelines.config import Target
 from intercom_elt.pipelines.run_history_table import RUNS_TABLE, insert_row, read_rows

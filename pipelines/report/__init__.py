@@ -17,6 +17,7 @@ from pathlib import Path
 from string import Template
 
 import dlt
+
 from intercom_elt.pipelines.report.charts import CHARTS, STATUS_COLOURS
 
 Run = Mapping[str, object]

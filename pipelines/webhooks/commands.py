@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+
 from intercom_elt.pipelines import destination, errors
 from intercom_elt.pipelines.config import REGIONS, Target
 from intercom_elt.pipelines.lock import pipeline_lock

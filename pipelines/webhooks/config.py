@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+
 from intercom_elt.pipelines.config import Target, dlt_setting
 from intercom_elt.pipelines.errors import EXIT_AUTH, EXIT_USAGE, UserError
 

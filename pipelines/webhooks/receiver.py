@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
+
 from intercom_elt.pipelines.webhooks.config import ClientSecrets
 from intercom_elt.pipelines.webhooks.inbox import Event, Inbox
 from intercom_elt.pipelines.webhooks.security import (

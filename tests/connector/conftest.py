@@ -10,8 +10,8 @@ from typing import Any
 import dlt
 import duckdb
 import pytest
-from intercom_elt.sources.intercom import IntercomClient, intercom_source, settings
 
+from intercom_elt.sources.intercom import IntercomClient, intercom_source, settings
 from intercom_emulator.testing import EmulatorServer
 
 # an early start date keeps activity-log windows few while covering all generated history

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dlt
 import pytest
+
 from intercom_elt.sources.intercom import (
     IntercomAuthError,
     IntercomClient,
@@ -20,7 +21,6 @@ from intercom_elt.sources.intercom import (
 from intercom_elt.sources.intercom.errors import IntercomScrollError
 from intercom_elt.sources.intercom.rate_limit import RateLimiter
 from intercom_elt.sources.intercom.specs import check_scopes
-
 from intercom_emulator.testing import EmulatorServer
 
 SECRET = "tok_RECOGNISABLE_s3cr3t_4242"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from intercom_elt.sources.intercom import schema
 from intercom_elt.sources.intercom.rejects import REJECTS_TABLE, Rejects, key_problem
 

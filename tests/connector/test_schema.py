@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from intercom_elt.sources.intercom import IntercomConfigError, intercom_source, schema
 from intercom_elt.sources.intercom.streams import (
     RecentWindow,

@@ -8,8 +8,8 @@ the emulator answers in the requested version's shape, so each version is synced
 from __future__ import annotations
 
 import pytest
-from intercom_elt.sources.intercom import IntercomClient, IntercomConfigError, settings
 
+from intercom_elt.sources.intercom import IntercomClient, IntercomConfigError, settings
 from tests.connector.conftest import Sync
 from tests.connector.test_sync import _assert_matches_truth
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
 from intercom_elt.pipelines.cli import main
 from intercom_elt.pipelines.reconcile import reconcile_deletes
 from intercom_elt.sources.intercom import deletes
-
 from tests.datamodel.conftest import special_contact
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from intercom_elt.pipelines.reconcile import reconcile_deletes
 
+from intercom_elt.pipelines.reconcile import reconcile_deletes
 from tests.datamodel.conftest import special_contact
 
 STREAMS = ["contacts", "companies", "conversations"]
@@ -101,6 +101,7 @@ def test_history_rows_keep_their_none_values(emu, tmp_path) -> None:  # type: ig
     unchanged ones: history rows keep the API's None values (else every record re-read after an
     upgrade would get a new version); other rows leave them out (dlt drops them anyway, slower)."""
     import dlt
+
     from intercom_elt.sources.intercom import intercom_source
 
     def nones(history: bool, stream: str) -> int:

@@ -11,9 +11,9 @@ import dlt
 import duckdb
 import pendulum
 import pytest
+
 from intercom_elt.pipelines.cli import main
 from intercom_elt.pipelines.config import Target
-
 from intercom_emulator.testing import EmulatorServer, free_port
 from tests.pipelines.conftest import LIMITED_TOKEN
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import dlt
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
+
 from intercom_elt.pipelines.failures import describe_failure
 
 

@@ -7,6 +7,7 @@ import gzip
 from pathlib import Path
 
 import pytest
+
 from intercom_elt.pipelines import config, destination, preflight
 from intercom_elt.pipelines import intercom_pipeline as ip
 from intercom_elt.pipelines.cli import main
@@ -17,7 +18,6 @@ from intercom_elt.pipelines.packages import (
     remove_loaded_job_files,
     run_load_ids,
 )
-
 from tests.conftest import write_job_file
 
 

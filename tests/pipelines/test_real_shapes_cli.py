@@ -12,9 +12,9 @@ from typing import Any
 import duckdb
 import psycopg2
 import pytest
+
 from intercom_elt.pipelines.cli import main
 from intercom_elt.sources.intercom import schema
-
 from intercom_emulator.testing import EmulatorServer
 
 TYPE_NAMES = {"text": {"VARCHAR", "text", "character varying"}, "bigint": {"BIGINT", "bigint"},

@@ -14,6 +14,7 @@ from typing import Any
 
 import dlt
 import pytest
+
 from intercom_elt.pipelines.rejects import REJECTS_TABLE, settle_rejects
 from intercom_elt.sources.intercom.rejects import Rejects, rows_and_rejects, with_rejects_table
 

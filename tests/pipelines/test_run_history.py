@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from intercom_elt.pipelines.cli import main
 from intercom_elt.pipelines.run_history_table import COLUMNS, readme_table
-
 from intercom_emulator.testing import EmulatorServer
 from tests.pipelines.browser import offline_browser, open_page
 from tests.resilience.conftest import Warehouse

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from intercom_elt.pipelines.cli import main
 
+from intercom_elt.pipelines.cli import main
 from tests.replay.records import ADMIN_IDS, CUSTOM_TYPES, TEAM_IDS, Workspace
 from tests.replay.server import TOKEN, ReplayServer
 from tests.replay.workspace import CONVERSATION_IDS, TICKET_IDS

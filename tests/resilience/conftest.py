@@ -25,10 +25,10 @@ import dlt
 import duckdb
 import pendulum
 import pytest
+
 from intercom_elt.pipelines.config import Target as PipelineTarget
 from intercom_elt.pipelines.destination import pipeline_run_kwargs
 from intercom_elt.sources.intercom import IntercomClient, intercom_source
-
 from intercom_emulator.testing import EmulatorServer
 from tests.conftest import POSTGRES_DSN, drop_schemas, postgres_unavailable_reason
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from intercom_elt.pipelines.cli import main
 from intercom_elt.sources.intercom.specs import STREAMS
-
 from intercom_emulator.testing import EmulatorServer, free_port
 from tests.resilience.conftest import (
     DATASET,

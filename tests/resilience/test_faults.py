@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from intercom_elt.pipelines.cli import main
 
+from intercom_elt.pipelines.cli import main
 from intercom_emulator.testing import EmulatorServer
 from tests.resilience.conftest import (
     TOKEN,

@@ -22,6 +22,7 @@ from typing import Any
 import dlt
 import pendulum
 import pytest
+
 from intercom_elt.pipelines.destination import LOADER_FILE_FORMATS
 from intercom_elt.pipelines.resume import UnconfirmedJob, _row_ids, finish_pending_packages, unconfirmed_jobs
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import dlt
 import pytest
+
 from intercom_elt.pipelines import config
 from intercom_elt.pipelines import intercom_pipeline as ip
-
 from intercom_emulator.testing import EmulatorServer
 from tests.resilience.conftest import (
     DATASET,

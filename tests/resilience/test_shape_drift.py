@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from intercom_elt.pipelines.cli import main
 from intercom_elt.pipelines.errors import EXIT_OK, EXIT_REJECTS
 from intercom_elt.sources.intercom.settings import DEFAULT_LOOKBACK_SECONDS
-
 from intercom_emulator.dump import PARTS_LIMIT
 from intercom_emulator.shape_drift import ORIGINAL_ID_FIELD, Invalid
 from intercom_emulator.testing import EmulatorServer

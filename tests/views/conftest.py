@@ -32,9 +32,9 @@ from typing import Any
 
 import duckdb
 import pytest
+
 from intercom_elt.pipelines import config
 from intercom_elt.pipelines import intercom_pipeline as ip
-
 from intercom_emulator.testing import EmulatorServer
 
 ADMIN_1, ADMIN_2, TEAM = "5100003", "5100004", "7200001"

@@ -12,9 +12,9 @@ from typing import Any
 
 import duckdb
 import pytest
+
 from intercom_elt.pipelines import views
 from intercom_elt.pipelines.cli import main
-
 from tests.views.conftest import ADMIN_1, ADMIN_2, LONG_PARTS, TEAM, Scenario, Warehouse, sync
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -23,8 +23,8 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
-from intercom_elt.pipelines.cli import main
 
+from intercom_elt.pipelines.cli import main
 from intercom_emulator.testing import EmulatorServer, free_port
 
 SECRET = "test-app-client-secret"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import orjson
-from intercom_elt.pipelines.cli import main
 
+from intercom_elt.pipelines.cli import main
 from tests.webhooks.conftest import SECRET, Scene, sign
 
 

@@ -8,8 +8,8 @@ import time
 
 import psycopg2
 import pytest
-from intercom_elt.pipelines.webhooks.receiver import PAUSE_ENV
 
+from intercom_elt.pipelines.webhooks.receiver import PAUSE_ENV
 from intercom_emulator.webhooks import sender_of
 from tests.webhooks.conftest import PgScene, Scene
 

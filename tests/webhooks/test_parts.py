@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
 from intercom_elt.pipelines.webhooks import config, security
 from intercom_elt.pipelines.webhooks.drain import final_events
 from intercom_elt.pipelines.webhooks.inbox import Event, Inbox
-
 from tests.webhooks.conftest import Scene, sign
 
 
