@@ -6,7 +6,7 @@ workspace), and every run must start with a cold interpreter like a scheduled jo
     python -m bench.worker --base-url URL --destination duckdb --workdir DIR --out result.json \
         [--mode product|dlt-defaults|source-only] [--streams a,b]
 
-`product` runs the connector as `intercom-sync run` does (pipelines.intercom_pipeline.run_sync); `dlt-defaults`
+`product` runs the connector as `intercom-sync run` does (intercom_elt.pipelines.intercom_pipeline.run_sync); `dlt-defaults`
 runs the same source and tables with dlt's out-of-the-box settings (Python dict items, default
 normalizer and writer settings, row INSERTs into Postgres): the baseline of the CPU comparison.
 `source-only` iterates the product's source through dlt's pipe and writes nothing (no extract

@@ -62,8 +62,8 @@ def test_forwarded_addresses_are_believed_only_from_trusted_proxies() -> None:
 
 def _secrets_in(cwd: Path, env: dict[str, str]) -> str:
     """resolve_secrets() in a fresh process (dlt reads .dlt/ of the working directory once per process)."""
-    code = ("from pipelines.webhooks.config import resolve_secrets\n"
-            "from pipelines.errors import UserError\n"
+    code = ("from intercom_elt.pipelines.webhooks.config import resolve_secrets\n"
+            "from intercom_elt.pipelines.errors import UserError\n"
             "try:\n    s = resolve_secrets(); print(s.for_app('abc123'), s.for_app('zzz'), repr(s))\n"
             "except UserError as e:\n    print('error:', e)\n")
     clean = {k: v for k, v in os.environ.items() if k != config.SECRET_ENV}
