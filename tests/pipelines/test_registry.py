@@ -238,3 +238,22 @@ streams = {STREAM_LIST}
         for stream in STREAMS:
             cur.execute(f"select id from {postgres_dataset}.{stream}")
             assert {str(r[0]) for r in cur.fetchall()} == _truth(fleet["alpha"], stream), stream
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("source", ["workspaces.toml.example", "README.md"])
+def test_the_shipped_registry_examples_load(source, tmp_path, monkeypatch):
+    """The tracked example and the README's registry block are valid registries (no untested recipe)."""
+    text = (REPO / source).read_text(encoding="utf-8")
+    if source == "README.md":
+        text = text.split("## Many workspaces", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "workspaces.toml").write_text(text)
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "secrets.toml").write_text('[workspaces.eu]\naccess_token = "eu-token-value"\n')
+    monkeypatch.setenv("INTERCOM_US_TOKEN", "us-token-value")
+    done = cli(tmp_path, "workspaces", "list")
+    assert done.returncode == 0, done.stderr
+    assert "eu: region eu  ->  duckdb:intercom_eu (intercom_eu.duckdb)" in done.stdout
+    assert "token-value" not in done.stdout + done.stderr
