@@ -1,4 +1,4 @@
-"""`intercom-sync`: run | backfill | check | demo | views | report.
+"""`intercom-sync`: run | backfill | check | demo | views | report | webhooks | workspaces.
 
 Expected failures print ONE line on stderr naming what to fix and return a non-zero exit code
 (see README "Exit codes"); `--debug` adds the traceback. The token is never printed or logged.
@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pendulum
 
-from intercom_elt.pipelines import config, destination, errors, failures, preflight, run_history
+from intercom_elt.pipelines import (
+    config,
+    destination,
+    errors,
+    failures,
+    fleet,
+    preflight,
+    registry,
+    run_history,
+)
 from intercom_elt.pipelines import intercom_pipeline as ip
 from intercom_elt.pipelines.summary import format_summary
 from intercom_elt.pipelines.webhooks import commands as webhooks_cli
@@ -199,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_skip_flag(run)
     _add_strict_flag(run)
     _add_views_flag(run)
+    which = run.add_mutually_exclusive_group()
+    which.add_argument("--workspace", metavar="NAME", help="sync this workspace of the registry (its settings)")
+    which.add_argument("--all", action="store_true", help="sync every workspace of the registry, each in its own process")
+    run.add_argument("--parallel", type=int, default=2, metavar="N", help="with --all: at most N at once (default 2)")
+    _add_registry_option(run)
 
     backfill = sub.add_parser(
         "backfill", help="reload a date range without moving the scheduled cursors", epilog=EPILOG
@@ -256,7 +270,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help="verbose logs and tracebacks"
     )
     webhooks_cli.add_parser(sub, _add_target_options)
+
+    workspaces = sub.add_parser("workspaces", help="the workspace registry: list its workspaces or check their tokens")
+    workspaces.add_argument("action", choices=("list", "check"))
+    _add_registry_option(workspaces)
+    workspaces.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="verbose logs and tracebacks"
+    )
     return parser
+
+
+def _add_registry_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--registry", default=registry.DEFAULT_REGISTRY, metavar="FILE",
+        help=f"workspace registry (default: {registry.DEFAULT_REGISTRY} in the working directory)",
+    )
 
 
 def _progress(args: argparse.Namespace) -> str | None:
@@ -277,6 +305,8 @@ def _target(args: argparse.Namespace) -> config.Target:
 
 
 def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
+    if not backfill and (args.workspace or args.all):
+        return _cmd_run_registry(args)
     target = _target(args)
     settings = config.resolve_source_settings(
         region=args.region,
@@ -314,6 +344,48 @@ def _cmd_run(args: argparse.Namespace, *, backfill: bool = False) -> int:
         return errors.EXIT_REJECTS
     print(f"warning: {rejected}", file=sys.stderr)
     return errors.EXIT_OK
+
+
+# the flags a registry entry sets; on the command line they would silently disagree with it
+_PER_WORKSPACE = {
+    "region": None, "base_url": None, "streams": None, "intercom_version": None, "history": False,
+    "destination": "duckdb", "dataset": config.DEFAULT_DATASET, "pipeline_name": config.DEFAULT_PIPELINE_NAME,
+    "duckdb_path": config.DEFAULT_DUCKDB_PATH,
+}
+
+
+def _cmd_run_registry(args: argparse.Namespace) -> int:
+    """`run --workspace NAME` / `run --all`: each workspace's settings from the registry."""
+    for flag, default in _PER_WORKSPACE.items():
+        if getattr(args, flag, default) != default:
+            raise errors.UserError(
+                f"--{flag.replace('_', '-')} is set per workspace in {args.registry}, not with --workspace/--all",
+                errors.EXIT_USAGE,
+            )
+    workspaces = registry.load_registry(args.registry)
+    _redact_also([ws.token for ws in workspaces.values()])
+    passthrough = [
+        *(["--pipelines-dir", args.pipelines_dir] if args.pipelines_dir else []),
+        *(["--progress"] if args.progress else ["--no-progress"] if args.progress is False else []),
+        *[f"--{f.replace('_', '-')}" for f in ("full_refresh", "skip_denied_streams", "strict") if getattr(args, f)],
+        *([] if args.views else ["--no-views"]),
+        *(["--debug"] if args.debug else []),
+    ]
+    if args.all:
+        return fleet.run_all(workspaces, passthrough, args.parallel)
+    if args.workspace not in workspaces:
+        raise errors.UserError(
+            f"no workspace '{args.workspace}' in {args.registry} (known: {', '.join(workspaces)})", errors.EXIT_USAGE
+        )
+    return fleet.run_one(workspaces[args.workspace], passthrough)
+
+
+def _cmd_workspaces(args: argparse.Namespace) -> int:
+    workspaces = registry.load_registry(args.registry)
+    _redact_also([ws.token for ws in workspaces.values()])
+    if args.action == "list":
+        return fleet.list_workspaces(workspaces)
+    return fleet.check_workspaces(workspaces)
 
 
 def _command_line(args: argparse.Namespace, backfill: bool) -> str:
@@ -406,6 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "views": _cmd_views,
         "report": _cmd_report,
         "webhooks": lambda a: webhooks_cli.run(a, _target, _redact_also),
+        "workspaces": _cmd_workspaces,
     }
     try:
         return handlers[args.command](args)

@@ -1,0 +1,120 @@
+"""`workspaces list|check` and `run --workspace NAME | --all`: the registry's workspaces, each alone.
+
+Each workspace syncs in its own `python -m intercom_elt.pipelines.cli run ...` process with its own
+token in the environment, so cursors, dataset, memory and failures stay apart and the single-run
+path (lock, resume, run history) is the one that runs. One failure never stops the others.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from intercom_elt.pipelines import config, errors, preflight
+from intercom_elt.pipelines.registry import Workspace
+
+# which failure decides `--all`'s exit status, most urgent first: a token to fix beats a destination
+# down, beats Intercom unreachable, beats a bad setting, beats an unexpected crash, beats --strict
+# rejects. Any other code (a signal, 130) counts as 1.
+EXIT_PRIORITY = (
+    errors.EXIT_AUTH, errors.EXIT_DESTINATION, errors.EXIT_NETWORK, errors.EXIT_USAGE,
+    errors.EXIT_FAILURE, errors.EXIT_REJECTS,
+)
+
+
+def fleet_exit_code(codes: Sequence[int]) -> int:
+    """0 when every workspace succeeded, else the most urgent failure's code (EXIT_PRIORITY)."""
+    failed = {c if c in EXIT_PRIORITY else errors.EXIT_FAILURE for c in codes if c != errors.EXIT_OK}
+    return next((c for c in EXIT_PRIORITY if c in failed), errors.EXIT_OK)
+
+
+def list_workspaces(workspaces: dict[str, Workspace]) -> int:
+    """One line per workspace: where it reads, where it writes, when, and where its token comes from."""
+    for ws in workspaces.values():
+        target = f"{ws.destination}:{ws.dataset}" + (f" ({ws.duckdb_path})" if ws.duckdb_path else "")
+        print(
+            f"{ws.name}: {ws.where}  ->  {target}  pipeline {ws.pipeline_name}  "
+            f"schedule {ws.schedule or '-'}  token from {ws.token_source}"
+        )
+    return errors.EXIT_OK
+
+
+def check_workspaces(workspaces: dict[str, Workspace]) -> int:
+    """Per workspace what its token may read (the `check` preflight); a failing one does not stop the rest."""
+    codes = []
+    for ws in workspaces.values():
+        try:
+            settings = config.resolve_source_settings(
+                access_token=ws.token, region=ws.region, base_url=ws.base_url, intercom_version=ws.intercom_version
+            )
+            report = preflight.check_workspace(settings)
+        except errors.UserError as exc:
+            print(f"{ws.name}: error: {str(exc).replace(ws.token, '***')}")
+            codes.append(exc.exit_code)
+            continue
+        allowed = [s for s, ok in report.allowed.items() if ok]
+        denied = [
+            s + (f" (needs {report.missing[s]})" if report.missing.get(s) else "")
+            for s, ok in report.allowed.items() if not ok
+        ]
+        app = report.app
+        print(f"{ws.name}: workspace {app.get('name', '?')} (id_code {app.get('id_code', '?')})")
+        print(f"{ws.name}: allowed ({len(allowed)}): {', '.join(allowed) or 'none'}")
+        if denied:
+            print(f"{ws.name}: not allowed: {', '.join(denied)}")
+        codes.append(errors.EXIT_OK)
+    return fleet_exit_code(codes)
+
+
+@dataclass
+class Outcome:
+    name: str
+    exit_code: int
+    error: str | None  # the child's last "error: ..." line
+
+
+def _command(ws: Workspace, passthrough: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "intercom_elt.pipelines.cli", "run", *ws.run_args(), *passthrough]
+
+
+def _env(ws: Workspace) -> dict[str, str]:
+    return {**os.environ, config.TOKEN_ENV: ws.token}
+
+
+def run_one(ws: Workspace, passthrough: Sequence[str]) -> int:
+    """`run --workspace NAME`: the child's output is this command's output, its exit code ours."""
+    return subprocess.run(_command(ws, passthrough), env=_env(ws), check=False).returncode
+
+
+def _run_captured(ws: Workspace, passthrough: Sequence[str]) -> tuple[Outcome, str]:
+    done = subprocess.run(
+        _command(ws, passthrough), env=_env(ws), check=False, capture_output=True, text=True
+    )
+    output = (done.stdout + done.stderr).replace(ws.token, "***")
+    error = next((line for line in reversed(output.splitlines()) if line.startswith("error: ")), None)
+    return Outcome(ws.name, done.returncode, error), output
+
+
+def run_all(workspaces: dict[str, Workspace], passthrough: Sequence[str], parallel: int) -> int:
+    """Every workspace, at most `parallel` at once; each one's output as a block, then a summary."""
+    if parallel < 1:
+        raise errors.UserError(f"--parallel {parallel}: give 1 or more", errors.EXIT_USAGE)
+    outcomes: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        futures = [pool.submit(_run_captured, ws, passthrough) for ws in workspaces.values()]
+        for future in futures:
+            outcome, output = future.result()
+            print(f"== workspace {outcome.name} (exit {outcome.exit_code})")
+            print(output.rstrip())
+            outcomes.append(outcome)
+    print("== summary")
+    for o in outcomes:
+        if o.exit_code == errors.EXIT_OK:
+            print(f"{o.name}: ok")
+        else:
+            print(f"{o.name}: failed (exit {o.exit_code}): {o.error or 'no error line'}")
+    return fleet_exit_code([o.exit_code for o in outcomes])

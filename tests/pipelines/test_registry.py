@@ -1,0 +1,259 @@
+"""The workspace registry end to end: `workspaces list|check`, `run --workspace`, `run --all`
+against several in-process emulators (one per workspace, own port), into real DuckDB files / Postgres."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from intercom_elt.pipelines.fleet import fleet_exit_code
+from intercom_elt.pipelines.registry import validate_schedule
+from intercom_emulator.testing import EmulatorServer
+from tests.pipelines.test_cli import assert_one_line_error
+
+STREAMS = ("contacts", "companies", "conversations", "admins", "tags")
+STREAM_LIST = "[" + ", ".join(f'"{s}"' for s in STREAMS) + "]"
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, EmulatorServer]]:
+    """Three workspaces: alpha (token in env), beta (token in .dlt/secrets.toml), gamma (a token
+    that may read admins and tags only)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("INTERCOM_ACCESS_TOKEN", raising=False)
+    with (
+        EmulatorServer(profile="tiny", seed=3, tokens=["alpha-secret-token"]) as alpha,
+        EmulatorServer(profile="tiny", seed=5, tokens=["beta-secret-token"]) as beta,
+        EmulatorServer(profile="tiny", seed=9, tokens=["gamma-secret-token:read_admins,read_tags"]) as gamma,
+    ):
+        monkeypatch.setenv("ALPHA_TOKEN", "alpha-secret-token")
+        monkeypatch.setenv("GAMMA_TOKEN", "gamma-secret-token")
+        (tmp_path / ".dlt").mkdir()
+        (tmp_path / ".dlt" / "secrets.toml").write_text('[workspaces.beta]\naccess_token = "beta-secret-token"\n')
+        write_registry(tmp_path / "workspaces.toml", alpha.base_url, beta.base_url, gamma.base_url)
+        yield {"alpha": alpha, "beta": beta, "gamma": gamma}
+
+
+def write_registry(path: Path, alpha_url: str, beta_url: str, gamma_url: str, extra: str = "") -> None:
+    path.write_text(
+        f"""
+[workspaces.alpha]
+base_url = "{alpha_url}"
+token_env = "ALPHA_TOKEN"
+destination = "duckdb"
+duckdb_path = "alpha.duckdb"
+dataset = "intercom_alpha"
+streams = {STREAM_LIST}
+schedule = "15 * * * *"
+
+[workspaces.beta]
+base_url = "{beta_url}"
+token_secret = "workspaces.beta.access_token"
+destination = "duckdb"
+duckdb_path = "beta.duckdb"
+dataset = "intercom_beta"
+streams = {STREAM_LIST}
+schedule = "*/30 6-18 * * mon-fri"
+
+[workspaces.gamma]
+base_url = "{gamma_url}"
+token_env = "GAMMA_TOKEN"
+destination = "duckdb"
+duckdb_path = "gamma.duckdb"
+dataset = "intercom_gamma"
+streams = {STREAM_LIST}
+{extra}"""
+    )
+
+
+def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real `intercom-sync` in its own process from tmp_path, as a scheduler runs it (dlt reads
+    .dlt/ of the working directory once per process, so each registry gets a fresh one)."""
+    command = [sys.executable, "-m", "intercom_elt.pipelines.cli", *args]
+    return subprocess.run(command, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=120)
+
+
+def _ids(path: Path, dataset: str, table: str) -> set[str]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {str(r[0]) for r in con.execute(f"select id from {dataset}.{table}").fetchall()}
+
+
+def _truth(emu: EmulatorServer, stream: str) -> set[str]:
+    return {str(r["id"]) for r in emu.workspace.ground_truth(stream)}
+
+
+def test_run_all_lands_each_workspace_alone_and_one_failure_stops_no_other(fleet, tmp_path):
+    done = cli(tmp_path, "run", "--all", "--parallel", "2", "--pipelines-dir", str(tmp_path / "p"), "--no-progress")
+    rc, out = done.returncode, done.stdout
+    assert rc == 3, out  # gamma's token lacks read_contacts: exit 3, the only failure
+    summary = out.split("== summary", 1)[1].strip().splitlines()
+    assert summary[0] == "alpha: ok"
+    assert summary[1] == "beta: ok"
+    assert summary[2].startswith("gamma: failed (exit 3): error: "), summary
+    assert len(summary) == 3
+    for name in ("alpha", "beta"):
+        emu = fleet[name]
+        for stream in STREAMS:
+            assert _ids(tmp_path / f"{name}.duckdb", f"intercom_{name}", stream) == _truth(emu, stream), (name, stream)
+    # each workspace is its own data: the seeds differ, so do the contacts
+    assert _truth(fleet["alpha"], "contacts") != _truth(fleet["beta"], "contacts")
+    assert "secret-token" not in out
+
+
+def test_run_one_workspace_is_a_plain_run(fleet, tmp_path):
+    done = cli(tmp_path, "run", "--workspace", "beta", "--pipelines-dir", str(tmp_path / "p"), "--no-progress")
+    rc, out = done.returncode, done.stdout
+    assert rc == 0, out
+    assert "Rows loaded per table:" in out
+    assert _ids(tmp_path / "beta.duckdb", "intercom_beta", "contacts") == _truth(fleet["beta"], "contacts")
+    assert not (tmp_path / "alpha.duckdb").exists()
+
+
+def test_run_workspace_unknown_name(fleet, tmp_path):
+    done = cli(tmp_path, "run", "--workspace", "delta")
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "no workspace 'delta'", "alpha, beta, gamma")
+
+
+def test_per_workspace_flag_with_all_is_refused(fleet, tmp_path):
+    done = cli(tmp_path, "run", "--all", "--dataset", "other")
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "--dataset is set per workspace")
+
+
+def test_workspaces_list_names_token_sources_never_tokens(fleet, tmp_path):
+    done = cli(tmp_path, "workspaces", "list")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout + done.stderr
+    lines = out.strip().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith(f"alpha: {fleet['alpha'].base_url}  ->  duckdb:intercom_alpha (alpha.duckdb)")
+    assert "schedule 15 * * * *" in lines[0] and lines[0].endswith("token from env ALPHA_TOKEN")
+    assert lines[1].endswith("token from secret workspaces.beta.access_token")
+    assert "pipeline intercom_gamma" in lines[2]  # the default pipeline name
+    assert "secret-token" not in out
+
+
+def test_workspaces_check_shows_what_each_token_may_read(fleet, tmp_path):
+    done = cli(tmp_path, "workspaces", "check")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    gamma = [line for line in out.splitlines() if line.startswith("gamma: ")]
+    assert any(line.startswith("gamma: not allowed: ") and "contacts" in line for line in gamma), out
+    assert any(line.startswith("gamma: allowed (") and "admins" in line and "tags" in line for line in gamma), out
+    assert any(line.startswith("alpha: allowed (") for line in out.splitlines()), out
+    assert "alpha: not allowed" not in out
+    assert "secret-token" not in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "unset", "needles"),
+    [
+        ('colour = "blue"', None, ["workspace 'gamma' key 'colour'", "unknown key"]),
+        ('schedule = "15 * * *"', None, ["workspace 'gamma' key 'schedule'", "has 4 fields"]),
+        ('schedule = "61 * * * *"', None, ["workspace 'gamma' key 'schedule'", "minute 61 is outside 0-59"]),
+        ("", "GAMMA_TOKEN", ["workspace 'gamma' key 'token_env'", "GAMMA_TOKEN is not set"]),
+    ],
+)
+def test_bad_registry_is_one_line_and_changes_nothing(fleet, tmp_path, monkeypatch, extra, unset, needles):
+    if unset:
+        monkeypatch.delenv(unset)
+    write_registry(tmp_path / "workspaces.toml", *(fleet[n].base_url for n in ("alpha", "beta", "gamma")), extra)
+    _assert_refused(tmp_path, needles)
+
+
+def test_unknown_stream_is_refused(fleet, tmp_path):
+    registry = tmp_path / "workspaces.toml"
+    registry.write_text(registry.read_text().replace('"tags"]', '"tagz"]', 1))
+    _assert_refused(tmp_path, ["workspace 'alpha' key 'streams'", "unknown stream 'tagz'"])
+
+
+def test_missing_secret_is_refused(fleet, tmp_path):
+    (tmp_path / ".dlt" / "secrets.toml").write_text("")
+    _assert_refused(tmp_path, ["workspace 'beta' key 'token_secret'", "workspaces.beta.access_token"])
+
+
+def test_two_workspaces_writing_one_dataset_are_refused(fleet, tmp_path):
+    registry = tmp_path / "workspaces.toml"
+    text = registry.read_text().replace('duckdb_path = "beta.duckdb"\ndataset = "intercom_beta"',
+                                        'duckdb_path = "alpha.duckdb"\ndataset = "intercom_alpha"')
+    registry.write_text(text.replace("[workspaces.beta]", '[workspaces.beta]\npipeline_name = "intercom_alpha"'))
+    _assert_refused(tmp_path, ["workspace 'beta' key 'dataset'", "workspace 'alpha' already writes"])
+
+
+def _assert_refused(tmp_path: Path, needles: list[str]) -> None:
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = cli(tmp_path, "run", "--all", "--pipelines-dir", str(tmp_path / "p"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert_one_line_error(done.stderr, "workspaces.toml: ", *needles)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no DuckDB file, no pipeline state
+
+
+@pytest.mark.parametrize(
+    ("expr", "ok"),
+    [("15 * * * *", True), ("*/5 0-6,22 1 jan-mar sun", True), ("0 0 * * 7", True), ("@hourly", False),
+     ("0 24 * * *", False), ("0 0 0 * *", False), ("*/0 * * * *", False), ("0 0 * foo *", False)],
+)
+def test_schedule_shape(expr, ok):
+    assert (validate_schedule(expr) is None) == ok
+
+
+def test_fleet_exit_code_priority():
+    assert fleet_exit_code([0, 0]) == 0
+    assert fleet_exit_code([0, 1, 6]) == 1
+    assert fleet_exit_code([4, 5, 2]) == 5
+    assert fleet_exit_code([130, 6]) == 1
+    assert fleet_exit_code([2, 3, 4]) == 3
+
+
+@pytest.mark.postgres
+def test_run_all_into_postgres_matches_ground_truth(
+    fleet, tmp_path, monkeypatch, postgres_credentials, postgres_dataset
+):
+    import psycopg2
+
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_credentials)
+    (tmp_path / "workspaces.toml").write_text(
+        f"""
+[workspaces.alpha]
+base_url = "{fleet['alpha'].base_url}"
+token_env = "ALPHA_TOKEN"
+destination = "postgres"
+dataset = "{postgres_dataset}"
+streams = {STREAM_LIST}
+"""
+    )
+    done = cli(tmp_path, "run", "--all", "--pipelines-dir", str(tmp_path / "p"), "--no-progress")
+    rc, out = done.returncode, done.stdout
+    assert rc == 0, out
+    assert out.rstrip().endswith("== summary\nalpha: ok")
+    with psycopg2.connect(postgres_credentials) as con, con.cursor() as cur:
+        for stream in STREAMS:
+            cur.execute(f"select id from {postgres_dataset}.{stream}")
+            assert {str(r[0]) for r in cur.fetchall()} == _truth(fleet["alpha"], stream), stream
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("source", ["workspaces.toml.example", "README.md"])
+def test_the_shipped_registry_examples_load(source, tmp_path, monkeypatch):
+    """The tracked example and the README's registry block are valid registries (no untested recipe)."""
+    text = (REPO / source).read_text(encoding="utf-8")
+    if source == "README.md":
+        text = text.split("## Many workspaces", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "workspaces.toml").write_text(text)
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "secrets.toml").write_text('[workspaces.eu]\naccess_token = "eu-token-value"\n')
+    monkeypatch.setenv("INTERCOM_US_TOKEN", "us-token-value")
+    done = cli(tmp_path, "workspaces", "list")
+    assert done.returncode == 0, done.stderr
+    assert "eu: region eu  ->  duckdb:intercom_eu (intercom_eu.duckdb)" in done.stdout
+    assert "token-value" not in done.stdout + done.stderr
