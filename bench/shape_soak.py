@@ -38,6 +38,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.run_bench import drop_pg_schema  # noqa: E402
 from intercom_elt.sources.intercom.settings import DEFAULT_LOOKBACK_SECONDS  # noqa: E402
 from intercom_emulator.dump import PARTS_LIMIT  # noqa: E402
 from intercom_emulator.shape_drift import ORIGINAL_ID_FIELD, Invalid  # noqa: E402
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                                          _rejects_of(stays))
         finally:
             if args.destination == "postgres" and not args.keep:
-                _drop_schema(dataset)
+                drop_pg_schema(POSTGRES_DSN, dataset)
     numbers = {"scale": args.scale, "destination": args.destination, "drift": DRIFT, **phases}
     (work / "shape_soak.json").write_text(json.dumps(numbers, indent=2))
     ok = all(p["ok"] for p in phases.values())
@@ -290,19 +291,6 @@ def _touch_or_not(ws: Any, db: Reader, missing: dict[str, set[str]]) -> dict[str
         still[stream] = {str(r["id"]) for r in ws.ground_truth(stream)
                          if str(r["id"]) in missing[stream] and int(r[cursor]) < floor}
     return still
-
-
-def _drop_schema(dataset: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(POSTGRES_DSN, connect_timeout=5)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            for schema in (dataset, f"{dataset}_staging"):
-                cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        conn.close()
 
 
 if __name__ == "__main__":
