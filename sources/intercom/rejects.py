@@ -100,7 +100,6 @@ class Rejects:
     stream: str
     secrets: Sequence[str] = ()
     rows: list[dict[str, object]] = field(default_factory=list)
-    count: int = 0
 
     def add(self, reason: str, record: object, parent_id: str | None = None) -> None:
         now = datetime.now(tz=timezone.utc)
@@ -115,7 +114,6 @@ class Rejects:
             "stream": self.stream, "reject_key": reject_key, "record_id": record_id, "parent_id": parent_id,
             "reason": reason[:_REASON_MAX], "record": document, "first_seen": now, "last_seen": now,
         })
-        self.count += 1
         logger.warning("%s: a record was kept aside in %s (%s)", self.stream, REJECTS_TABLE, reason[:_REASON_MAX])
 
     def screened(
@@ -144,8 +142,12 @@ class Rejects:
             try:
                 rows.append(shape(raw))
             except Exception as exc:  # noqa: BLE001 - any shape Intercom sends must not stop the run
-                self.add(f"cannot be shaped: {type(exc).__name__}: {exc}", raw, parent_id)
+                self.unshapeable(exc, raw, parent_id)
         return rows
+
+    def unshapeable(self, exc: Exception, record: object, parent_id: str | None = None) -> None:
+        """Keep aside a record whose shaping raised `exc`."""
+        self.add(f"cannot be shaped: {type(exc).__name__}: {exc}", record, parent_id)
 
     def drain(self) -> DataItemWithMeta | None:
         """The rejects gathered since the last drain, as an item for `_intercom_rejects`."""

@@ -415,7 +415,7 @@ class PartsHandOff:
                 row = shape(raw, detail)
                 parts = None if detail is None else part_rows(detail, parent_id, part_rejects)
             except Exception as exc:  # noqa: BLE001 - one odd record must not stop the run
-                rejects.add(f"cannot be shaped: {type(exc).__name__}: {exc}", raw)
+                rejects.unshapeable(exc, raw)
                 continue
             rows.append(row)
             if parts is not None:
