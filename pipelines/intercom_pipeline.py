@@ -177,8 +177,8 @@ def reconcile(pipeline: dlt.Pipeline, client: IntercomClient, settings: SourceSe
 def apply_pushed_deletes(pipeline: dlt.Pipeline, target: Target, read_from: float, app_id: str | None) -> str | None:
     """Deletes Intercom told us about: the 2.16 feed's conversations and, when a webhook receiver
     is configured, its inbox (pipelines/webhooks/)."""
+    from intercom_elt.pipelines.marks import apply_deleted_conversations
     from intercom_elt.pipelines.webhooks.commands import drain_after_run
-    from intercom_elt.pipelines.webhooks.marks import apply_deleted_conversations
 
     try:
         apply_deleted_conversations(pipeline)

@@ -18,19 +18,13 @@ from typing import Any
 import dlt
 from dlt.destinations.sql_client import SqlClientBase
 
+from intercom_elt.pipelines import marks
 from intercom_elt.sources.intercom.api import IntercomClient
-from intercom_elt.sources.intercom.deletes import (
-    DELETED_AT,
-    DELETED_REASON,
-    contact_reason,
-    list_live_ids,
-)
+from intercom_elt.sources.intercom.deletes import DELETED_AT, contact_reason, list_live_ids
 from intercom_elt.sources.intercom.specs import RECONCILED_STREAMS
 
 logger = logging.getLogger(__name__)
 
-_UPDATE_BATCH = 500
-VALID_TO = "_dlt_valid_to"
 
 
 @dataclass
@@ -68,15 +62,13 @@ def reconcile_deletes(
 
 def _reconcile_model(sql: SqlClientBase[Any], model: str, client: IntercomClient, noticed: datetime, max_workers: int) -> ReconcileResult:
     result = ReconcileResult(model)
-    columns = _table_columns(sql, sql.dataset_name, model)
-    if "id" not in columns:
-        result.skipped = "table not loaded yet"
+    columns = marks.table_columns(sql, model)
+    table = marks.table_info(sql, model, columns)
+    if table is None:
+        result.skipped = "table not loaded yet" if "id" not in columns else (
+            f"no {DELETED_AT} column yet: run a sync of {model} first")
         return result
-    if DELETED_AT not in columns:
-        result.skipped = f"no {DELETED_AT} column yet: run a sync of {model} first"
-        return result
-    table = _Table(sql, model, history=VALID_TO in columns)
-    known = {str(r[0]) for r in sql.execute_sql(f"SELECT id FROM {table.name} WHERE {DELETED_AT} IS NULL{table.current}") or []}
+    known = {str(r[0]) for r in sql.execute_sql(f"SELECT id FROM {table.qualified} WHERE {DELETED_AT} IS NULL{table.current}") or []}
     result.known = len(known)
     live = list_live_ids(client, model)
     result.listed = len(live)
@@ -84,7 +76,7 @@ def _reconcile_model(sql: SqlClientBase[Any], model: str, client: IntercomClient
     if not vanished:
         return result
     for reason, ids in _reasons(client, model, vanished, max_workers).items():
-        table.mark(ids, reason, noticed)
+        marks.mark_deleted(sql, table, ids, noticed, reason)
         result.marked[reason] = len(ids)
     logger.info("%s: %d of %d known ids no longer exist in Intercom: %s", model,
                 result.total_marked, result.known, result.marked)
@@ -102,39 +94,6 @@ def _reasons(client: IntercomClient, model: str, vanished: list[str], max_worker
     for cid, reason in zip(vanished, reasons, strict=True):
         by_reason.setdefault(reason, []).append(cid)
     return by_reason
-
-
-class _Table:
-    """One reconciled table: its qualified name and, in history mode, its current versions."""
-
-    def __init__(self, sql: SqlClientBase[Any], model: str, history: bool) -> None:
-        self.sql = sql
-        self.name = sql.make_qualified_table_name(model)
-        self.history = history
-        self.current = f" AND {sql.escape_column_name(VALID_TO)} IS NULL" if history else ""
-
-    def mark(self, ids: list[str], reason: str, noticed: datetime) -> None:
-        """Set the delete mark (and close the current version) on unmarked rows of `ids`."""
-        set_to = f"{DELETED_AT} = %s, {DELETED_REASON} = %s"
-        args: list[Any] = [noticed, reason]
-        if self.history:
-            set_to += f", {self.sql.escape_column_name(VALID_TO)} = %s"
-            args.append(noticed)
-        for start in range(0, len(ids), _UPDATE_BATCH):
-            batch = ids[start : start + _UPDATE_BATCH]
-            marks = ", ".join(["%s"] * len(batch))
-            self.sql.execute_sql(
-                f"UPDATE {self.name} SET {set_to} WHERE id IN ({marks}) AND {DELETED_AT} IS NULL{self.current}",
-                *args, *batch,
-            )
-
-
-def _table_columns(sql: SqlClientBase[Any], dataset: str, table: str) -> set[str]:
-    rows = sql.execute_sql(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
-        dataset, table,
-    )
-    return {str(r[0]) for r in rows or []}
 
 
 def describe(results: Sequence[ReconcileResult]) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from intercom_elt.pipelines.webhooks import marks
+from intercom_elt.pipelines import marks
 from intercom_elt.pipelines.webhooks.inbox import Event, Inbox
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
-"""Marking warehouse rows deleted (and un-marking restored ones), shared by the drain and the 2.16 feed.
+"""Marking warehouse rows deleted (and un-marking restored ones): the reconciliation, the webhook
+drain and the 2.16 feed.
 
-Why one place: the webhook drain and the deleted-conversations feed must mark rows exactly as
-`run --reconcile-deletes` does (`_deleted_at`, `_deleted_reason`; in history mode only the
+Why one place: all three must mark rows the same way (`_deleted_at`, `_deleted_reason`; in history mode only the
 current version, which is closed with `_dlt_valid_to`), through dlt's SQL client so DuckDB and
 Postgres take the same statements. Every update skips rows already marked, so applying the same
 marks twice, or after a crash half-way, ends in the same warehouse.
@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-DELETED_AT = "_deleted_at"
-DELETED_REASON = "_deleted_reason"
+import dlt
+from dlt.destinations.sql_client import SqlClientBase
+
+from intercom_elt.sources.intercom.deletes import DELETED_AT, DELETED_REASON
+
 VALID_TO = "_dlt_valid_to"
 _BATCH = 500
 
@@ -26,38 +29,44 @@ class TableInfo:
 
     qualified: str
     history: bool
+    current: str = ""  # in history mode: the filter that picks the current versions
 
 
-def table_info(sql: Any, table: str) -> TableInfo | None:
+def table_columns(sql: SqlClientBase[Any], table: str) -> set[str]:
+    """The columns a table of the dataset has (empty when it does not exist)."""
     rows = sql.execute_sql(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
         sql.dataset_name, table,
     )
-    columns = {str(r[0]) for r in rows or []}
+    return {str(r[0]) for r in rows or []}
+
+
+def table_info(sql: SqlClientBase[Any], table: str, columns: set[str] | None = None) -> TableInfo | None:
+    """How to mark `table` (its `columns` when already read), or None when it cannot be marked yet."""
+    columns = table_columns(sql, table) if columns is None else columns
     if "id" not in columns or DELETED_AT not in columns:
         return None
-    return TableInfo(sql.make_qualified_table_name(table), VALID_TO in columns)
+    history = VALID_TO in columns
+    current = f" AND {sql.escape_column_name(VALID_TO)} IS NULL" if history else ""
+    return TableInfo(sql.make_qualified_table_name(table), history, current)
 
 
-def mark_deleted(sql: Any, info: TableInfo, ids: Sequence[str], at: datetime, reason: str) -> None:
+def mark_deleted(sql: SqlClientBase[Any], info: TableInfo, ids: Sequence[str], at: datetime, reason: str) -> None:
     """Set `_deleted_at = at` and the reason on the live (current) rows of these ids."""
-    valid_to = sql.escape_column_name(VALID_TO)
     set_to, args = f"{DELETED_AT} = %s, {DELETED_REASON} = %s", [at, reason]
-    current = ""
     if info.history:
-        set_to += f", {valid_to} = %s"
+        set_to += f", {sql.escape_column_name(VALID_TO)} = %s"
         args.append(at)
-        current = f" AND {valid_to} IS NULL"
     for start in range(0, len(ids), _BATCH):
         batch = list(ids[start : start + _BATCH])
         marks = ", ".join(["%s"] * len(batch))
         sql.execute_sql(
-            f"UPDATE {info.qualified} SET {set_to} WHERE id IN ({marks}) AND {DELETED_AT} IS NULL{current}",
+            f"UPDATE {info.qualified} SET {set_to} WHERE id IN ({marks}) AND {DELETED_AT} IS NULL{info.current}",
             *args, *batch,
         )
 
 
-def unmark(sql: Any, info: TableInfo, ids: Sequence[str], reason: str) -> None:
+def unmark(sql: SqlClientBase[Any], info: TableInfo, ids: Sequence[str], reason: str) -> None:
     """Clear a mark of this reason (an unarchived contact is live again). History mode keeps the
     closed version: the next run loads the contact as a new version."""
     if info.history:
@@ -72,12 +81,7 @@ def unmark(sql: Any, info: TableInfo, ids: Sequence[str], reason: str) -> None:
         )
 
 
-def marked_ids(sql: Any, info: TableInfo) -> set[str]:
-    rows = sql.execute_sql(f"SELECT id FROM {info.qualified} WHERE {DELETED_AT} IS NOT NULL")
-    return {str(r[0]) for r in rows or []}
-
-
-def apply_deleted_conversations(pipeline: Any, feed_table: str = "deleted_conversations") -> int:
+def apply_deleted_conversations(pipeline: dlt.Pipeline, feed_table: str = "deleted_conversations") -> int:
     """Mark the conversations the 2.16 feed lists as deleted (`_deleted_reason` conversation.deleted).
 
     Returns how many conversations the feed table lists; 0 when either table is missing.
