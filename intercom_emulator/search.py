@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import operator
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
@@ -141,30 +142,22 @@ def _eq(a: Any, b: Any) -> bool:
     return _coerce_scalar(a) == _coerce_scalar(b)
 
 
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+
+
 def _cmp(a: Any, b: Any, op: str) -> bool:
     if a is None or b is None:
         return False
-    a2, b2 = _coerce_scalar(a), _coerce_scalar(b)
     try:
-        if op == "<":
-            return a2 < b2
-        if op == "<=":
-            return a2 <= b2
-        if op == ">":
-            return a2 > b2
-        return a2 >= b2
+        return _ORDER.get(op, operator.ge)(_coerce_scalar(a), _coerce_scalar(b))
     except TypeError:
         return False
 
 
 def _cmp_str(a: str, b: str, op: str) -> bool:
-    if op == "<":
-        return a < b
-    if op == "<=":
-        return a <= b
-    if op == ">":
-        return a > b
-    return a >= b
+    return _ORDER.get(op, operator.ge)(a, b)
 
 
 def _single(flt: dict[str, Any], model: str, timezone: str, day_granular: bool) -> Predicate:
