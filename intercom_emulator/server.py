@@ -36,6 +36,7 @@ from aiohttp import web
 
 from intercom_emulator import control, routes, versions, webhooks
 from intercom_emulator.limits import FaultInjector, RateLimiter
+from intercom_emulator.routes import oauth
 from intercom_emulator.state import (
     DEFAULT_VERSION,
     FATE_KEY,
@@ -102,6 +103,8 @@ async def intercom_middleware(request: web.Request, handler: Any) -> web.StreamR
 
 
 async def _serve(request: web.Request, handler: Any, state: EmulatorState, template: str) -> web.StreamResponse:
+    if request.path in oauth.PUBLIC_PATHS:  # the install flow runs before the app holds a token
+        return await handler(request)
     auth = request.headers.get("Authorization", "")
     token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
     scopes = state.tokens.get(token)
@@ -159,6 +162,7 @@ def create_app(state: EmulatorState) -> web.Application:
     app = web.Application(middlewares=[intercom_middleware], client_max_size=4 * 1024 * 1024)
     app[STATE_KEY] = state
     routes.register(app)
+    oauth.register(app)
     control.register(app)
     webhooks.register(app)
     return app

@@ -107,6 +107,11 @@ class Knobs:
     company_list_cap: int = 10_000
     activity_logs_per_page: int = 20
     activity_logs_max_window_seconds: int = 0  # >0: wider created_at windows answer 500
+    # the public app of the OAuth install flow (routes/oauth.py)
+    oauth_client_id: str = "emulator-client-id"
+    oauth_client_secret: str = "emulator-client-secret"
+    oauth_app_name: str = "intercom-sync"
+    oauth_code_ttl_seconds: int = 300  # Intercom: "the code will expire after about 5 minutes"
 
 
 @dataclass
@@ -158,6 +163,7 @@ class EmulatorState:
         self.model_cache = LRU(16)
         self.detail_cache = LRU(4096)
         self.scroll: ScrollState | None = None
+        self.oauth_grants: dict[str, Any] = {}  # authorization code -> routes.oauth.Grant
 
     def configure(self, **knobs: Any) -> None:
         """Change faults, limits and behaviour knobs at runtime (control API, EmulatorServer)."""

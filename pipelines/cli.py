@@ -1,4 +1,4 @@
-"""`intercom-sync`: run | backfill | check | demo | views | report | webhooks | workspaces.
+"""`intercom-sync`: run | backfill | check | demo | views | report | webhooks | workspaces | connect.
 
 Expected failures print ONE line on stderr naming what to fix and return a non-zero exit code
 (see README "Exit codes"); `--debug` adds the traceback. The token is never printed or logged.
@@ -17,6 +17,7 @@ import pendulum
 
 from intercom_elt.pipelines import (
     config,
+    connect,
     destination,
     errors,
     failures,
@@ -277,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     workspaces.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="verbose logs and tracebacks"
     )
+    connect.add_parser(sub, _add_registry_option)
     return parser
 
 
@@ -479,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": _cmd_report,
         "webhooks": lambda a: webhooks_cli.run(a, _target, _redact_also),
         "workspaces": _cmd_workspaces,
+        "connect": lambda a: connect.run(a, _redact_also),
     }
     try:
         return handlers[args.command](args)

@@ -25,6 +25,7 @@ KEYS = frozenset(
     {
         "region", "base_url", "token_env", "token_secret", "destination", "dataset", "duckdb_path",
         "pipeline_name", "streams", "schedule", "history", "reconcile_deletes", "intercom_version",
+        "connected",  # written by `intercom-sync connect`: {id_code, name, region, at} of the installed workspace
     }
 )
 
@@ -122,10 +123,12 @@ def _flag(entry: dict[str, object], name: str, key: str) -> bool:
     return value
 
 
-def _token(entry: dict[str, object], name: str) -> tuple[str, str]:
+def _token(entry: dict[str, object], name: str, resolve: bool = True) -> tuple[str, str]:
     env_name, secret_key = _string(entry, name, "token_env"), _string(entry, name, "token_secret")
     if (env_name is None) == (secret_key is None):
         raise _fail(name, "token_env", "give exactly one of token_env (an environment variable) or token_secret")
+    if not resolve:  # `connect` is about to obtain it
+        return "", f"env {env_name}" if env_name is not None else f"secret {secret_key}"
     if env_name is not None:
         token = os.environ.get(env_name, "").strip()
         if not token:
@@ -142,7 +145,7 @@ def _token(entry: dict[str, object], name: str) -> tuple[str, str]:
     return token, f"secret {secret_key}"
 
 
-def _workspace(name: str, entry: object) -> Workspace:
+def _workspace(name: str, entry: object, resolve_tokens: bool = True) -> Workspace:
     if not isinstance(entry, dict):
         raise UserError(f"workspace '{name}' must be a [workspaces.{name}] table", EXIT_USAGE)
     unknown = sorted(set(entry) - KEYS)
@@ -174,7 +177,9 @@ def _workspace(name: str, entry: object) -> Workspace:
     schedule = _string(entry, name, "schedule")
     if schedule is not None and (problem := validate_schedule(schedule)) is not None:
         raise _fail(name, "schedule", problem)
-    token, token_source = _token(entry, name)
+    if not isinstance(entry.get("connected", {}), dict):
+        raise _fail(name, "connected", "is written by `intercom-sync connect`: a table {id_code, name, region, at}")
+    token, token_source = _token(entry, name, resolve_tokens)
     return Workspace(
         name=name, destination=destination, dataset=dataset, pipeline_name=pipeline_name,
         token_source=token_source, token=token, region=region, base_url=base_url,
@@ -184,8 +189,9 @@ def _workspace(name: str, entry: object) -> Workspace:
     )
 
 
-def load_registry(path: str | Path = DEFAULT_REGISTRY) -> dict[str, Workspace]:
-    """Every workspace of the file, in file order; the first problem raises UserError (exit 2)."""
+def load_registry(path: str | Path = DEFAULT_REGISTRY, *, resolve_tokens: bool = True) -> dict[str, Workspace]:
+    """Every workspace of the file, in file order; the first problem raises UserError (exit 2).
+    `resolve_tokens=False` (for `connect`) leaves `token` empty instead of requiring it."""
     file = Path(path)
     if not file.is_file():
         raise UserError(f"no workspace registry {file}: create it (see workspaces.toml.example) or pass --registry", EXIT_USAGE)
@@ -203,7 +209,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY) -> dict[str, Workspace]:
     writers: dict[tuple[str, str, str, str], str] = {}
     for name, entry in tables.items():
         try:
-            ws = _workspace(name, entry)
+            ws = _workspace(name, entry, resolve_tokens)
         except UserError as exc:
             raise UserError(f"{file}: {exc}", EXIT_USAGE) from None
         where = (ws.duckdb_path or config.DEFAULT_DUCKDB_PATH) if ws.destination == "duckdb" else ""
