@@ -23,6 +23,9 @@ GET /me needs no scope: it identifies the token's admin and workspace, which any
 ask (a client's permission check starts there).
 
 A token configured without scopes has all of them (the default ``emulator-token`` does).
+
+The OAuth install paths (``GET /oauth``, ``POST /oauth/decide``, ``POST /auth/eagle/token``,
+`routes/oauth.py`) skip auth, rate limit and version checks: they run before the app holds a token.
 """
 
 from __future__ import annotations

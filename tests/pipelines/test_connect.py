@@ -166,7 +166,7 @@ def assert_nowhere_but_secrets(token: str, root: Path, *outputs: str) -> None:
 
 def test_connect_stores_the_token_and_run_syncs_with_it(setup: Setup) -> None:
     known_tokens = set(setup.emu.state.tokens)
-    connect = Connect(setup, "acme")
+    connect = Connect(setup, "acme", "--debug")  # debug logs on stderr: the leak check covers them too
     assert connect.url.startswith(f"{setup.emu.base_url}/oauth?client_id={CLIENT_ID}&state="), connect.instructions
     location = decide(connect.url, "approve")
     assert location.startswith(f"http://127.0.0.1:{connect.port}/callback?code=")
@@ -223,6 +223,21 @@ def test_print_token_shows_it_once_and_writes_no_secret(setup: Setup) -> None:
     assert setup.secrets.read_bytes() == before_secrets
     assert "connected = {" in setup.registry.read_text()
     assert_nowhere_but_secrets(token, setup.root, err, connect.instructions)
+
+
+def test_open_hands_the_url_to_the_browser(setup: Setup) -> None:
+    """--open goes through the webbrowser module; $BROWSER stands in for a person approving."""
+    approver = setup.root / "approve.py"
+    approver.write_text(
+        f"import sys\nsys.path.insert(0, {str(REPO)!r})\nimport httpx\n"
+        "from tests.pipelines.test_connect import decide\nhttpx.get(decide(sys.argv[1], 'approve'))\n"
+    )
+    connect = Connect(setup, "acme", "--open", env={**setup.env, "BROWSER": f"{sys.executable} {approver} %s"})
+    code, out, err = connect.finish()
+    assert code == 0, err
+    assert out.startswith("Connected 'acme'")
+    token = tomlkit.parse(setup.secrets.read_text())["workspaces"]["acme"]["access_token"]  # type: ignore[index]
+    assert token in setup.emu.state.tokens
 
 
 def _deny(setup: Setup, connect: Connect) -> None:
