@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
@@ -93,8 +94,8 @@ def run(args: argparse.Namespace, redact_also: Callable[[list[str]], None]) -> i
     url = oauth.authorize_url(endpoints, app.client_id, state, redirect_uri)
     print(f"Open this URL signed in to the Intercom workspace for '{ws.name}' and approve:\n  {url}", file=sys.stderr)
     print(f"Waiting up to {args.timeout:g}s for Intercom's answer on 127.0.0.1:{callback.port} ...", file=sys.stderr, flush=True)
-    if args.open:
-        webbrowser.open(url)
+    if args.open:  # a launcher may block until the browser exits: the callback is served meanwhile
+        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
     code = oauth.check_callback(callback.wait(args.timeout), state)
     redact_also([code])
     token = oauth.exchange(endpoints, app, code)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import hmac
 import html
 import secrets
-import time
+import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -80,15 +80,29 @@ def authorize_url(endpoints: Endpoints, client_id: str, state: str, redirect_uri
     return f"{endpoints.authorize_url}?{urlencode({'client_id': client_id, 'state': state, 'redirect_uri': redirect_uri})}"
 
 
-class _CallbackServer(HTTPServer):
-    """Answers one request on CALLBACK_PATH and keeps its query; any other path is a 404."""
+class _CallbackServer(ThreadingHTTPServer):
+    """Keeps the query of the first request on CALLBACK_PATH; any other path is a 404. Threads, so a
+    browser's idle preconnect socket cannot hold up the real redirect."""
 
-    query: dict[str, str] | None = None
-    expected_state: str = ""
+    daemon_threads = True
+
+    def __init__(self, port: int, expected_state: str) -> None:
+        super().__init__(("127.0.0.1", port), _CallbackHandler)
+        self.expected_state = expected_state
+        self.query: dict[str, str] | None = None
+        self.answered = threading.Event()
+        self._first = threading.Lock()
+
+    def keep(self, query: dict[str, str]) -> None:
+        with self._first:
+            if self.query is None:
+                self.query = query
+                self.answered.set()
 
 
 class _CallbackHandler(BaseHTTPRequestHandler):
     server: _CallbackServer
+    timeout = 10  # seconds an accepted connection may stay silent
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         parts = urlsplit(self.path)
@@ -96,7 +110,6 @@ class _CallbackHandler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        self.server.query = query
         state_ok = hmac.compare_digest(query.get("state", "").encode(), self.server.expected_state.encode())
         if not state_ok:
             message = "This answer does not belong to the running connect (state mismatch). See the terminal."
@@ -108,43 +121,43 @@ class _CallbackHandler(BaseHTTPRequestHandler):
             "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>intercom-sync connect</title></head>"
             f"<body><p id='result'>{html.escape(message)}</p></body></html>"
         ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+        finally:  # after the page (connect may exit as soon as it has the query), even if the browser left
+            self.server.keep(query)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         """Silent: the default writes the request line, code included, to stderr."""
 
 
 class Callback:
-    """The local redirect target: bound at construction (so a busy port fails before any URL is shown)."""
+    """The local redirect target, served from a thread from construction on: bound first (a busy
+    port fails before any URL is shown), and answering even while a browser launcher blocks."""
 
     def __init__(self, port: int, expected_state: str) -> None:
         try:
-            self._server = _CallbackServer(("127.0.0.1", port), _CallbackHandler)
+            self._server = _CallbackServer(port, expected_state)
         except OSError:
             raise oauth_errors.port_in_use(port) from None
-        self._server.expected_state = expected_state
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
 
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
 
     def wait(self, timeout: float) -> dict[str, str]:
-        """The callback's query once one arrives on CALLBACK_PATH; UserError after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
+        """The first callback's query; UserError when none came within `timeout` seconds."""
         try:
-            while self._server.query is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise oauth_errors.timed_out(timeout)
-                self._server.timeout = min(left, 1.0)
-                self._server.handle_request()
+            if not self._server.answered.wait(timeout) or self._server.query is None:
+                raise oauth_errors.timed_out(timeout)
             return self._server.query
         finally:
+            self._server.shutdown()
             self._server.server_close()
 
 
