@@ -10,6 +10,7 @@ workspaces.toml byte-identical; the token must appear in no output and no file b
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -300,6 +301,21 @@ def test_missing_client_secret_is_a_configuration_error(setup: Setup) -> None:
     code, _, err = connect.finish()
     assert code == 2
     assert_one_line_error(connect.instructions + err, "INTERCOM_CLIENT_SECRET", "intercom_app.client_secret")
+    assert setup.files() == before
+
+
+def test_busy_port_is_a_configuration_error_before_any_url(setup: Setup) -> None:
+    before = setup.files()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "intercom_elt.pipelines.cli", "connect", "acme", "--port", str(port)],
+            cwd=setup.root, env=setup.env, capture_output=True, text=True, timeout=60,
+        )
+    assert done.returncode == 2 and done.stdout == ""
+    assert_one_line_error(done.stderr, f"127.0.0.1:{port}", "--port")
     assert setup.files() == before
 
 
