@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="VALUE[:scope,scope] (repeatable); default: emulator-token with every scope",
     )
+    serve.add_argument("--oauth-client-id", default="emulator-client-id", help="the public app's client id (GET /oauth)")
+    serve.add_argument(
+        "--oauth-client-secret", default="emulator-client-secret", help="the public app's secret (POST /auth/eagle/token)"
+    )
+    serve.add_argument("--oauth-code-ttl-seconds", type=int, default=300, help="authorization codes expire after this")
     serve.add_argument("--log-level", default="INFO")
 
     dump = sub.add_parser("dump", help="write <stream>.jsonl ground truth")
@@ -86,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         search_lag_seconds=args.search_lag_seconds,
         scroll_idle_timeout=args.scroll_idle_timeout,
         conversations_search_day_granular=args.conversations_search_day_granular,
+        oauth_client_id=args.oauth_client_id,
+        oauth_client_secret=args.oauth_client_secret,
+        oauth_code_ttl_seconds=args.oauth_code_ttl_seconds,
     )
     log.info("intercom emulator on http://%s:%d (profile=%s seed=%d)", args.host, args.port, args.profile, args.seed)
     run(state, host=args.host, port=args.port)

@@ -72,3 +72,19 @@ def test_codes_are_single_use_and_expire_on_the_virtual_clock(emu):
 def test_unknown_app_gets_an_error_page(emu):
     page = httpx.get(f"{emu.base_url}/oauth", params={"client_id": "other", "state": "s", "redirect_uri": REDIRECT})
     assert page.status_code == 400 and "Unknown app" in page.text
+
+
+def test_serve_flags_set_the_public_app():
+    """`intercom-emulator serve --oauth-client-id/--oauth-client-secret` (the demo / manual tries)."""
+    from intercom_emulator.testing import EmulatorProcess
+
+    with EmulatorProcess(args=["--oauth-client-id", "flag-id", "--oauth-client-secret", "flag-secret"]) as proc:
+        ok = httpx.get(f"{proc.base_url}/oauth", params={"client_id": "flag-id", "state": "s", "redirect_uri": REDIRECT})
+        default = httpx.get(
+            f"{proc.base_url}/oauth", params={"client_id": "emulator-client-id", "state": "s", "redirect_uri": REDIRECT}
+        )
+        wrong = httpx.post(
+            f"{proc.base_url}/auth/eagle/token", data={"code": "c", "client_id": "flag-id", "client_secret": "x"}
+        )
+    assert ok.status_code == 200 and default.status_code == 400
+    assert wrong.status_code == 401 and error_code(wrong) == "invalid_client"
