@@ -375,11 +375,7 @@ def _cmd_run_registry(args: argparse.Namespace) -> int:
     ]
     if args.all:
         return fleet.run_all(workspaces, passthrough, args.parallel)
-    if args.workspace not in workspaces:
-        raise errors.UserError(
-            f"no workspace '{args.workspace}' in {args.registry} (known: {', '.join(workspaces)})", errors.EXIT_USAGE
-        )
-    return fleet.run_one(workspaces[args.workspace], passthrough)
+    return fleet.run_one(registry.named(workspaces, args.workspace, args.registry), passthrough)
 
 
 def _cmd_workspaces(args: argparse.Namespace) -> int:

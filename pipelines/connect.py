@@ -21,7 +21,7 @@ from pathlib import Path
 import dlt
 
 from intercom_elt.pipelines import oauth, oauth_errors, registry, secrets_file
-from intercom_elt.pipelines.errors import EXIT_OK, EXIT_USAGE, UserError
+from intercom_elt.pipelines.errors import EXIT_OK
 from intercom_elt.sources.intercom import settings as source_settings
 
 
@@ -76,9 +76,7 @@ def app_credentials() -> oauth.AppCredentials:
 
 def run(args: argparse.Namespace, redact_also: Callable[[list[str]], None]) -> int:
     workspaces = registry.load_registry(args.registry, resolve_tokens=False)
-    ws = workspaces.get(args.name)
-    if ws is None:
-        raise UserError(f"no workspace '{args.name}' in {args.registry} (known: {', '.join(workspaces)})", EXIT_USAGE)
+    ws = registry.named(workspaces, args.name, args.registry)
     kind, _, where = ws.token_source.partition(" ")
     if kind == "env" and not args.print_token:
         raise oauth_errors.env_token_needs_print(ws.name, where)

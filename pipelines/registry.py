@@ -224,3 +224,10 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, *, resolve_tokens: bool =
         writers[key] = name
         workspaces[name] = ws
     return workspaces
+
+
+def named(workspaces: dict[str, Workspace], name: str, path: str | Path) -> Workspace:
+    """The workspace called `name`, or the one-line error that lists the known ones (exit 2)."""
+    if name not in workspaces:
+        raise UserError(f"no workspace '{name}' in {path} (known: {', '.join(workspaces)})", EXIT_USAGE)
+    return workspaces[name]

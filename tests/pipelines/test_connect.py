@@ -294,6 +294,13 @@ def test_env_token_workspace_needs_print_token_before_any_browser_step(setup: Se
     assert setup.files() == before
 
 
+def test_unknown_workspace_names_the_known_ones(setup: Setup) -> None:
+    connect = Connect(setup, "nobody")
+    code, _, err = connect.finish()
+    assert code == 2
+    assert_one_line_error(connect.instructions + err, "no workspace 'nobody'", "acme, envy")
+
+
 def test_missing_client_secret_is_a_configuration_error(setup: Setup) -> None:
     before = setup.files()
     env = {k: v for k, v in setup.env.items() if k != "INTERCOM_CLIENT_SECRET"}
