@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from intercom_emulator.testing import EmulatorServer, free_port
 from tests.conftest import POSTGRES_DSN, drop_schemas
@@ -249,7 +250,10 @@ def test_the_shipped_examples_load_in_dagster(tmp_path: Path) -> None:
 
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml.example").read_text(encoding="utf-8"))
+    example = (REPO / "dagster.yaml.example").read_text(encoding="utf-8")
+    (home / "dagster.yaml").write_text(example)
+    readme = (REPO / "README.md").read_text(encoding="utf-8").split("## Dagster\n", 1)[1]
+    assert yaml.safe_load(readme.split("```yaml\n", 1)[1].split("```", 1)[0]) == yaml.safe_load(example)
     with DagsterInstance.from_config(str(home)) as instance:
         queue = instance.get_concurrency_config().run_queue_config
         assert queue is not None
