@@ -263,16 +263,20 @@ def test_the_shipped_examples_load_in_dagster(tmp_path: Path) -> None:
 
 
 def test_failures_retry_only_when_a_later_try_can_succeed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Intercom unreachable is retried (exit 4); a rejected token is not (exit 3); each step fails
-    with the CLI's one error line, never the token."""
+    """Intercom unreachable is retried (exit 4); a rejected token (exit 3) or an unset one (exit 2,
+    found when that workspace runs: the definitions loaded without it) is not; each step fails with
+    the CLI's one error line, never the token."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DG_WRONG_TOKEN", "dg-wrong-secret")
+    monkeypatch.delenv("DG_UNSET_TOKEN", raising=False)
     with EmulatorServer(profile="tiny", seed=3, tokens=["dg-right-secret"]) as emu:
         (tmp_path / "workspaces.toml").write_text(
             f'[workspaces.down]\nbase_url = "http://127.0.0.1:{free_port()}"\ntoken_env = "DG_WRONG_TOKEN"\n'
             'destination = "duckdb"\nduckdb_path = "down.duckdb"\ndataset = "intercom_down"\n\n'
             f'[workspaces.rejected]\nbase_url = "{emu.base_url}"\ntoken_env = "DG_WRONG_TOKEN"\n'
-            'destination = "duckdb"\nduckdb_path = "rejected.duckdb"\ndataset = "intercom_rejected"\n'
+            'destination = "duckdb"\nduckdb_path = "rejected.duckdb"\ndataset = "intercom_rejected"\n\n'
+            f'[workspaces.unset]\nbase_url = "{emu.base_url}"\ntoken_env = "DG_UNSET_TOKEN"\n'
+            'destination = "duckdb"\nduckdb_path = "unset.duckdb"\ndataset = "intercom_unset"\n'
         )
         defs = build_definitions(
             tmp_path / "workspaces.toml", pipelines_dir=tmp_path / "p", retry_policy=RetryPolicy(max_retries=1, delay=0)
@@ -282,9 +286,13 @@ def test_failures_retry_only_when_a_later_try_can_succeed(tmp_path: Path, monkey
     retried = {e.step_key for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"}
     assert retried == {"intercom_down"}
     failed = {e.step_key: e.step_failure_data.user_failure_data for e in result.all_events if e.is_step_failure}
-    assert set(failed) == {"intercom_down", "intercom_rejected"}
+    assert set(failed) == {"intercom_down", "intercom_rejected", "intercom_unset"}
     assert failed["intercom_down"].metadata["exit_code"].value == 4
     assert failed["intercom_rejected"].metadata["exit_code"].value == 3
+    assert failed["intercom_unset"].metadata["exit_code"].value == 2
+    assert failed["intercom_unset"].description.endswith(
+        "workspaces.toml: workspace 'unset' key 'token_env': environment variable DG_UNSET_TOKEN is not set"
+    )
     for failure in failed.values():
         assert "\n" not in failure.description and "dg-wrong-secret" not in failure.description, failure.description
     assert not (tmp_path / "rejected.duckdb").exists() and not (tmp_path / "down.duckdb").exists()
