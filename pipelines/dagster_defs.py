@@ -181,7 +181,7 @@ def _materialize(
         yield MaterializeResult(asset_key=asset_key, metadata={**_table_metadata(summary, stream), **run})
 
 
-def _table_metadata(summary: RunSummary, stream: str) -> dict[str, object]:
+def _table_metadata(summary: RunSummary, stream: str) -> dict[str, MetadataValue]:
     """The rows this run loaded into the stream's table and its child tables (`<stream>__*`)."""
     tables = {t: n for t, n in summary.rows.items() if t == stream or t.startswith(f"{stream}__")}
     return {
@@ -191,7 +191,7 @@ def _table_metadata(summary: RunSummary, stream: str) -> dict[str, object]:
     }
 
 
-def _run_metadata(summary: RunSummary, skipped: Mapping[str, str]) -> dict[str, object]:
+def _run_metadata(summary: RunSummary, skipped: Mapping[str, str]) -> dict[str, MetadataValue]:
     """What the whole workspace run loaded and cost (the same on each of its tables)."""
     return {
         "run_rows_total": MetadataValue.int(summary.total_rows),

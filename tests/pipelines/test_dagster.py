@@ -19,18 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dagster
 import pytest
 import yaml
+from dagster import AssetKey, AssetSelection, DagsterInstance, RetryPolicy, materialize
 
+from intercom_elt.pipelines.dagster_defs import build_definitions
 from intercom_emulator.testing import EmulatorServer, free_port
 from tests.conftest import POSTGRES_DSN, drop_schemas
 from tests.resilience.conftest import Warehouse, assert_matches_ground_truth, pending_packages, wait_until
-
-dagster = pytest.importorskip("dagster")  # the `dagster` extra (in `dev`, so CI has it)
-
-from dagster import AssetKey, AssetSelection, DagsterInstance, RetryPolicy, materialize  # noqa: E402
-
-from intercom_elt.pipelines.dagster_defs import build_definitions  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 STREAMS = ("contacts", "companies", "conversations", "conversation_parts", "admins", "tags")
