@@ -124,10 +124,11 @@ def _flag(entry: dict[str, object], name: str, key: str) -> bool:
 
 
 def _token(entry: dict[str, object], name: str, resolve: bool = True) -> tuple[str, str]:
+    """(token, where it comes from); with `resolve` False only where, and the token is ""."""
     env_name, secret_key = _string(entry, name, "token_env"), _string(entry, name, "token_secret")
     if (env_name is None) == (secret_key is None):
         raise _fail(name, "token_env", "give exactly one of token_env (an environment variable) or token_secret")
-    if not resolve:  # `connect` is about to obtain it
+    if not resolve:
         return "", f"env {env_name}" if env_name is not None else f"secret {secret_key}"
     if env_name is not None:
         token = os.environ.get(env_name, "").strip()
@@ -191,7 +192,11 @@ def _workspace(name: str, entry: object, resolve_tokens: bool = True) -> Workspa
 
 def load_registry(path: str | Path = DEFAULT_REGISTRY, *, resolve_tokens: bool = True) -> dict[str, Workspace]:
     """Every workspace of the file, in file order; the first problem raises UserError (exit 2).
-    `resolve_tokens=False` (for `connect`) leaves `token` empty instead of requiring it."""
+
+    With `resolve_tokens` False the tokens are not looked up (each `token` is ""): an orchestrator
+    builds its definitions from the file and resolves a token only when that workspace runs
+    (`workspace_token`), so one missing token never hides the other workspaces.
+    """
     file = Path(path)
     if not file.is_file():
         raise UserError(f"no workspace registry {file}: create it (see workspaces.toml.example) or pass --registry", EXIT_USAGE)
@@ -231,3 +236,13 @@ def named(workspaces: dict[str, Workspace], name: str, path: str | Path) -> Work
     if name not in workspaces:
         raise UserError(f"no workspace '{name}' in {path} (known: {', '.join(workspaces)})", EXIT_USAGE)
     return workspaces[name]
+
+
+def workspace_token(path: str | Path, name: str) -> str:
+    """The token of one workspace of the file (read again now), with `load_registry`'s errors."""
+    named(load_registry(path, resolve_tokens=False), name, path)
+    entry = tomlkit.parse(Path(path).read_text(encoding="utf-8")).unwrap()["workspaces"][name]
+    try:
+        return _token(entry, name)[0]
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}", EXIT_USAGE) from None
