@@ -35,6 +35,7 @@ from .streams import (
     read_ahead,
     with_details,
 )
+from .windows import SearchSplit, windowed_search
 
 if TYPE_CHECKING:
     from .specs import Parts, StreamSpec
@@ -46,8 +47,11 @@ Pages = Callable[[IntercomClient, Incremental[Any]], Iterator[list[Record]]]
 
 
 # ------------------------------------------------------------------------- page sources
-def search(endpoint: str) -> Pages:
-    """Pages of a search endpoint on `updated_at` from the cursor (day-safe bounds, see streams.py)."""
+def search(endpoint: str, split: SearchSplit | None = None) -> Pages:
+    """Pages of a search endpoint on `updated_at` from the cursor (day-safe bounds, see streams.py);
+    with a `split`, a large search is read as concurrent windows (windows.py)."""
+    if split is not None:
+        return windowed_search(endpoint, split)
 
     def pages(client: IntercomClient, cursor: Incremental[Any]) -> Iterator[list[Record]]:
         query = build_search_query(cursor.start_value, cursor.end_value, client.workspace_timezone())
