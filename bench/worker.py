@@ -130,11 +130,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # the same source and records either way; only the product picks its loader file formats
     run_kwargs = destination.pipeline_run_kwargs(target) if args.mode == "product" else {}
     started = time.perf_counter()
-    pipeline.run(ip.build_source(settings, client), **run_kwargs)
+    if args.mode == "product":  # a split search may commit in parts (windows.py), as `run` does
+        load_ids = ip.run_until_caught_up(pipeline, settings, client, **run_kwargs)
+    else:
+        pipeline.run(ip.build_source(settings, client), **run_kwargs)
+        load_ids = run_load_ids(pipeline)
     wall = time.perf_counter() - started
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
     client.close()
     trace = pipeline.last_trace
-    rows = rows_loaded(pipeline, run_load_ids(pipeline))
+    rows = rows_loaded(pipeline, load_ids)
     schema = _schema_types(pipeline)
     result = {
         "mode": args.mode,
@@ -147,6 +152,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "schema": schema,
         "client_stats": client.stats.as_dict(),
         "peak_rss_mb": _peak_rss_mb(),
+        "cpu_seconds": cpu.ru_utime + cpu.ru_stime,  # user + sys of this sync process alone
+        "parts": len(load_ids),
         "dlt_version": dlt.__version__,
     }
     return result

@@ -34,13 +34,14 @@ import contextvars
 import logging
 import math
 import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import dlt
 from dlt.extract.incremental import Incremental
 
 from . import schema, settings
@@ -48,6 +49,8 @@ from .api import IntercomClient
 from .pagers import BodyCursor
 from .streams import (
     _DONE,
+    _RESOURCE_STATE,
+    StreamContext,
     _Ahead,
     _Failed,
     _zone,
@@ -145,24 +148,32 @@ class _Units:
         return {"operator": "AND", "value": [low, {"field": "updated_at", "operator": "<", "value": str(upper)}]}
 
 
-def windowed_search(endpoint: str, split: SearchSplit) -> Callable[[IntercomClient, Incremental[Any]], Iterator[list[Record]]]:
+STATE_KEY = "search_windows"  # resource state: {"from": epoch, "done_until": epoch, "more": bool}
+
+
+def windowed_search(endpoint: str, split: SearchSplit) -> Callable[[StreamContext, Incremental[Any]], Iterator[list[Record]]]:
     """The page source of a search stream that may be read as concurrent windows (see module doc)."""
 
-    def pages(client: IntercomClient, cursor: Incremental[Any]) -> Iterator[list[Record]]:
+    def pages(ctx: StreamContext, cursor: Incremental[Any]) -> Iterator[list[Record]]:
+        client, progress = ctx.client, _Progress(cursor)
         tz = client.workspace_timezone()
+        lower = progress.resume_from()
         scout = BodyCursor()
-        chain = client.search(endpoint, build_search_query(cursor.start_value, cursor.end_value, tz), pager=scout)
+        chain = client.search(endpoint, build_search_query(lower, cursor.end_value, tz), pager=scout)
         first = next(chain, None)
         if first is None:
+            progress.finished()
             return
-        readers = _readers(client, split)
         total = scout.total_count
         if total is None or total <= settings.SEARCH_SPLIT_MIN_PAGES * settings.SEARCH_PAGE_SIZE:
-            yield first
-            yield from chain
+            progress.finished()
+            yield progress.kept(first)
+            for page in chain:
+                yield progress.kept(page)
             return
         chain.close()
-        yield from _split(client, endpoint, _Units(split.unit, tz), cursor, first, total, readers)
+        plan = _Plan(client, endpoint, _Units(split.unit, tz), cursor, lower, total, _readers(client, split))
+        yield from plan.pages(first, progress, ctx.checkpoint_records)
 
     return pages
 
@@ -172,35 +183,112 @@ def _readers(client: IntercomClient, split: SearchSplit) -> int:
     return max(2, math.ceil(client.suggested_concurrency() / share))
 
 
-def _split(
-    client: IntercomClient, endpoint: str, units: _Units, cursor: Incremental[Any], first: list[Record],
-    total: int, readers: int,
-) -> Iterator[list[Record]]:
-    epochs = [e for e in (schema.to_epoch(r.get("updated_at")) for r in first) if e is not None]
-    if not epochs:  # nothing to place windows with: one chain
-        yield first
-        yield from client.search(endpoint, build_search_query(cursor.start_value, cursor.end_value, units.tz))
-        return
-    start = units.floor(max(epochs))
-    yield [r for r in first if Window(0, start).holds(r)]  # complete below `start`: sorted ascending
+class _Progress:
+    """A split search's progress in the resource state, committed with each load package.
 
-    newest_page = next(client.search(
-        endpoint, build_search_query(cursor.start_value, cursor.end_value, units.tz), descending=True, per_page=1,
-    ), [])
-    newest = schema.to_epoch(newest_page[0].get("updated_at")) if newest_page else None
-    newest = max(newest or 0, max(epochs))
-    backfill_end = int(cursor.end_value.timestamp()) if cursor.end_value is not None else None
-    # closed up to the newest record's unit; a backfill up to its end when that comes first
-    end = units.floor(newest) if backfill_end is None else units.ceil(min(backfill_end, newest + 1))
-    pieces = max(2, min(2 * readers, math.ceil(total / settings.SEARCH_PAGE_SIZE / settings.SEARCH_WINDOW_MIN_PAGES)))
-    cuts = units.cuts(start, end, pieces) if end > start else [start]
-    windows = [Window(lo, hi) for lo, hi in zip(cuts, cuts[1:], strict=False)]
-    logger.info("%s: %d records read as %d windows by %d readers", endpoint, total, len(windows), readers)
-    yield from _concurrently(client, endpoint, units, windows, readers)
-    if backfill_end is None or end < backfill_end:  # what changes while the sync runs lands here
-        tail = Window(max(start, end), None)
-        for page in client.search(endpoint, units.query(tail)):
-            yield [r for r in page if tail.holds(r)]
+    Why: dlt commits a resource's state only with its load package, at the end of a run's extract,
+    so a long split search ends its run every `checkpoint_records` records with `more` set, and the
+    pipeline runs again (`run_until_caught_up`). The next part starts at `done_until`: every record
+    below it was loaded with the package that saved it (the windows are done in ascending groups,
+    so dlt's cursor, committed with it, never passes an unread window either). A backfill's saved
+    progress counts only for the same start.
+    """
+
+    def __init__(self, cursor: Incremental[Any]) -> None:
+        state = _RESOURCE_STATE.get()
+        self.state: dict[str, Any] = state if state is not None else dlt.current.resource_state()
+        self.start = int(cursor.start_value.timestamp()) if cursor.start_value is not None else None
+        self.backfill = cursor.end_value is not None
+        saved = self.state.get(STATE_KEY) or {}
+        done = saved.get("done_until")
+        # a backfill's progress is its own only for the same start; a scheduled run's is always its own
+        same = saved.get("more") and (not self.backfill or saved.get("from") == self.start)
+        self.done_until: int | None = done if same and isinstance(done, int) else None
+        if self.done_until is not None and self.start is not None and self.done_until <= self.start:
+            self.done_until = None
+
+    def resume_from(self) -> datetime | None:
+        """Where this run's search starts: a backfill's saved progress, else the cursor's start."""
+        if self.done_until is not None:
+            return datetime.fromtimestamp(self.done_until, ZoneInfo("UTC"))
+        return datetime.fromtimestamp(self.start, ZoneInfo("UTC")) if self.start is not None else None
+
+    def kept(self, page: list[Record]) -> list[Record]:
+        """A resumed backfill's records below its saved progress were loaded: dropped."""
+        if self.done_until is None:
+            return page
+        return [r for r in page if Window(self.done_until, None).holds(r)]
+
+    def more(self, done_until: int) -> None:
+        self.state[STATE_KEY] = {"from": self.start, "done_until": done_until, "more": True}
+
+    def finished(self) -> None:
+        self.state.pop(STATE_KEY, None)
+
+
+def unfinished(resource_states: Mapping[str, Any]) -> list[str]:
+    """The streams whose split search ended its run early and must run again (by resource name)."""
+    return [
+        name for name, state in resource_states.items()
+        if isinstance(state, Mapping) and isinstance(state.get(STATE_KEY), Mapping) and state[STATE_KEY].get("more")
+    ]
+
+
+@dataclass
+class _Plan:
+    """The windows of one split search, from the scout page on."""
+
+    client: IntercomClient
+    endpoint: str
+    units: _Units
+    cursor: Incremental[Any]
+    lower: datetime | None
+    total: int
+    readers: int
+
+    def _query(self) -> dict[str, Any]:
+        return build_search_query(self.lower, self.cursor.end_value, self.units.tz)
+
+    def pages(self, first: list[Record], progress: _Progress, checkpoint_records: int) -> Iterator[list[Record]]:
+        units = self.units
+        epochs = [e for e in (schema.to_epoch(r.get("updated_at")) for r in first) if e is not None]
+        if not epochs:  # nothing to place windows with: one chain
+            progress.finished()
+            yield progress.kept(first)
+            for page in self.client.search(self.endpoint, self._query()):
+                yield progress.kept(page)
+            return
+        start = units.floor(max(epochs))
+        yield progress.kept([r for r in first if Window(0, start).holds(r)])  # complete below `start`: sorted
+
+        newest_page = next(self.client.search(self.endpoint, self._query(), descending=True, per_page=1), [])
+        newest = schema.to_epoch(newest_page[0].get("updated_at")) if newest_page else None
+        newest = max(newest or 0, max(epochs))
+        backfill_end = int(self.cursor.end_value.timestamp()) if self.cursor.end_value is not None else None
+        # closed up to the newest record's unit; a backfill up to its end when that comes first
+        end = units.floor(newest) if backfill_end is None else units.ceil(min(backfill_end, newest + 1))
+        pieces = max(2, min(
+            2 * self.readers, math.ceil(self.total / settings.SEARCH_PAGE_SIZE / settings.SEARCH_WINDOW_MIN_PAGES)
+        ))
+        cuts = units.cuts(start, end, pieces) if end > start else [start]
+        windows = [Window(lo, hi) for lo, hi in zip(cuts, cuts[1:], strict=False)]
+        # a checkpoint every `checkpoint_records` (windows assumed to hold equal shares)
+        per_part = max(1, math.floor(len(windows) * checkpoint_records / self.total)) if windows else 1
+        logger.info(
+            "%s: %d records read as %d windows by %d readers (%d windows per load package)",
+            settings.ENDPOINTS[self.endpoint].template, self.total, len(windows), self.readers, per_part,
+        )
+        part, rest = windows[:per_part], windows[per_part:]
+        yield from _concurrently(self.client, self.endpoint, units, part, self.readers)
+        if rest:
+            assert part[-1].hi is not None
+            progress.more(part[-1].hi)
+            return
+        progress.finished()
+        if backfill_end is None or end < backfill_end:  # what changes while the sync runs lands here
+            tail = Window(max(start, end), None)
+            for page in self.client.search(self.endpoint, units.query(tail)):
+                yield [r for r in page if tail.holds(r)]
 
 
 def _concurrently(
