@@ -91,8 +91,16 @@ class StreamSpec:
 
     @property
     def hint_columns(self) -> dict[str, TColumnSchema]:
-        """The column hints, with the delete marks of a stream that has them."""
-        return {**self.columns, **(DELETE_COLUMNS if self.deletes != "kept" else {})}
+        """The column hints, with the delete marks of a stream that has them.
+
+        A record read twice in one run (changed while the sync ran: read in its old window, then
+        in the tail, windows.py) is merged keeping its newest version: `dedup_sort` on the cursor.
+        """
+        columns = {**self.columns, **(DELETE_COLUMNS if self.deletes != "kept" else {})}
+        if self.read is read_records and self.cursor == "updated_at":
+            cursor: TColumnSchema = {**columns.get(self.cursor, {}), "name": self.cursor, "dedup_sort": "desc"}
+            columns[self.cursor] = cursor
+        return columns
 
 
 # ------------------------------------------------------------------------- shapes

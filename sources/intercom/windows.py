@@ -273,7 +273,7 @@ class _Plan:
         cuts = units.cuts(start, end, pieces) if end > start else [start]
         windows = [Window(lo, hi) for lo, hi in zip(cuts, cuts[1:], strict=False)]
         # a checkpoint every `checkpoint_records` (windows assumed to hold equal shares)
-        per_part = max(1, math.floor(len(windows) * checkpoint_records / self.total)) if windows else 1
+        per_part = max(1, min(len(windows), math.floor(len(windows) * checkpoint_records / self.total)))
         logger.info(
             "%s: %d records read as %d windows by %d readers (%d windows per load package)",
             settings.ENDPOINTS[self.endpoint].template, self.total, len(windows), self.readers, per_part,
