@@ -89,7 +89,7 @@ class Window:
         return self.lo <= epoch and (self.hi is None or epoch < self.hi)
 
 
-class _Units:
+class Units:
     """Window bounds aligned to a unit: local days of the workspace zone, or seconds."""
 
     def __init__(self, unit: Literal["day", "second"], tz: str | None) -> None:
@@ -172,7 +172,7 @@ def windowed_search(endpoint: str, split: SearchSplit) -> Callable[[StreamContex
                 yield progress.kept(page)
             return
         chain.close()
-        plan = _Plan(client, endpoint, _Units(split.unit, tz), cursor, lower, total, _readers(client, split))
+        plan = _Plan(client, endpoint, Units(split.unit, tz), cursor, lower, total, _readers(client, split))
         yield from plan.pages(first, progress, ctx.checkpoint_records)
 
     return pages
@@ -240,7 +240,7 @@ class _Plan:
 
     client: IntercomClient
     endpoint: str
-    units: _Units
+    units: Units
     cursor: Incremental[Any]
     lower: datetime | None
     total: int
@@ -292,7 +292,7 @@ class _Plan:
 
 
 def _concurrently(
-    client: IntercomClient, endpoint: str, units: _Units, windows: list[Window], readers: int
+    client: IntercomClient, endpoint: str, units: Units, windows: list[Window], readers: int
 ) -> Iterator[list[Record]]:
     """The pages of every window, as they come; at most a few pages per reader held."""
     if not windows:
