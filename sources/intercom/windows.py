@@ -62,6 +62,7 @@ from .streams import (
 logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
+_HANDED_ON_PAGES = 4  # pages read but not yet taken by the stream, besides one per reader
 _MARGIN = 3600  # a local midnight +- one hour stays inside the neighbouring day (days are >= 23 h)
 
 
@@ -294,11 +295,13 @@ class _Plan:
 def _concurrently(
     client: IntercomClient, endpoint: str, units: Units, windows: list[Window], readers: int
 ) -> Iterator[list[Record]]:
-    """The pages of every window, as they come; at most a few pages per reader held."""
+    """The pages of every window, as they come; about one page per reader held."""
     if not windows:
         return
     ahead = _Ahead(contextvars.copy_context())
-    ahead.pages.maxsize = 2 * readers
+    # pages held: one per reader (waiting to be handed on) plus these; a reader fetches its next
+    # page only once its last one was taken, so a slow consumer holds the readers, not memory
+    ahead.pages.maxsize = _HANDED_ON_PAGES
 
     def read(window: Window) -> None:
         chain = client.search(endpoint, units.query(window))
