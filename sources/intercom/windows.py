@@ -266,8 +266,11 @@ class _Plan:
         newest = schema.to_epoch(newest_page[0].get("updated_at")) if newest_page else None
         newest = max(newest or 0, max(epochs))
         backfill_end = int(self.cursor.end_value.timestamp()) if self.cursor.end_value is not None else None
-        # closed up to the newest record's unit; a backfill up to its end when that comes first
-        end = units.floor(newest) if backfill_end is None else units.ceil(min(backfill_end, newest + 1))
+        # closed up to the newest record's unit (a record changed from now on lands past it, in the
+        # tail), or up to a backfill's end when that comes first
+        end = units.floor(newest)
+        if backfill_end is not None:
+            end = min(end, units.ceil(backfill_end))
         pieces = max(2, min(
             2 * self.readers, math.ceil(self.total / settings.SEARCH_PAGE_SIZE / settings.SEARCH_WINDOW_MIN_PAGES)
         ))
