@@ -91,19 +91,22 @@ def test_windowed_backfill_loads_every_record_once(
     assert searches["POST /contacts/search"] <= math.ceil(3_000 / PAGE) + 12
 
 
+@pytest.mark.parametrize("backfill", [False, True], ids=["run", "backfill"])
 def test_records_changed_while_the_windows_are_read(
-    target: Target, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    backfill: bool, target: Target, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Contacts updated and created between pages: none missed, none twice, the newest version kept."""
+    """Contacts updated and created between pages: none missed, none twice, the newest version kept
+    (a backfill whose end is still ahead too)."""
     caplog.set_level(logging.INFO, logger=WINDOWS_LOG)
     with EmulatorServer(**WORKSPACE, faults={"latency_ms": 40}) as emu:
         ws = emu.workspace
         ids = ws.ids("contacts")
         failure: list[BaseException] = []
+        end = {"end_date": pendulum.from_timestamp(ws.clock.now() + 6 * 3600).to_iso8601_string()} if backfill else {}
 
         def run() -> None:
             try:
-                _sync(emu, target, tmp_path, ("contacts",), start_date=START)
+                _sync(emu, target, tmp_path, ("contacts",), start_date=START, **end)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
                 failure.append(exc)
 
