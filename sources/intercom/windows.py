@@ -259,7 +259,7 @@ class _Plan:
             for page in self.client.search(self.endpoint, self._query()):
                 yield progress.kept(page)
             return
-        start = units.floor(max(epochs))
+        start = max(units.floor(max(epochs)), progress.done_until or 0)  # a resumed part: from where it stopped
         yield progress.kept([r for r in first if Window(0, start).holds(r)])  # complete below `start`: sorted
 
         newest_page = next(self.client.search(self.endpoint, self._query(), descending=True, per_page=1), [])
