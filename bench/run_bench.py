@@ -10,10 +10,14 @@ process per run (bench/worker.py), and prints, as medians over several runs:
 * back-off: a full sync while another app eats part of the workspace budget (429s, wait, ratio);
 * CPU only (no latency, no quota): rows/s into DuckDB and Postgres, the product against dlt's
   default settings on the same records, side by side, with the tables and column types compared;
+* contacts-heavy: `--streams contacts` alone at `--heavy-scale` (10 = 200,000 contacts): wall,
+  T_min, the ratio, contacts per second and the sync process's CPU seconds per 1,000 contacts,
+  peak RSS (the search read as concurrent windows, sources/intercom/windows.py);
 * memory: peak RSS of a contacts sync as the workspace grows (scale 50 = 1,000,000 contacts).
 
     python bench/run_bench.py                       # everything, bench profile, 3 runs
     python bench/run_bench.py --scenarios full,incremental --runs 1 --scale 0.2   # quick
+    python bench/run_bench.py --scenarios contacts-heavy --heavy-scale 10   # 200,000 contacts
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from intercom_emulator.testing import EmulatorProcess  # noqa: E402
 
 log = logging.getLogger("bench")
 
-SCENARIOS = ("full", "incremental", "backoff", "cpu", "memory")
+SCENARIOS = ("full", "incremental", "contacts-heavy", "backoff", "cpu", "memory")
 UNLIMITED_PER_MINUTE = 60_000_000  # "no quota": the emulator always enforces some number
 DEFAULT_PG = "postgresql://postgres:postgres@127.0.0.1:5432/test"
 
@@ -295,6 +299,53 @@ def scenario_incremental(args: argparse.Namespace, ws: Any, emu: EmulatorProcess
     ])
 
 
+def scenario_contacts_heavy(args: argparse.Namespace, report: Report) -> None:
+    """Contacts alone, many of them: does the split search keep the quota busy (wall vs T_min)?"""
+    scale = args.heavy_scale
+    ws = wl.build_workspace(args.profile, args.seed, scale)
+    work = wl.compute(ws, ("contacts",))
+    del ws
+    contacts = work.counts["contacts"]
+    t_min = work.t_min(args.latency_ms, args.quota)
+    print(f"  contacts-heavy: {contacts:,} contacts, R {work.R:,} ({fmt_requests(work.requests)}), "
+          f"C {work.chain}, T_min {t_min:.1f}s", flush=True)
+    results = []
+    with emulator(args.profile, args.seed, scale, args.latency_ms, args.quota) as emu:
+        for i in range(args.runs):
+            fresh_window(emu)
+            workdir = Path(tempfile.mkdtemp(prefix=f"bench-heavy-{i}-", dir=args.tmp))
+            try:
+                res = run_worker(emu, workdir, streams=("contacts",))
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+            res["errors"] = check_counts(res, {"contacts": contacts})
+            results.append(res)
+            print(f"  run {i + 1}: {res['wall_seconds']:.1f}s ratio {res['wall_seconds'] / t_min:.2f} "
+                  f"contacts/s {contacts / res['wall_seconds']:,.0f} cpu {res['cpu_seconds']:.1f}s "
+                  f"({1000 * res['cpu_seconds'] / contacts:.3f}s per 1,000) requests {res['server_total']:,} "
+                  f"429s {res['server_429']} parts {res['parts']} rss {res['peak_rss_mb']:.0f}MB"
+                  + (f" COUNT MISMATCH {res['errors']}" if res["errors"] else ""), flush=True)
+    walls = [r["wall_seconds"] for r in results]
+    cpus = [r["cpu_seconds"] for r in results]
+    last = results[-1]
+    report.data["contacts_heavy"] = {
+        "scale": scale, "contacts": contacts, "t_min": t_min, "R": work.R, "walls": walls, "ratio": med(walls) / t_min,
+        "cpu_seconds": cpus, "cpu_per_1000": 1000 * med(cpus) / contacts, "requests": last["server_requests"],
+        "429s": [r["server_429"] for r in results], "peak_rss_mb": med([r["peak_rss_mb"] for r in results]),
+        "errors": [r["errors"] for r in results],
+    }
+    report.add(f"contacts-heavy (scale {scale}), median of {len(results)} runs", [
+        f"wall {med(walls):.1f}s (runs {', '.join(f'{w:.1f}' for w in walls)}), T_min {t_min:.1f}s, "
+        f"ratio {med(walls) / t_min:.2f} (target <= 1.3)",
+        f"contacts/s {contacts / med(walls):,.0f}; CPU of the sync process {med(cpus):.1f}s = "
+        f"{1000 * med(cpus) / contacts:.3f}s per 1,000 contacts (user + sys)",
+        f"requests {last['server_total']:,} vs R {work.R:,}: {fmt_requests(last['server_requests'])}; "
+        f"429 answers {[r['server_429'] for r in results]}; load packages per run {last['parts']}",
+        f"peak RSS {med([r['peak_rss_mb'] for r in results]):.0f} MB; rows vs ground truth: "
+        + ("exact" if not any(r["errors"] for r in results) else f"MISMATCH {[r['errors'] for r in results]}"),
+    ])
+
+
 def scenario_backoff(args: argparse.Namespace, report: Report) -> None:
     """Another app uses part of the workspace budget: no runaway 429s, time near the shared bound."""
     ws = wl.build_workspace(args.profile, args.seed, args.backoff_scale)
@@ -446,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-ms", type=float, default=100.0)
     p.add_argument("--quota", type=int, default=10_000, help="per-app calls per minute")
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--heavy-scale", type=float, default=10.0, help="contacts-heavy: workspace scale (10 = 200,000 contacts)")
     p.add_argument("--incremental-runs", type=int, default=3)
     p.add_argument("--changed-fraction", type=float, default=0.01)
     p.add_argument("--workspace-quota", type=int, default=25_000)
@@ -489,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.runs = 1
             scenario_full(args, ws, report, keep)
             del ws
+        if "contacts-heavy" in args.scenarios:
+            scenario_contacts_heavy(args, report)
         if "backoff" in args.scenarios:
             scenario_backoff(args, report)
         if "cpu" in args.scenarios:

@@ -129,12 +129,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     client = preflight.make_client(settings, max_retries=None)
     # the same source and records either way; only the product picks its loader file formats
     run_kwargs = destination.pipeline_run_kwargs(target) if args.mode == "product" else {}
-    started = time.perf_counter()
-    pipeline.run(ip.build_source(settings, client), **run_kwargs)
+    started, cpu_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+    if args.mode == "product":  # a split search may commit in parts (windows.py), as `run` does
+        load_ids = ip.run_until_caught_up(pipeline, settings, client, **run_kwargs)
+    else:
+        pipeline.run(ip.build_source(settings, client), **run_kwargs)
+        load_ids = run_load_ids(pipeline)
     wall = time.perf_counter() - started
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
     client.close()
     trace = pipeline.last_trace
-    rows = rows_loaded(pipeline, run_load_ids(pipeline))
+    rows = rows_loaded(pipeline, load_ids)
     schema = _schema_types(pipeline)
     result = {
         "mode": args.mode,
@@ -147,6 +152,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "schema": schema,
         "client_stats": client.stats.as_dict(),
         "peak_rss_mb": _peak_rss_mb(),
+        # user + sys of this sync process alone, from the run's start (imports and setup left out)
+        "cpu_seconds": (cpu.ru_utime + cpu.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime),
+        "parts": len(load_ids),
         "dlt_version": dlt.__version__,
     }
     return result

@@ -56,6 +56,7 @@ CLI_SPELLING = {
     "streams": "--streams",
     "lookback_seconds": "[sources.intercom] lookback_seconds",
     "max_workers": "[sources.intercom] max_workers",
+    "checkpoint_records": "[sources.intercom] checkpoint_records",
 }
 
 
@@ -148,6 +149,7 @@ def resolve_source_settings(
         intercom_version=str(intercom_version or _config("intercom_version") or source_settings.DEFAULT_VERSION),
         lookback_seconds=_config_or("lookback_seconds", source_settings.DEFAULT_LOOKBACK_SECONDS),
         max_workers=_config_or("max_workers", source_settings.DEFAULT_MAX_WORKERS),
+        checkpoint_records=_config_or("checkpoint_records", source_settings.SEARCH_CHECKPOINT_RECORDS),
         start_date=start,
         end_date=end_date if end_date is not None else _config("end_date"),
         streams=streams,

@@ -7,8 +7,11 @@ The rooms it wires together: `config` (settings and token), `preflight` (token a
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
+from dataclasses import replace
+from typing import Any
 
 import dlt
 from dlt.extract import DltSource
@@ -37,9 +40,10 @@ from intercom_elt.pipelines.reconcile import reconcile_deletes
 from intercom_elt.pipelines.rejects import REJECTS_TABLE, settle_rejects
 from intercom_elt.pipelines.resume import finish_pending_packages
 from intercom_elt.pipelines.summary import RunSummary, stats_to_summary
-from intercom_elt.sources.intercom import intercom_source
+from intercom_elt.sources.intercom import intercom_source, windows
 from intercom_elt.sources.intercom.api import IntercomClient
 from intercom_elt.sources.intercom.settings import MAX_RETRIES
+from intercom_elt.sources.intercom.specs import SPECS
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ def build_source(settings: SourceSettings, client: IntercomClient | None = None)
         lookback_seconds=settings.lookback_seconds,
         streams=settings.streams,
         max_workers=settings.max_workers,
+        checkpoint_records=settings.checkpoint_records,
         client=client,
         history=settings.history,
     )
@@ -118,15 +123,14 @@ def _locked_run(
     with translate_errors(settings, target):
         resumed = finish_pending_packages(pipeline)
         read_from = time.time()  # update notifications received before this are read by this run
-        pipeline.run(
-            build_source(settings, client),
-            refresh="drop_sources" if full_refresh else None,
+        loaded = run_until_caught_up(
+            pipeline, settings, client, refresh="drop_sources" if full_refresh else None,
             **pipeline_run_kwargs(target),
         )
         reconciled = reconcile(pipeline, client, settings) if settings.reconcile_deletes else None
         workspace = report.app.get("id_code") if report is not None else None  # the inbox's app_id
         deletes_applied = apply_pushed_deletes(pipeline, target, read_from, str(workspace) if workspace else None)
-    load_ids = [*resumed, *run_load_ids(pipeline)]
+    load_ids = [*resumed, *loaded]
     rejected = settle_rejects(pipeline, settings.streams, load_ids)
     rows = count_then_clean(pipeline, load_ids, dlt_setting("load.delete_completed_jobs", bool))
     if rejected is None:  # not settled: count them unsorted from the files loaded
@@ -144,6 +148,34 @@ def _locked_run(
     summary.views = refresh_views(pipeline) if views else None
     summary.duration_seconds = time.monotonic() - started
     return summary
+
+
+def run_until_caught_up(
+    pipeline: dlt.Pipeline, settings: SourceSettings, client: IntercomClient, **run_kwargs: Any
+) -> list[str]:
+    """`pipeline.run` of the source, then again for the streams whose split search stopped at a
+    checkpoint (windows.py: a long search commits its progress every `checkpoint_records`), until
+    none is left. Returns the load ids of every part."""
+    pipeline.run(build_source(settings, client), **run_kwargs)
+    load_ids = run_load_ids(pipeline)
+    run_kwargs.pop("refresh", None)
+    seen: list[Any] = []
+    while left := unfinished_streams(pipeline, settings.selected):
+        progress = [pipeline.state.get("sources", {}).get("intercom", {}).get("resources", {})]
+        if progress == seen:  # nothing moved: never loop on a search that does not advance
+            logger.warning("split search of %s made no progress; the next run goes on", ", ".join(left))
+            break
+        seen = copy.deepcopy(progress)
+        pipeline.run(build_source(replace(settings, streams=left), client), **run_kwargs)
+        load_ids += run_load_ids(pipeline)
+    return load_ids
+
+
+def unfinished_streams(pipeline: dlt.Pipeline, selected: list[str]) -> list[str]:
+    """The selected streams whose split search (or whose parent's) stopped at a checkpoint."""
+    resources = pipeline.state.get("sources", {}).get("intercom", {}).get("resources", {})
+    left = set(windows.unfinished(resources))
+    return [s for s in selected if s in left or SPECS[s].parent in left]
 
 
 def refresh_views(pipeline: dlt.Pipeline, fivetran_schema: str | None = None) -> str:

@@ -72,6 +72,53 @@ def light_ordered(
     return Ordered.of_ids(pairs)
 
 
+def updated_range(query: Any, timezone: str, day_granular: bool) -> tuple[int, int] | None:
+    """[lo, hi) of `updated_at` a query selects when it is one `updated_at` filter or an AND of
+    them (the date windows syncs search by); None for anything else (filtered record by record).
+
+    The same comparison as `search._single`: by calendar day in `timezone` (`>` from the day after
+    V's, `<` before V's day, `=` V's day) or to the second.
+    """
+    filters = query.get("value") if isinstance(query, dict) and query.get("operator") == "AND" else [query]
+    if not isinstance(filters, list) or not filters:
+        return None
+    lo, hi = 0, 2**62
+    for flt in filters:
+        if not isinstance(flt, dict) or flt.get("field") != "updated_at" or "value" not in flt:
+            return None
+        op, raw = flt.get("operator"), flt["value"]
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+            return None
+        try:
+            v = int(raw)
+        except ValueError:
+            return None
+        if day_granular:
+            start, end = search.day_bounds(v, timezone)
+            bounds = {">": (end, None), "<": (None, start), "=": (start, end)}.get(op)
+        else:
+            bounds = {">": (v + 1, None), ">=": (v, None), "<": (None, v), "<=": (None, v + 1), "=": (v, v + 1)}.get(op)
+        if bounds is None:
+            return None
+        lo = max(lo, bounds[0]) if bounds[0] is not None else lo
+        hi = min(hi, bounds[1]) if bounds[1] is not None else hi
+    return lo, max(lo, hi)
+
+
+def updated_slice(state: EmulatorState, model: str, lo: int, hi: int) -> Ordered:
+    """The live records with lo <= updated_at < hi in `updated_at` order, by bisect on an index
+    built once per workspace version (a query no longer walks every record)."""
+    key = ("updated_at index", model, state.ws.version)
+    index = state.model_cache.lookup(key)
+    if index is None:
+        index = light_ordered(state, model, None, "updated_at", None, need_id=False)
+        state.model_cache.put(key, index)
+    start, end = bisect_left(index.keys, ((1, lo),)), bisect_left(index.keys, ((1, hi),))
+    out = Ordered.__new__(Ordered)
+    out.keys, out.records, out.by_id = index.keys[start:end], index.records[start:end], True
+    return out
+
+
 def cursor_page(
     ordered: Ordered, descending: bool, per_page: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:

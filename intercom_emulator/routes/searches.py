@@ -23,6 +23,8 @@ from intercom_emulator.routes.cursor import (
     cursor_page,
     light_ordered,
     page_records,
+    updated_range,
+    updated_slice,
 )
 from intercom_emulator.state import ApiError, json_response
 
@@ -80,7 +82,10 @@ def _search(request: web.Request, model: str, body: dict[str, Any]) -> web.Respo
         if ordered is None:
             predicate = search.compile_query(query, model=model, timezone=state.ws.timezone, day_granular=day_granular)
             fields = search.query_fields(query)
-            if model in LIGHT_MODELS and fields <= LIGHT_FIELDS and sort_field in (None, *LIGHT_FIELDS):
+            window = updated_range(query, state.ws.timezone, day_granular)
+            if model in LIGHT_MODELS and window is not None and sort_field == "updated_at" and cutoff is None:
+                ordered = updated_slice(state, model, *window)
+            elif model in LIGHT_MODELS and fields <= LIGHT_FIELDS and sort_field in (None, *LIGHT_FIELDS):
                 ordered = light_ordered(state, model, predicate, sort_field, cutoff, need_id="id" in fields)
             else:
                 rows = [r for r in all_records(state, model) if predicate(r)]

@@ -71,6 +71,7 @@ def intercom_source(
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_SECONDS,
     streams: Sequence[str] | None = None,
     max_workers: int = settings.DEFAULT_MAX_WORKERS,
+    checkpoint_records: int = settings.SEARCH_CHECKPOINT_RECORDS,
     client: IntercomClient | None = None,
     history: bool = False,
 ) -> list[DltResource]:
@@ -86,6 +87,8 @@ def intercom_source(
         lookback_seconds: how far before the cursor each run re-reads (search lag, day rule).
         streams: stream names to load (default all); see `specs.STREAMS`.
         max_workers: concurrent conversation-detail fetches (and HTTP pool size).
+        checkpoint_records: a search read as windows (windows.py) ends its run after about this many
+            records, its progress committed with the load package; `run_until_caught_up` runs on.
         client: optional pre-built `IntercomClient` to use instead of building one.
         history: keep one row per version (dlt scd2) of contacts, companies, conversations,
             tickets and their relation tables instead of the latest state; see history.py.
@@ -93,7 +96,7 @@ def intercom_source(
     options = IntercomOptions(
         access_token=access_token, region=region, base_url=base_url, intercom_version=intercom_version,
         start_date=start_date, end_date=end_date, lookback_seconds=lookback_seconds, streams=streams,
-        max_workers=max_workers, history=history,
+        max_workers=max_workers, checkpoint_records=checkpoint_records, history=history,
     ).validated()
     selected, start, end = options.selected, options.start_date, options.end_date
     if client is None:
@@ -107,6 +110,7 @@ def intercom_source(
         client=client,
         lookback_seconds=options.lookback_seconds,
         max_workers=options.max_workers,
+        checkpoint_records=options.checkpoint_records,
         keep_nulls=options.history,
         secrets=(access_token,) if isinstance(access_token, str) and access_token else (),
     )

@@ -103,12 +103,16 @@ class IntercomClient(HttpClient):
     # ------------------------------------------------------------------ paged reads
     def search(
         self, endpoint: str, query: Mapping[str, Any], *, sort_field: str = "updated_at",
-        per_page: int = settings.SEARCH_PAGE_SIZE,
+        per_page: int = settings.SEARCH_PAGE_SIZE, descending: bool = False, pager: BodyCursor | None = None,
     ) -> Iterator[list[Record]]:
-        """Pages of a search endpoint, ascending on `sort_field`; the cursor travels in the body."""
-        body = {"query": query, "sort": {"field": sort_field, "order": "ascending"}, "pagination": {"per_page": per_page}}
+        """Pages of a search endpoint, ascending on `sort_field` (unless `descending`); the cursor
+        travels in the body. A `pager` of the caller's shows each page's `total_count`."""
+        body = {
+            "query": query, "sort": {"field": sort_field, "order": "descending" if descending else "ascending"},
+            "pagination": {"per_page": per_page},
+        }
         yield from self.paginate(
-            endpoint, BodyCursor(), PageRequest(json=body), records=SEARCH_RECORDS.get(endpoint, RecordsAt())
+            endpoint, pager or BodyCursor(), PageRequest(json=body), records=SEARCH_RECORDS.get(endpoint, RecordsAt())
         )
 
     def list_ids(self, endpoint: str, key: str) -> set[str]:

@@ -402,8 +402,10 @@ class HttpClient:
             body = self._page(endpoint, pager, request)
             page = records_in(body, records, settings.ENDPOINTS[endpoint].template)
             pages += 1
-            yield page
+            # asked before the page is handed on, so a pager's view of the body (a search's
+            # `total_count`) is there when the caller looks at the page
             request = pager.next_request(request, body, page)
+            yield page
 
     def _page(self, endpoint: str, pager: Pager, request: PageRequest) -> dict[str, Any]:
         """One page's body; a failure the pager may wait out (a busy scroll) is resent after the wait."""

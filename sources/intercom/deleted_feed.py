@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.extract.incremental import Incremental
 
 from . import settings
-from .api import IntercomClient
 from .pagers import PageNumber, PageRequest, RecordsAt
+
+if TYPE_CHECKING:
+    from .streams import StreamContext
 
 FIRST_VERSION = (2, 16)
 PER_PAGE = 60  # the feed's maximum
@@ -55,8 +57,9 @@ def shape_row(raw: Mapping[str, Any], how: object) -> dict[str, Any]:
     return row
 
 
-def feed_pages(client: IntercomClient, cursor: Incremental[Any]) -> Iterator[list[dict[str, Any]]]:
+def feed_pages(ctx: StreamContext, cursor: Incremental[Any]) -> Iterator[list[dict[str, Any]]]:
     """The feed's raw pages, newest first, until a page reaches back past `cursor.start_value`."""
+    client = ctx.client
     since = cursor.start_value
     first = PageRequest(params={"per_page": PER_PAGE, "order": "desc", "page": 1})
     pages = client.paginate("conversations_deleted", PageNumber(), first, records=RecordsAt(("conversations",)))

@@ -35,6 +35,7 @@ class IntercomOptions:
     intercom_version: str = settings.DEFAULT_VERSION
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_SECONDS
     max_workers: int = settings.DEFAULT_MAX_WORKERS  # upper bound; the pool is sized from quota x latency
+    checkpoint_records: int = settings.SEARCH_CHECKPOINT_RECORDS  # a split search's records per load package
     start_date: DateLike = None  # a date, datetime, ISO 8601 text or Unix seconds; validated: pendulum.DateTime
     end_date: DateLike = None
     streams: Sequence[str] | str | None = None  # None: every stream; validated: a list
@@ -74,14 +75,16 @@ class IntercomOptions:
             )
         lookback = _whole_number(self.lookback_seconds, name["lookback_seconds"], minimum=0)
         workers = _whole_number(self.max_workers, name["max_workers"], minimum=1)
+        checkpoint = _whole_number(self.checkpoint_records, name["checkpoint_records"], minimum=settings.SEARCH_PAGE_SIZE)
         return replace(
             self, region=region, start_date=start, end_date=end, streams=parse_streams(self.streams, name["streams"]),
             intercom_version=str(self.intercom_version), lookback_seconds=lookback, max_workers=workers,
+            checkpoint_records=checkpoint,
             history=bool(self.history),
         )
 
 
-_FIELDS = ("region", "base_url", "start_date", "end_date", "lookback_seconds", "max_workers", "streams")
+_FIELDS = ("region", "base_url", "start_date", "end_date", "lookback_seconds", "max_workers", "checkpoint_records", "streams")
 
 
 def _whole_number(value: object, name: str, minimum: int) -> int:

@@ -77,9 +77,18 @@ class _NoRetry:
 
 
 class BodyCursor(_NoRetry):
-    """Search endpoints: the cursor travels in the body's `pagination.starting_after`."""
+    """Search endpoints: the cursor travels in the body's `pagination.starting_after`.
+
+    Keeps the last page's `total_count` (the records the query matches), which sizes search
+    windows (windows.py).
+    """
+
+    def __init__(self) -> None:
+        self.total_count: int | None = None
 
     def next_request(self, sent: PageRequest, body: Mapping[str, Any], records: Records) -> PageRequest | None:
+        total = body.get("total_count")
+        self.total_count = total if isinstance(total, int) and not isinstance(total, bool) else None
         cursor = next_cursor(body)
         if cursor is None or not records:
             return None

@@ -35,6 +35,7 @@ from .streams import (
     read_ahead,
     with_details,
 )
+from .windows import SearchSplit, windowed_search
 
 if TYPE_CHECKING:
     from .specs import Parts, StreamSpec
@@ -42,31 +43,35 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
-Pages = Callable[[IntercomClient, Incremental[Any]], Iterator[list[Record]]]
+Pages = Callable[[StreamContext, Incremental[Any]], Iterator[list[Record]]]
 
 
 # ------------------------------------------------------------------------- page sources
-def search(endpoint: str) -> Pages:
-    """Pages of a search endpoint on `updated_at` from the cursor (day-safe bounds, see streams.py)."""
+def search(endpoint: str, split: SearchSplit | None = None) -> Pages:
+    """Pages of a search endpoint on `updated_at` from the cursor (day-safe bounds, see streams.py);
+    with a `split`, a large search is read as concurrent windows (windows.py)."""
+    if split is not None:
+        return windowed_search(endpoint, split)
 
-    def pages(client: IntercomClient, cursor: Incremental[Any]) -> Iterator[list[Record]]:
-        query = build_search_query(cursor.start_value, cursor.end_value, client.workspace_timezone())
-        return client.search(endpoint, query)
+    def pages(ctx: StreamContext, cursor: Incremental[Any]) -> Iterator[list[Record]]:
+        query = build_search_query(cursor.start_value, cursor.end_value, ctx.client.workspace_timezone())
+        return ctx.client.search(endpoint, query)
 
     return pages
 
 
-def companies_scroll(client: IntercomClient, cursor: Incremental[Any]) -> Iterator[list[Record]]:
+def companies_scroll(ctx: StreamContext, cursor: Incremental[Any]) -> Iterator[list[Record]]:
     """Every company once per run (no server filter); the client keeps the ids for --reconcile-deletes."""
-    return client.scroll_companies()
+    return ctx.client.scroll_companies()
 
 
-def activity_log_pages(client: IntercomClient, cursor: Incremental[Any]) -> Iterator[list[Record]]:
+def activity_log_pages(ctx: StreamContext, cursor: Incremental[Any]) -> Iterator[list[Record]]:
     """GET /admins/activity_logs in 5-day created_at windows from the cursor; the last one open-ended.
 
     Windows are independent: fetched concurrently, yielded in order. Both ends of a window are
     inclusive, so only records exactly on a shared bound can come twice; they are dropped.
     """
+    client = ctx.client
     bounds = _activity_windows(client, cursor)
     workers = max(1, min(settings.ACTIVITY_LOG_WORKERS, len(bounds)))
 
@@ -129,7 +134,7 @@ def read_records(
     types = ctx.custom_types(spec.custom_attributes)
     hints = FirstPageHints(types)
     rejects = ctx.rejects(spec.name)
-    changed = incremental_records(ctx, cursor, spec.pages(ctx.client, cursor), spec.cursor, rejects)
+    changed = incremental_records(ctx, cursor, spec.pages(ctx, cursor), spec.cursor, rejects)
     if spec.complete is not None:
         complete = spec.complete
         changed = (complete(ctx.client, raws, ctx.max_workers) for raws in changed)

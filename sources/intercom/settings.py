@@ -28,6 +28,9 @@ DEFAULT_LOOKBACK_SECONDS = 900
 DEFAULT_MAX_WORKERS = 32  # upper bound of concurrent detail fetches; sized down from quota x latency
 
 SEARCH_PAGE_SIZE = 150  # Intercom's maximum for search and cursor lists
+SEARCH_SPLIT_MIN_PAGES = 8  # a search matching more pages than this is read as concurrent windows
+SEARCH_CHECKPOINT_RECORDS = 100_000  # a split search commits a load package (its progress) every so many records
+SEARCH_WINDOW_MIN_PAGES = 8  # pages per window at least, on average (each window ends on a part page)
 ACTIVITY_LOG_WINDOW_SECONDS = 5 * 24 * 3600  # 5-day windows: wider ones have caused 500s
 ACTIVITY_LOG_WORKERS = 8  # activity-log windows fetched at once
 HTTP_POOL_EXTRA = 16  # connections beyond the detail workers: streams run in parallel

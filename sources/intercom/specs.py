@@ -31,6 +31,7 @@ from .readers import (
     search,
 )
 from .rejects import Rejects
+from .windows import SearchSplit
 
 Record = dict[str, Any]
 Shape = Callable[[Mapping[str, Any], schema.Shaping], Record]
@@ -90,8 +91,16 @@ class StreamSpec:
 
     @property
     def hint_columns(self) -> dict[str, TColumnSchema]:
-        """The column hints, with the delete marks of a stream that has them."""
-        return {**self.columns, **(DELETE_COLUMNS if self.deletes != "kept" else {})}
+        """The column hints, with the delete marks of a stream that has them.
+
+        A record read twice in one run (changed while the sync ran: read in its old window, then
+        in the tail, windows.py) is merged keeping its newest version: `dedup_sort` on the cursor.
+        """
+        columns = {**self.columns, **(DELETE_COLUMNS if self.deletes != "kept" else {})}
+        if self.read is read_records and self.cursor == "updated_at":
+            cursor: TColumnSchema = {**columns.get(self.cursor, {}), "name": self.cursor, "dedup_sort": "desc"}
+            columns[self.cursor] = cursor
+        return columns
 
 
 # ------------------------------------------------------------------------- shapes
@@ -134,7 +143,7 @@ SPECS: dict[str, StreamSpec] = {
     for spec in (
         StreamSpec(
             "contacts", read_records, "contacts_search", schema.CONTACT_COLUMNS, _contact,
-            search("contacts_search"), complete=relations.complete_contacts, custom_attributes="contact",
+            search("contacts_search", SearchSplit("day")), complete=relations.complete_contacts, custom_attributes="contact",
             history=True, deletes="reconciled",
         ),
         StreamSpec(
@@ -143,7 +152,7 @@ SPECS: dict[str, StreamSpec] = {
         ),
         StreamSpec(
             "conversations", read_records, "conversations_search", schema.CONVERSATION_COLUMNS, _conversation,
-            search("conversations_search"), custom_attributes="conversation", parts=CONVERSATION_PARTS,
+            search("conversations_search", SearchSplit("second", calls_per_record=1)), custom_attributes="conversation", parts=CONVERSATION_PARTS,
             history=True, deletes="reconciled",
         ),
         StreamSpec(
@@ -164,7 +173,7 @@ SPECS: dict[str, StreamSpec] = {
         ),
         StreamSpec(
             "tickets", read_records, "tickets_search", tickets.TICKET_COLUMNS, _ticket,
-            search("tickets_search"), parts=TICKET_PARTS, history=True,
+            search("tickets_search", SearchSplit("second", calls_per_record=1)), parts=TICKET_PARTS, history=True,
         ),
         StreamSpec(
             "ticket_parts", read_parts, "tickets_search", tickets.TICKET_PART_COLUMNS,

@@ -147,6 +147,7 @@ class StreamContext:
     client: IntercomClient
     lookback_seconds: int = settings.DEFAULT_LOOKBACK_SECONDS
     max_workers: int = settings.DEFAULT_MAX_WORKERS
+    checkpoint_records: int = settings.SEARCH_CHECKPOINT_RECORDS  # split searches: records per load package
     keep_nulls: bool = False  # history mode: rows keep their None values (schema.record_row)
     secrets: tuple[str, ...] = ()  # redacted from the records kept in the rejects table
     hand_offs: dict[str, PartsHandOff] = field(default_factory=dict)  # by parent stream

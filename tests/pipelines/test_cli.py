@@ -473,3 +473,11 @@ def test_sync_tunes_the_garbage_collector_unless_the_process_chose(tmp_path: Pat
         assert gc.get_threshold() == (2000, 10, 10)
     finally:
         gc.set_threshold(*before)
+
+
+def test_checkpoint_records_below_one_page_is_refused(emulator, token_env, target_args, monkeypatch, capsys):
+    """`checkpoint_records` (split searches commit every so many records) is at least one search page."""
+    monkeypatch.setenv("SOURCES__INTERCOM__CHECKPOINT_RECORDS", "10")
+    rc = main(["run", "--base-url", emulator.base_url, *target_args])
+    assert rc == 2
+    assert_one_line_error(capsys.readouterr().err, "[sources.intercom] checkpoint_records", ">= 150")
