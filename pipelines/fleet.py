@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from intercom_elt.pipelines import config, errors, preflight
@@ -75,6 +76,7 @@ class Outcome:
     name: str
     exit_code: int
     error: str | None  # the child's last "error: ..." line
+    seconds: float
 
 
 def _command(ws: Workspace, passthrough: Sequence[str]) -> list[str]:
@@ -91,30 +93,59 @@ def run_one(ws: Workspace, passthrough: Sequence[str]) -> int:
 
 
 def _run_captured(ws: Workspace, passthrough: Sequence[str]) -> tuple[Outcome, str]:
+    started = time.monotonic()
     done = subprocess.run(
         _command(ws, passthrough), env=_env(ws), check=False, capture_output=True, text=True
     )
     output = (done.stdout + done.stderr).replace(ws.token, "***")
     error = next((line for line in reversed(output.splitlines()) if line.startswith("error: ")), None)
-    return Outcome(ws.name, done.returncode, error), output
+    return Outcome(ws.name, done.returncode, error, time.monotonic() - started), output
 
 
 def run_all(workspaces: dict[str, Workspace], passthrough: Sequence[str], parallel: int) -> int:
-    """Every workspace, at most `parallel` at once; each one's output as a block, then a summary."""
+    """Every workspace, at most `parallel` at once. Each one's output is printed as one block the
+    moment it ends (never interleaved, never held back by a slower one), then a summary in registry
+    order. Ctrl-C starts no further workspace: the summary names those that did not run."""
     if parallel < 1:
         raise errors.UserError(f"--parallel {parallel}: give 1 or more", errors.EXIT_USAGE)
-    outcomes: list[Outcome] = []
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        futures = [pool.submit(_run_captured, ws, passthrough) for ws in workspaces.values()]
+    outcomes: dict[str, Outcome] = {}
+    reported: set[Future[tuple[Outcome, str]]] = set()
+
+    def report(future: Future[tuple[Outcome, str]]) -> None:
+        reported.add(future)
+        outcome, output = future.result()
+        print(f"== workspace {outcome.name} (exit {outcome.exit_code}, {outcome.seconds:.1f} s)")
+        print(output.rstrip(), flush=True)
+        outcomes[outcome.name] = outcome
+
+    pool = ThreadPoolExecutor(max_workers=parallel)
+    futures = [pool.submit(_run_captured, ws, passthrough) for ws in workspaces.values()]
+    try:
+        for future in as_completed(futures):
+            report(future)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=True, cancel_futures=True)  # the running ones got the same Ctrl-C: they end now
         for future in futures:
-            outcome, output = future.result()
-            print(f"== workspace {outcome.name} (exit {outcome.exit_code})")
-            print(output.rstrip())
-            outcomes.append(outcome)
+            if future.done() and not future.cancelled() and future not in reported:
+                report(future)
+        _print_summary(workspaces, outcomes)
+        raise
+    pool.shutdown()
+    _print_summary(workspaces, outcomes)
+    return fleet_exit_code([o.exit_code for o in outcomes.values()])
+
+
+def _print_summary(workspaces: dict[str, Workspace], outcomes: dict[str, Outcome]) -> None:
     print("== summary")
-    for o in outcomes:
-        if o.exit_code == errors.EXIT_OK:
-            print(f"{o.name}: ok")
+    for name in workspaces:
+        o = outcomes.get(name)
+        if o is None:
+            print(f"{name}: not run (interrupted)")
+        elif o.exit_code == errors.EXIT_OK:
+            print(f"{name}: ok")
         else:
-            print(f"{o.name}: failed (exit {o.exit_code}): {o.error or 'no error line'}")
-    return fleet_exit_code([o.exit_code for o in outcomes])
+            print(f"{name}: failed (exit {o.exit_code}): {o.error or 'no error line'}")
+    ok = sum(o.exit_code == errors.EXIT_OK for o in outcomes.values())
+    tally = [f"{ok} ok", f"{len(outcomes) - ok} failed", f"{len(workspaces) - len(outcomes)} not run"]
+    noun = "workspace" if len(workspaces) == 1 else "workspaces"
+    print(f"{len(workspaces)} {noun}: " + ", ".join(t for t in tally if not t.startswith("0 ")), flush=True)
