@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -275,26 +276,59 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-class TreeSampler(threading.Thread):
-    """Polls /proc: the largest sum of RSS over a process and its descendants at one moment."""
+def _sockets_to_port(port: int) -> set[str]:
+    """Inodes of the established TCP sockets whose far end is `port` (this network namespace)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if cols[3] == "01" and int(cols[2].rsplit(":", 1)[1], 16) == port:
+                inodes.add(cols[9])
+    return inodes
 
-    def __init__(self, root: int, interval: float = 0.2) -> None:
+
+def _open_sockets(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        for fd in os.scandir(f"/proc/{pid}/fd"):
+            target = os.readlink(fd.path)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+class TreeSampler(threading.Thread):
+    """Polls /proc: the largest sum of RSS over a process and its descendants at one moment, and the
+    most connections they held at once to the Postgres port (the warehouse's connection budget)."""
+
+    def __init__(self, root: int, interval: float = 0.2, pg_port: int | None = None) -> None:
         super().__init__(daemon=True)
-        self.root, self.interval = root, interval
+        self.root, self.interval, self.pg_port = root, interval, pg_port
         self.peak_bytes = 0
         self.peak_processes = 0
+        self.peak_pg_connections = 0
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
-            kids, stack, total, count = _children(), [self.root], 0, 0
+            kids, stack, total, pids = _children(), [self.root], 0, []
             while stack:
                 pid = stack.pop()
                 total += _rss(pid)
-                count += 1
+                pids.append(pid)
                 stack.extend(kids.get(pid, ()))
             self.peak_bytes = max(self.peak_bytes, total)
-            self.peak_processes = max(self.peak_processes, count)
+            self.peak_processes = max(self.peak_processes, len(pids))
+            if self.pg_port is not None:
+                to_pg = _sockets_to_port(self.pg_port)
+                held = sum(len(_open_sockets(pid) & to_pg) for pid in pids)
+                self.peak_pg_connections = max(self.peak_pg_connections, held)
             self._halt.wait(self.interval)
 
     def stop(self) -> None:
@@ -313,13 +347,14 @@ class Measured:
     tree_peak_processes: int
     exit_code: int
     log: str
+    peak_pg_connections: int = 0
 
 
-def run_measured(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> Measured:
+def run_measured(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path, pg_port: int | None) -> Measured:
     with open(log_path, "w", encoding="utf-8") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        sampler = TreeSampler(proc.pid)
+        sampler = TreeSampler(proc.pid, pg_port=pg_port)
         sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
@@ -328,7 +363,7 @@ def run_measured(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path)
     return Measured(
         wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime, max_rss_mb=usage.ru_maxrss / 1024,
         tree_peak_mb=sampler.peak_bytes / MB, tree_peak_processes=sampler.peak_processes,
-        exit_code=proc.returncode, log=str(log_path),
+        exit_code=proc.returncode, log=str(log_path), peak_pg_connections=sampler.peak_pg_connections,
     )
 
 
@@ -353,6 +388,7 @@ class Result:
     requests: int
     rate_limited: int
     rows_checked: int
+    peak_pg_connections: int = 0
     per_workspace_wall_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -367,12 +403,13 @@ def measure(the_fleet: Fleet, scenario: str, round_: int) -> Result:
     logs = wd / "logs"
     logs.mkdir(exist_ok=True)
     common = ["--registry", str(the_fleet.registry), "--pipelines-dir", str(the_fleet.pipelines_dir), "--no-progress"]
+    pg_port = (urlsplit(the_fleet.pg_url).port or 5432) if the_fleet.destination == "postgres" else None
     emu_cpu_before = sum(cpu_seconds(m.emulator.proc.pid) for m in the_fleet.members if m.emulator.proc)
     per_ws: dict[str, float] = {}
     if scenario == "single":
         runs = []
         for m in the_fleet.members:
-            done = run_measured(_cli("run", "--workspace", m.name, *common), env, wd, logs / f"single-{m.name}.log")
+            done = run_measured(_cli("run", "--workspace", m.name, *common), env, wd, logs / f"single-{m.name}.log", pg_port)
             if done.exit_code != 0:
                 raise _fail_run(f"single {m.name}", done)
             runs.append(done)
@@ -381,6 +418,7 @@ def measure(the_fleet: Fleet, scenario: str, round_: int) -> Result:
             wall_s=sum(r.wall_s for r in runs), cpu_s=sum(r.cpu_s for r in runs),
             max_rss_mb=max(r.max_rss_mb for r in runs), tree_peak_mb=max(r.tree_peak_mb for r in runs),
             tree_peak_processes=max(r.tree_peak_processes for r in runs), exit_code=0, log=str(logs),
+            peak_pg_connections=max(r.peak_pg_connections for r in runs),
         )
     else:
         kind, n = scenario.rsplit("-", 1)
@@ -390,7 +428,7 @@ def measure(the_fleet: Fleet, scenario: str, round_: int) -> Result:
             mode = "job" if kind == "dagster-job" else "per-workspace"
             cmd = [sys.executable, "-m", "bench.fleet_dagster", "--registry", str(the_fleet.registry),
                    "--mode", mode, "--parallel", n]
-        total = run_measured(cmd, env, wd, logs / f"{scenario}-r{round_}.log")
+        total = run_measured(cmd, env, wd, logs / f"{scenario}-r{round_}.log", pg_port)
         if total.exit_code != 0:
             raise _fail_run(scenario, total)
         if kind == "all":
@@ -402,7 +440,7 @@ def measure(the_fleet: Fleet, scenario: str, round_: int) -> Result:
         scenario=scenario, round=round_, wall_s=total.wall_s, cpu_s=total.cpu_s, emulator_cpu_s=emu_cpu,
         max_rss_mb=total.max_rss_mb, tree_peak_mb=total.tree_peak_mb,
         tree_peak_processes=total.tree_peak_processes, requests=requests, rate_limited=limited,
-        rows_checked=checked, per_workspace_wall_s=per_ws,
+        rows_checked=checked, peak_pg_connections=total.peak_pg_connections, per_workspace_wall_s=per_ws,
     )
 
 
@@ -425,10 +463,12 @@ def table(results: list[Result], scenarios: list[str]) -> list[str]:
     """One markdown row per scenario: medians over rounds."""
     single = [r.wall_s for r in results if r.scenario == "single"]
     base = med(single) if single else float("nan")
+    pg = any(r.peak_pg_connections for r in results)
     lines = [
         "| how | wall s (median) | wall / sum(single) | CPU s (sync tree) | CPU s (emulators) | "
-        "peak RSS, whole tree at once | largest process | requests | 429 | rows checked |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "peak RSS, whole tree at once | largest process | requests | 429 | rows checked |"
+        + (" Postgres connections at once |" if pg else ""),
+        "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if pg else ""),
     ]
     for scenario in scenarios:
         rs = [r for r in results if r.scenario == scenario]
@@ -442,6 +482,7 @@ def table(results: list[Result], scenarios: list[str]) -> list[str]:
             f"{med([r.emulator_cpu_s for r in rs]):.1f} | {med([r.tree_peak_mb for r in rs]):.0f} MB "
             f"({max(r.tree_peak_processes for r in rs)} processes) | {med([r.max_rss_mb for r in rs]):.0f} MB | "
             f"{med([float(r.requests) for r in rs]):.0f} | {max(r.rate_limited for r in rs)} | {rs[-1].rows_checked:,} |"
+            + (f" {max(r.peak_pg_connections for r in rs)} |" if pg else "")
         )
     return lines
 
@@ -506,7 +547,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"round {round_} {scenario}: wall {r.wall_s:.1f} s, CPU {r.cpu_s:.1f} s "
                           f"(emulators {r.emulator_cpu_s:.1f} s), peak tree {r.tree_peak_mb:.0f} MB / "
                           f"{r.tree_peak_processes} processes, largest {r.max_rss_mb:.0f} MB, "
-                          f"{r.requests} requests, {r.rate_limited} x 429, {r.rows_checked:,} rows exact; "
+                          f"{r.requests} requests, {r.rate_limited} x 429, {r.rows_checked:,} rows exact"
+                          + (f", {r.peak_pg_connections} Postgres connections at once" if r.peak_pg_connections else "")
+                          + "; "
                           f"load {os.getloadavg()[0]:.1f}", flush=True)
         print("\n".join(["", *table(results, scenarios)]))
     finally:

@@ -3,6 +3,8 @@
 Each workspace syncs in its own `python -m intercom_elt.pipelines.cli run ...` process with its own
 token in the environment, so cursors, dataset, memory and failures stay apart and the single-run
 path (lock, resume, run history) is the one that runs. One failure never stops the others.
+`run --workspace` becomes that process (exec): no second interpreter, and a scheduler's SIGTERM
+reaches the sync itself.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
 
 from intercom_elt.pipelines import config, errors, preflight
 from intercom_elt.pipelines.registry import Workspace
@@ -87,9 +92,13 @@ def _env(ws: Workspace) -> dict[str, str]:
     return {**os.environ, config.TOKEN_ENV: ws.token}
 
 
-def run_one(ws: Workspace, passthrough: Sequence[str]) -> int:
-    """`run --workspace NAME`: the child's output is this command's output, its exit code ours."""
-    return subprocess.run(_command(ws, passthrough), env=_env(ws), check=False).returncode
+def run_one(ws: Workspace, passthrough: Sequence[str]) -> NoReturn:
+    """`run --workspace NAME`: this process becomes the workspace's `run`, so its output, exit code
+    and signals are the run's own (a waiting parent held its memory for the whole run, and a
+    SIGTERM sent to it alone orphaned the sync)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, _command(ws, passthrough), _env(ws))
 
 
 def _run_captured(ws: Workspace, passthrough: Sequence[str]) -> tuple[Outcome, str]:
@@ -102,12 +111,29 @@ def _run_captured(ws: Workspace, passthrough: Sequence[str]) -> tuple[Outcome, s
     return Outcome(ws.name, done.returncode, error, time.monotonic() - started), output
 
 
+def _duckdb_file(ws: Workspace) -> str | None:
+    """The DuckDB file a workspace writes (resolved), None for other destinations."""
+    if ws.destination != "duckdb":
+        return None
+    return str(Path(ws.duckdb_path or config.DEFAULT_DUCKDB_PATH).resolve())
+
+
 def run_all(workspaces: dict[str, Workspace], passthrough: Sequence[str], parallel: int) -> int:
-    """Every workspace, at most `parallel` at once. Each one's output is printed as one block the
-    moment it ends (never interleaved, never held back by a slower one), then a summary in registry
-    order. Ctrl-C starts no further workspace: the summary names those that did not run."""
+    """Every workspace, at most `parallel` at once; workspaces that share a DuckDB file run one after
+    another (DuckDB allows one writing process per file). Each one's output is printed as one block
+    the moment it ends (never interleaved, never held back by a slower one), then a summary in
+    registry order. Ctrl-C starts no further workspace: the summary names those that did not run."""
     if parallel < 1:
         raise errors.UserError(f"--parallel {parallel}: give 1 or more", errors.EXIT_USAGE)
+    writers = {f: threading.Lock() for f in map(_duckdb_file, workspaces.values()) if f is not None}
+
+    def run(ws: Workspace) -> tuple[Outcome, str]:
+        file = _duckdb_file(ws)
+        if file is None:
+            return _run_captured(ws, passthrough)
+        with writers[file]:
+            return _run_captured(ws, passthrough)
+
     outcomes: dict[str, Outcome] = {}
     reported: set[Future[tuple[Outcome, str]]] = set()
 
@@ -119,7 +145,7 @@ def run_all(workspaces: dict[str, Workspace], passthrough: Sequence[str], parall
         outcomes[outcome.name] = outcome
 
     pool = ThreadPoolExecutor(max_workers=parallel)
-    futures = [pool.submit(_run_captured, ws, passthrough) for ws in workspaces.values()]
+    futures = [pool.submit(run, ws) for ws in workspaces.values()]
     try:
         for future in as_completed(futures):
             report(future)

@@ -136,6 +136,21 @@ def test_ctrl_c_during_run_all_starts_no_further_workspace(fleet, tmp_path):
     assert not (tmp_path / "beta.duckdb").exists()
 
 
+def test_workspaces_sharing_a_duckdb_file_run_one_after_another(fleet, tmp_path):
+    """DuckDB allows one writing process per file: two workspaces with their own datasets in one
+    file both land (under --parallel 2 they would otherwise collide on the file's lock)."""
+    registry = tmp_path / "workspaces.toml"
+    text = registry.read_text().replace('duckdb_path = "beta.duckdb"', 'duckdb_path = "alpha.duckdb"')
+    registry.write_text(text.split("[workspaces.gamma]")[0])
+    done = cli(tmp_path, "run", "--all", "--parallel", "2", "--pipelines-dir", str(tmp_path / "p"), "--no-progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.rstrip().endswith("alpha: ok\nbeta: ok\n2 workspaces: 2 ok"), done.stdout
+    for name in ("alpha", "beta"):
+        for stream in STREAMS:
+            assert _ids(tmp_path / "alpha.duckdb", f"intercom_{name}", stream) == _truth(fleet[name], stream), (name, stream)
+    assert not (tmp_path / "beta.duckdb").exists()
+
+
 def test_run_one_workspace_is_a_plain_run(fleet, tmp_path):
     done = cli(tmp_path, "run", "--workspace", "beta", "--pipelines-dir", str(tmp_path / "p"), "--no-progress")
     rc, out = done.returncode, done.stdout
