@@ -12,6 +12,10 @@ import dlt
 from intercom_elt.pipelines.errors import EXIT_FAILURE, UserError
 
 
+class PipelineBusy(UserError):
+    """Another process holds the pipeline's lock (an orchestrator tells this from other failures)."""
+
+
 class pipeline_lock:  # noqa: N801 - a context manager that reads like a statement
     """An exclusive `fcntl.flock` on `<pipelines_dir>/.<pipeline_name>.lock` for one whole run.
 
@@ -34,7 +38,7 @@ class pipeline_lock:  # noqa: N801 - a context manager that reads like a stateme
             fh.seek(0)
             holder = fh.read().strip() or "?"
             fh.close()
-            raise UserError(
+            raise PipelineBusy(
                 f"another sync of pipeline '{self.name}' is already running (pid {holder}, lock {self.path}): "
                 "wait for it to finish; two runs of one pipeline at once would corrupt its state",
                 EXIT_FAILURE,

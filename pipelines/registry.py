@@ -122,10 +122,13 @@ def _flag(entry: dict[str, object], name: str, key: str) -> bool:
     return value
 
 
-def _token(entry: dict[str, object], name: str) -> tuple[str, str]:
+def _token(entry: dict[str, object], name: str, resolve: bool = True) -> tuple[str, str]:
+    """(token, where it comes from); with `resolve` False only where, and the token is ""."""
     env_name, secret_key = _string(entry, name, "token_env"), _string(entry, name, "token_secret")
     if (env_name is None) == (secret_key is None):
         raise _fail(name, "token_env", "give exactly one of token_env (an environment variable) or token_secret")
+    if not resolve:
+        return "", f"env {env_name}" if env_name is not None else f"secret {secret_key}"
     if env_name is not None:
         token = os.environ.get(env_name, "").strip()
         if not token:
@@ -142,7 +145,7 @@ def _token(entry: dict[str, object], name: str) -> tuple[str, str]:
     return token, f"secret {secret_key}"
 
 
-def _workspace(name: str, entry: object) -> Workspace:
+def _workspace(name: str, entry: object, resolve_token: bool = True) -> Workspace:
     if not isinstance(entry, dict):
         raise UserError(f"workspace '{name}' must be a [workspaces.{name}] table", EXIT_USAGE)
     unknown = sorted(set(entry) - KEYS)
@@ -174,7 +177,7 @@ def _workspace(name: str, entry: object) -> Workspace:
     schedule = _string(entry, name, "schedule")
     if schedule is not None and (problem := validate_schedule(schedule)) is not None:
         raise _fail(name, "schedule", problem)
-    token, token_source = _token(entry, name)
+    token, token_source = _token(entry, name, resolve_token)
     return Workspace(
         name=name, destination=destination, dataset=dataset, pipeline_name=pipeline_name,
         token_source=token_source, token=token, region=region, base_url=base_url,
@@ -184,8 +187,13 @@ def _workspace(name: str, entry: object) -> Workspace:
     )
 
 
-def load_registry(path: str | Path = DEFAULT_REGISTRY) -> dict[str, Workspace]:
-    """Every workspace of the file, in file order; the first problem raises UserError (exit 2)."""
+def load_registry(path: str | Path = DEFAULT_REGISTRY, *, resolve_tokens: bool = True) -> dict[str, Workspace]:
+    """Every workspace of the file, in file order; the first problem raises UserError (exit 2).
+
+    With `resolve_tokens` False the tokens are not looked up (each `token` is ""): an orchestrator
+    builds its definitions from the file and resolves a token only when that workspace runs
+    (`workspace_token`), so one missing token never hides the other workspaces.
+    """
     file = Path(path)
     if not file.is_file():
         raise UserError(f"no workspace registry {file}: create it (see workspaces.toml.example) or pass --registry", EXIT_USAGE)
@@ -203,7 +211,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY) -> dict[str, Workspace]:
     writers: dict[tuple[str, str, str, str], str] = {}
     for name, entry in tables.items():
         try:
-            ws = _workspace(name, entry)
+            ws = _workspace(name, entry, resolve_tokens)
         except UserError as exc:
             raise UserError(f"{file}: {exc}", EXIT_USAGE) from None
         where = (ws.duckdb_path or config.DEFAULT_DUCKDB_PATH) if ws.destination == "duckdb" else ""
@@ -218,3 +226,15 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY) -> dict[str, Workspace]:
         writers[key] = name
         workspaces[name] = ws
     return workspaces
+
+
+def workspace_token(path: str | Path, name: str) -> str:
+    """The token of one workspace of the file (read again now), with `load_registry`'s errors."""
+    workspaces = load_registry(path, resolve_tokens=False)
+    if name not in workspaces:
+        raise UserError(f"no workspace '{name}' in {path} (known: {', '.join(workspaces)})", EXIT_USAGE)
+    entry = tomlkit.parse(Path(path).read_text(encoding="utf-8")).unwrap()["workspaces"][name]
+    try:
+        return _token(entry, name)[0]
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}", EXIT_USAGE) from None
