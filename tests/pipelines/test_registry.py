@@ -160,6 +160,27 @@ def test_run_one_workspace_is_a_plain_run(fleet, tmp_path):
     assert not (tmp_path / "alpha.duckdb").exists()
 
 
+def test_run_one_workspace_is_the_run_process_itself(fleet, tmp_path):
+    """`run --workspace` execs the workspace's run: a scheduler's SIGTERM to the pid it started
+    stops the sync (a waiting parent died alone and left the sync running, orphaned)."""
+    fleet["alpha"].configure(faults={"latency_ms": 400})
+    command = [sys.executable, "-m", "intercom_elt.pipelines.cli", "run", "--workspace", "alpha",
+               "--pipelines-dir", str(tmp_path / "p"), "--no-progress"]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=dict(os.environ), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while fleet["alpha"].log.total == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cmdline = Path(f"/proc/{proc.pid}/cmdline").read_text().split("\0")
+    assert "--base-url" in cmdline and fleet["alpha"].base_url in cmdline, cmdline  # the run's own flags
+    proc.terminate()
+    proc.communicate(timeout=30)
+    time.sleep(0.6)  # requests already in flight are counted when their 400 ms have passed
+    seen = fleet["alpha"].log.total
+    time.sleep(1.5)  # an orphaned sync would still be requesting
+    assert fleet["alpha"].log.total == seen
+
+
 def test_run_workspace_unknown_name(fleet, tmp_path):
     done = cli(tmp_path, "run", "--workspace", "delta")
     assert done.returncode == 2
