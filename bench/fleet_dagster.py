@@ -59,7 +59,7 @@ def run_group(registry: str, group: str) -> int:
     job = defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), asset_selection=keys, raise_on_error=False,
-        tags={"workspace": group},
+        tags={"intercom/workspace": group},  # as the workspace's own job tags its runs
     )
     return 0 if result.success else 1
 
