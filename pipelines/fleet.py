@@ -3,6 +3,8 @@
 Each workspace syncs in its own `python -m intercom_elt.pipelines.cli run ...` process with its own
 token in the environment, so cursors, dataset, memory and failures stay apart and the single-run
 path (lock, resume, run history) is the one that runs. One failure never stops the others.
+`run --workspace` becomes that process (exec): no second interpreter, and a scheduler's SIGTERM
+reaches the sync itself.
 """
 
 from __future__ import annotations
@@ -10,9 +12,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
 
 from intercom_elt.pipelines import config, errors, preflight
 from intercom_elt.pipelines.registry import Workspace
@@ -75,6 +81,7 @@ class Outcome:
     name: str
     exit_code: int
     error: str | None  # the child's last "error: ..." line
+    seconds: float
 
 
 def _command(ws: Workspace, passthrough: Sequence[str]) -> list[str]:
@@ -85,36 +92,86 @@ def _env(ws: Workspace) -> dict[str, str]:
     return {**os.environ, config.TOKEN_ENV: ws.token}
 
 
-def run_one(ws: Workspace, passthrough: Sequence[str]) -> int:
-    """`run --workspace NAME`: the child's output is this command's output, its exit code ours."""
-    return subprocess.run(_command(ws, passthrough), env=_env(ws), check=False).returncode
+def run_one(ws: Workspace, passthrough: Sequence[str]) -> NoReturn:
+    """`run --workspace NAME`: this process becomes the workspace's `run`, so its output, exit code
+    and signals are the run's own (a waiting parent held its memory for the whole run, and a
+    SIGTERM sent to it alone orphaned the sync)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, _command(ws, passthrough), _env(ws))
 
 
 def _run_captured(ws: Workspace, passthrough: Sequence[str]) -> tuple[Outcome, str]:
+    started = time.monotonic()
     done = subprocess.run(
         _command(ws, passthrough), env=_env(ws), check=False, capture_output=True, text=True
     )
     output = (done.stdout + done.stderr).replace(ws.token, "***")
     error = next((line for line in reversed(output.splitlines()) if line.startswith("error: ")), None)
-    return Outcome(ws.name, done.returncode, error), output
+    return Outcome(ws.name, done.returncode, error, time.monotonic() - started), output
+
+
+def _duckdb_file(ws: Workspace) -> str | None:
+    """The DuckDB file a workspace writes (resolved), None for other destinations."""
+    if ws.destination != "duckdb":
+        return None
+    return str(Path(ws.duckdb_path or config.DEFAULT_DUCKDB_PATH).resolve())
 
 
 def run_all(workspaces: dict[str, Workspace], passthrough: Sequence[str], parallel: int) -> int:
-    """Every workspace, at most `parallel` at once; each one's output as a block, then a summary."""
+    """Every workspace, at most `parallel` at once; workspaces that share a DuckDB file run one after
+    another (DuckDB allows one writing process per file). Each one's output is printed as one block
+    the moment it ends (never interleaved, never held back by a slower one), then a summary in
+    registry order. Ctrl-C starts no further workspace: the summary names those that did not run."""
     if parallel < 1:
         raise errors.UserError(f"--parallel {parallel}: give 1 or more", errors.EXIT_USAGE)
-    outcomes: list[Outcome] = []
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        futures = [pool.submit(_run_captured, ws, passthrough) for ws in workspaces.values()]
+    writers = {f: threading.Lock() for f in map(_duckdb_file, workspaces.values()) if f is not None}
+
+    def run(ws: Workspace) -> tuple[Outcome, str]:
+        file = _duckdb_file(ws)
+        if file is None:
+            return _run_captured(ws, passthrough)
+        with writers[file]:
+            return _run_captured(ws, passthrough)
+
+    outcomes: dict[str, Outcome] = {}
+    reported: set[Future[tuple[Outcome, str]]] = set()
+
+    def report(future: Future[tuple[Outcome, str]]) -> None:
+        reported.add(future)
+        outcome, output = future.result()
+        print(f"== workspace {outcome.name} (exit {outcome.exit_code}, {outcome.seconds:.1f} s)")
+        print(output.rstrip(), flush=True)
+        outcomes[outcome.name] = outcome
+
+    pool = ThreadPoolExecutor(max_workers=parallel)
+    futures = [pool.submit(run, ws) for ws in workspaces.values()]
+    try:
+        for future in as_completed(futures):
+            report(future)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=True, cancel_futures=True)  # the running ones got the same Ctrl-C: they end now
         for future in futures:
-            outcome, output = future.result()
-            print(f"== workspace {outcome.name} (exit {outcome.exit_code})")
-            print(output.rstrip())
-            outcomes.append(outcome)
+            if future.done() and not future.cancelled() and future not in reported:
+                report(future)
+        _print_summary(workspaces, outcomes)
+        raise
+    pool.shutdown()
+    _print_summary(workspaces, outcomes)
+    return fleet_exit_code([o.exit_code for o in outcomes.values()])
+
+
+def _print_summary(workspaces: dict[str, Workspace], outcomes: dict[str, Outcome]) -> None:
     print("== summary")
-    for o in outcomes:
-        if o.exit_code == errors.EXIT_OK:
-            print(f"{o.name}: ok")
+    for name in workspaces:
+        o = outcomes.get(name)
+        if o is None:
+            print(f"{name}: not run (interrupted)")
+        elif o.exit_code == errors.EXIT_OK:
+            print(f"{name}: ok")
         else:
-            print(f"{o.name}: failed (exit {o.exit_code}): {o.error or 'no error line'}")
-    return fleet_exit_code([o.exit_code for o in outcomes])
+            print(f"{name}: failed (exit {o.exit_code}): {o.error or 'no error line'}")
+    ok = sum(o.exit_code == errors.EXIT_OK for o in outcomes.values())
+    tally = [f"{ok} ok", f"{len(outcomes) - ok} failed", f"{len(workspaces) - len(outcomes)} not run"]
+    noun = "workspace" if len(workspaces) == 1 else "workspaces"
+    print(f"{len(workspaces)} {noun}: " + ", ".join(t for t in tally if not t.startswith("0 ")), flush=True)

@@ -4,8 +4,11 @@ against several in-process emulators (one per workspace, own port), into real Du
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,7 +99,10 @@ def test_run_all_lands_each_workspace_alone_and_one_failure_stops_no_other(fleet
     assert summary[0] == "alpha: ok"
     assert summary[1] == "beta: ok"
     assert summary[2].startswith("gamma: failed (exit 3): error: "), summary
-    assert len(summary) == 3
+    assert summary[3] == "3 workspaces: 2 ok, 1 failed"
+    assert len(summary) == 4
+    # each block is printed as its workspace ends, headed with its exit code and duration
+    assert re.search(r"^== workspace gamma \(exit 3, \d+\.\d s\)$", out, re.M), out
     for name in ("alpha", "beta"):
         emu = fleet[name]
         for stream in STREAMS:
@@ -106,6 +112,45 @@ def test_run_all_lands_each_workspace_alone_and_one_failure_stops_no_other(fleet
     assert "secret-token" not in out
 
 
+def test_ctrl_c_during_run_all_starts_no_further_workspace(fleet, tmp_path):
+    """Ctrl-C (SIGINT to the foreground process group) stops the running workspace and starts none
+    of the queued ones; the summary names what did not run."""
+    fleet["alpha"].configure(faults={"latency_ms": 400})  # alpha runs for seconds: time to interrupt it
+    command = [sys.executable, "-m", "intercom_elt.pipelines.cli", "run", "--all", "--parallel", "1",
+               "--pipelines-dir", str(tmp_path / "p"), "--no-progress"]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=dict(os.environ), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while fleet["alpha"].log.total == 0 and time.monotonic() < deadline:  # alpha's run has started
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "error: interrupted" in err
+    assert out.rstrip().endswith(
+        "alpha: failed (exit 130): error: interrupted; the next run resumes from the last saved cursors\n"
+        "beta: not run (interrupted)\ngamma: not run (interrupted)\n3 workspaces: 1 failed, 2 not run"
+    ), out
+    time.sleep(1)  # an executor that went on would be syncing beta by now
+    assert fleet["beta"].log.total == 0 and fleet["gamma"].log.total == 0
+    assert not (tmp_path / "beta.duckdb").exists()
+
+
+def test_workspaces_sharing_a_duckdb_file_run_one_after_another(fleet, tmp_path):
+    """DuckDB allows one writing process per file: two workspaces with their own datasets in one
+    file both land (under --parallel 2 they would otherwise collide on the file's lock)."""
+    registry = tmp_path / "workspaces.toml"
+    text = registry.read_text().replace('duckdb_path = "beta.duckdb"', 'duckdb_path = "alpha.duckdb"')
+    registry.write_text(text.split("[workspaces.gamma]")[0])
+    done = cli(tmp_path, "run", "--all", "--parallel", "2", "--pipelines-dir", str(tmp_path / "p"), "--no-progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.rstrip().endswith("alpha: ok\nbeta: ok\n2 workspaces: 2 ok"), done.stdout
+    for name in ("alpha", "beta"):
+        for stream in STREAMS:
+            assert _ids(tmp_path / "alpha.duckdb", f"intercom_{name}", stream) == _truth(fleet[name], stream), (name, stream)
+    assert not (tmp_path / "beta.duckdb").exists()
+
+
 def test_run_one_workspace_is_a_plain_run(fleet, tmp_path):
     done = cli(tmp_path, "run", "--workspace", "beta", "--pipelines-dir", str(tmp_path / "p"), "--no-progress")
     rc, out = done.returncode, done.stdout
@@ -113,6 +158,27 @@ def test_run_one_workspace_is_a_plain_run(fleet, tmp_path):
     assert "Rows loaded per table:" in out
     assert _ids(tmp_path / "beta.duckdb", "intercom_beta", "contacts") == _truth(fleet["beta"], "contacts")
     assert not (tmp_path / "alpha.duckdb").exists()
+
+
+def test_run_one_workspace_is_the_run_process_itself(fleet, tmp_path):
+    """`run --workspace` execs the workspace's run: a scheduler's SIGTERM to the pid it started
+    stops the sync (a waiting parent died alone and left the sync running, orphaned)."""
+    fleet["alpha"].configure(faults={"latency_ms": 400})
+    command = [sys.executable, "-m", "intercom_elt.pipelines.cli", "run", "--workspace", "alpha",
+               "--pipelines-dir", str(tmp_path / "p"), "--no-progress"]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=dict(os.environ), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while fleet["alpha"].log.total == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cmdline = Path(f"/proc/{proc.pid}/cmdline").read_text().split("\0")
+    assert "--base-url" in cmdline and fleet["alpha"].base_url in cmdline, cmdline  # the run's own flags
+    proc.terminate()
+    proc.communicate(timeout=30)
+    time.sleep(0.6)  # requests already in flight are counted when their 400 ms have passed
+    seen = fleet["alpha"].log.total
+    time.sleep(1.5)  # an orphaned sync would still be requesting
+    assert fleet["alpha"].log.total == seen
 
 
 def test_run_workspace_unknown_name(fleet, tmp_path):
@@ -233,7 +299,7 @@ streams = {STREAM_LIST}
     done = cli(tmp_path, "run", "--all", "--pipelines-dir", str(tmp_path / "p"), "--no-progress")
     rc, out = done.returncode, done.stdout
     assert rc == 0, out
-    assert out.rstrip().endswith("== summary\nalpha: ok")
+    assert out.rstrip().endswith("== summary\nalpha: ok\n1 workspace: 1 ok")
     with psycopg2.connect(postgres_credentials) as con, con.cursor() as cur:
         for stream in STREAMS:
             cur.execute(f"select id from {postgres_dataset}.{stream}")
