@@ -364,8 +364,7 @@ def _cmd_run_registry(args: argparse.Namespace) -> int:
                 f"--{flag.replace('_', '-')} is set per workspace in {args.registry}, not with --workspace/--all",
                 errors.EXIT_USAGE,
             )
-    workspaces = registry.load_registry(args.registry)
-    _redact_also([ws.token for ws in workspaces.values()])
+    workspaces = registry.load_registry(args.registry)  # each looked up when it runs
     passthrough = [
         *(["--pipelines-dir", args.pipelines_dir] if args.pipelines_dir else []),
         *(["--progress"] if args.progress else ["--no-progress"] if args.progress is False else []),
@@ -374,16 +373,17 @@ def _cmd_run_registry(args: argparse.Namespace) -> int:
         *(["--debug"] if args.debug else []),
     ]
     if args.all:
-        return fleet.run_all(workspaces, passthrough, args.parallel)
-    return fleet.run_one(registry.named(workspaces, args.workspace, args.registry), passthrough)
+        return fleet.run_all(workspaces, args.registry, passthrough, args.parallel)
+    ws = registry.with_token(registry.named(workspaces, args.workspace, args.registry), args.registry)
+    _redact_also([ws.token])
+    return fleet.run_one(ws, passthrough)
 
 
 def _cmd_workspaces(args: argparse.Namespace) -> int:
-    workspaces = registry.load_registry(args.registry)
-    _redact_also([ws.token for ws in workspaces.values()])
+    workspaces = registry.load_registry(args.registry)  # `list` needs none
     if args.action == "list":
         return fleet.list_workspaces(workspaces)
-    return fleet.check_workspaces(workspaces)
+    return fleet.check_workspaces(workspaces, args.registry)
 
 
 def _command_line(args: argparse.Namespace, backfill: bool) -> str:

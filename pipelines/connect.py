@@ -75,7 +75,7 @@ def app_credentials() -> oauth.AppCredentials:
 
 
 def run(args: argparse.Namespace, redact_also: Callable[[list[str]], None]) -> int:
-    workspaces = registry.load_registry(args.registry, resolve_tokens=False)
+    workspaces = registry.load_registry(args.registry)
     ws = registry.named(workspaces, args.name, args.registry)
     kind, _, where = ws.token_source.partition(" ")
     if kind == "env" and not args.print_token:

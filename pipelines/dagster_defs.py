@@ -84,7 +84,7 @@ def build_definitions(
     `retry_policy`: how a failed sync is retried (None: not at all).
     """
     path = Path(registry_path).resolve()
-    workspaces = registry.load_registry(path, resolve_tokens=False)
+    workspaces = registry.load_registry(path)
     seen: dict[str, str] = {}
     for name in workspaces:
         other = seen.setdefault(dagster_name(name), name)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from intercom_elt.pipelines import config, errors, preflight
+from intercom_elt.pipelines import config, errors, preflight, registry
 from intercom_elt.pipelines.registry import Workspace
 
 # which failure decides `--all`'s exit status, most urgent first: a token to fix beats a destination
@@ -49,17 +49,19 @@ def list_workspaces(workspaces: dict[str, Workspace]) -> int:
     return errors.EXIT_OK
 
 
-def check_workspaces(workspaces: dict[str, Workspace]) -> int:
-    """Per workspace what its token may read (the `check` preflight); a failing one does not stop the rest."""
+def check_workspaces(workspaces: dict[str, Workspace], path: str | Path) -> int:
+    """Per workspace what its token may read (the `check` preflight); a failing one (a token not yet
+    in place among them) does not stop the rest."""
     codes = []
     for ws in workspaces.values():
         try:
+            ws = registry.with_token(ws, path)
             settings = config.resolve_source_settings(
                 access_token=ws.token, region=ws.region, base_url=ws.base_url, intercom_version=ws.intercom_version
             )
             report = preflight.check_workspace(settings)
         except errors.UserError as exc:
-            print(f"{ws.name}: error: {str(exc).replace(ws.token, '***')}")
+            print(f"{ws.name}: error: {str(exc).replace(ws.token, '***') if ws.token else exc}")
             codes.append(exc.exit_code)
             continue
         allowed = [s for s, ok in report.allowed.items() if ok]
@@ -118,16 +120,22 @@ def _duckdb_file(ws: Workspace) -> str | None:
     return str(Path(ws.duckdb_path or config.DEFAULT_DUCKDB_PATH).resolve())
 
 
-def run_all(workspaces: dict[str, Workspace], passthrough: Sequence[str], parallel: int) -> int:
+def run_all(workspaces: dict[str, Workspace], path: str | Path, passthrough: Sequence[str], parallel: int) -> int:
     """Every workspace, at most `parallel` at once; workspaces that share a DuckDB file run one after
     another (DuckDB allows one writing process per file). Each one's output is printed as one block
     the moment it ends (never interleaved, never held back by a slower one), then a summary in
-    registry order. Ctrl-C starts no further workspace: the summary names those that did not run."""
+    registry order. Ctrl-C starts no further workspace: the summary names those that did not run.
+    Each token is looked up when its workspace starts: a missing one fails that workspace alone."""
     if parallel < 1:
         raise errors.UserError(f"--parallel {parallel}: give 1 or more", errors.EXIT_USAGE)
     writers = {f: threading.Lock() for f in map(_duckdb_file, workspaces.values()) if f is not None}
 
     def run(ws: Workspace) -> tuple[Outcome, str]:
+        try:
+            ws = registry.with_token(ws, path)
+        except errors.UserError as exc:
+            line = f"error: {exc}"
+            return Outcome(ws.name, exc.exit_code, line, 0.0), line
         file = _duckdb_file(ws)
         if file is None:
             return _run_captured(ws, passthrough)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import dlt
@@ -42,14 +42,14 @@ _CRON_ITEM = re.compile(r"^(\*|(?P<a>\w+)(-(?P<b>\w+))?)(/(?P<step>\d+))?$")
 
 @dataclass(frozen=True)
 class Workspace:
-    """One registry entry, validated; `token` is resolved but never printed."""
+    """One registry entry, validated; `token` is "" until `with_token` looks it up, and never printed."""
 
     name: str
     destination: str
     dataset: str
     pipeline_name: str
     token_source: str  # "env INTERCOM_EU_TOKEN" or "secret workspaces.eu.access_token"
-    token: str = field(repr=False)
+    token: str = field(default="", repr=False)
     region: str | None = None
     base_url: str | None = None
     duckdb_path: str | None = None
@@ -123,30 +123,33 @@ def _flag(entry: dict[str, object], name: str, key: str) -> bool:
     return value
 
 
-def _token(entry: dict[str, object], name: str, resolve: bool = True) -> tuple[str, str]:
-    """(token, where it comes from); with `resolve` False only where, and the token is ""."""
+def _token_source(entry: dict[str, object], name: str) -> str:
+    """Where the workspace's token comes from: "env VAR" or "secret key" (never the token)."""
     env_name, secret_key = _string(entry, name, "token_env"), _string(entry, name, "token_secret")
     if (env_name is None) == (secret_key is None):
         raise _fail(name, "token_env", "give exactly one of token_env (an environment variable) or token_secret")
-    if not resolve:
-        return "", f"env {env_name}" if env_name is not None else f"secret {secret_key}"
-    if env_name is not None:
-        token = os.environ.get(env_name, "").strip()
+    return f"env {env_name}" if env_name is not None else f"secret {secret_key}"
+
+
+def _lookup_token(name: str, source: str) -> str:
+    """The token named by `source` ("env VAR" / "secret key"), or the line that says where to put it."""
+    kind, _, where = source.partition(" ")
+    if kind == "env":
+        token = os.environ.get(where, "").strip()
         if not token:
-            raise _fail(name, "token_env", f"environment variable {env_name} is not set")
-        return token, f"env {env_name}"
-    assert secret_key is not None
+            raise _fail(name, "token_env", f"environment variable {where} is not set")
+        return token
     try:
-        value = dlt.secrets.get(secret_key)
+        value = dlt.secrets.get(where)
     except Exception:  # a malformed secrets.toml reads as missing, the line says where to look
         value = None
     token = str(value).strip() if value else ""
     if not token:
-        raise _fail(name, "token_secret", f"no secret {secret_key} in .dlt/secrets.toml")
-    return token, f"secret {secret_key}"
+        raise _fail(name, "token_secret", f"no secret {where} in .dlt/secrets.toml")
+    return token
 
 
-def _workspace(name: str, entry: object, resolve_tokens: bool = True) -> Workspace:
+def _workspace(name: str, entry: object) -> Workspace:
     if not isinstance(entry, dict):
         raise UserError(f"workspace '{name}' must be a [workspaces.{name}] table", EXIT_USAGE)
     unknown = sorted(set(entry) - KEYS)
@@ -180,22 +183,21 @@ def _workspace(name: str, entry: object, resolve_tokens: bool = True) -> Workspa
         raise _fail(name, "schedule", problem)
     if not isinstance(entry.get("connected", {}), dict):
         raise _fail(name, "connected", "is written by `intercom-sync connect`: a table {id_code, name, region, at}")
-    token, token_source = _token(entry, name, resolve_tokens)
+    token_source = _token_source(entry, name)
     return Workspace(
         name=name, destination=destination, dataset=dataset, pipeline_name=pipeline_name,
-        token_source=token_source, token=token, region=region, base_url=base_url,
+        token_source=token_source, region=region, base_url=base_url,
         duckdb_path=_string(entry, name, "duckdb_path"), streams=tuple(streams_value), schedule=schedule,
         history=_flag(entry, name, "history"), reconcile_deletes=_flag(entry, name, "reconcile_deletes"),
         intercom_version=_string(entry, name, "intercom_version"),
     )
 
 
-def load_registry(path: str | Path = DEFAULT_REGISTRY, *, resolve_tokens: bool = True) -> dict[str, Workspace]:
+def load_registry(path: str | Path = DEFAULT_REGISTRY) -> dict[str, Workspace]:
     """Every workspace of the file, in file order; the first problem raises UserError (exit 2).
 
-    With `resolve_tokens` False the tokens are not looked up (each `token` is ""): an orchestrator
-    builds its definitions from the file and resolves a token only when that workspace runs
-    (`workspace_token`), so one missing token never hides the other workspaces.
+    No token is looked up here (each `token` is ""): `with_token` looks one up when its workspace
+    runs, so a workspace whose token is not in place yet (not connected) never stops the others.
     """
     file = Path(path)
     if not file.is_file():
@@ -214,7 +216,7 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, *, resolve_tokens: bool =
     writers: dict[tuple[str, str, str, str], str] = {}
     for name, entry in tables.items():
         try:
-            ws = _workspace(name, entry, resolve_tokens)
+            ws = _workspace(name, entry)
         except UserError as exc:
             raise UserError(f"{file}: {exc}", EXIT_USAGE) from None
         where = (ws.duckdb_path or config.DEFAULT_DUCKDB_PATH) if ws.destination == "duckdb" else ""
@@ -238,11 +240,15 @@ def named(workspaces: dict[str, Workspace], name: str, path: str | Path) -> Work
     return workspaces[name]
 
 
-def workspace_token(path: str | Path, name: str) -> str:
-    """The token of one workspace of the file (read again now), with `load_registry`'s errors."""
-    named(load_registry(path, resolve_tokens=False), name, path)
-    entry = tomlkit.parse(Path(path).read_text(encoding="utf-8")).unwrap()["workspaces"][name]
+def with_token(ws: Workspace, path: str | Path) -> Workspace:
+    """The workspace with its token looked up now; a missing one is this workspace's own one-line
+    error (exit 2), so a workspace not yet connected never stops the others."""
     try:
-        return _token(entry, name)[0]
+        return replace(ws, token=_lookup_token(ws.name, ws.token_source))
     except UserError as exc:
         raise UserError(f"{path}: {exc}", EXIT_USAGE) from None
+
+
+def workspace_token(path: str | Path, name: str) -> str:
+    """The token of one workspace of the file (read again now), with `load_registry`'s errors."""
+    return with_token(named(load_registry(path), name, path), path).token

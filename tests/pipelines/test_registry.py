@@ -224,7 +224,6 @@ def test_workspaces_check_shows_what_each_token_may_read(fleet, tmp_path):
         ('colour = "blue"', None, ["workspace 'gamma' key 'colour'", "unknown key"]),
         ('schedule = "15 * * *"', None, ["workspace 'gamma' key 'schedule'", "has 4 fields"]),
         ('schedule = "61 * * * *"', None, ["workspace 'gamma' key 'schedule'", "minute 61 is outside 0-59"]),
-        ("", "GAMMA_TOKEN", ["workspace 'gamma' key 'token_env'", "GAMMA_TOKEN is not set"]),
     ],
 )
 def test_bad_registry_is_one_line_and_changes_nothing(fleet, tmp_path, monkeypatch, extra, unset, needles):
@@ -240,9 +239,34 @@ def test_unknown_stream_is_refused(fleet, tmp_path):
     _assert_refused(tmp_path, ["workspace 'alpha' key 'streams'", "unknown stream 'tagz'"])
 
 
-def test_missing_secret_is_refused(fleet, tmp_path):
-    (tmp_path / ".dlt" / "secrets.toml").write_text("")
-    _assert_refused(tmp_path, ["workspace 'beta' key 'token_secret'", "workspaces.beta.access_token"])
+def test_a_workspace_without_its_token_fails_alone(fleet, tmp_path, monkeypatch):
+    """A workspace whose token is not in place yet (added, not connected) fails alone with the line
+    that says where to put it; the others sync. `run --workspace` and `check` say the same."""
+    monkeypatch.delenv("GAMMA_TOKEN")
+    (tmp_path / ".dlt" / "secrets.toml").write_text("")  # beta's secret is gone too
+    done = cli(tmp_path, "run", "--all", "--parallel", "2", "--pipelines-dir", str(tmp_path / "p"), "--no-progress")
+    assert done.returncode == 2, done.stdout + done.stderr
+    summary = done.stdout.split("== summary", 1)[1].strip().splitlines()
+    assert summary[0] == "alpha: ok", summary
+    assert summary[1].startswith("beta: failed (exit 2): error: workspaces.toml: workspace 'beta' key 'token_secret'")
+    assert summary[1].endswith("no secret workspaces.beta.access_token in .dlt/secrets.toml"), summary
+    assert summary[2].startswith("gamma: failed (exit 2): error: workspaces.toml: workspace 'gamma' key 'token_env'")
+    assert summary[2].endswith("environment variable GAMMA_TOKEN is not set"), summary
+    assert summary[3] == "3 workspaces: 1 ok, 2 failed"
+    for stream in STREAMS:
+        assert _ids(tmp_path / "alpha.duckdb", "intercom_alpha", stream) == _truth(fleet["alpha"], stream), stream
+    assert fleet["beta"].log.total == 0 and fleet["gamma"].log.total == 0
+    assert not (tmp_path / "beta.duckdb").exists() and not (tmp_path / "gamma.duckdb").exists()
+
+    one = cli(tmp_path, "run", "--workspace", "gamma", "--pipelines-dir", str(tmp_path / "p"))
+    assert one.returncode == 2 and one.stdout == ""
+    assert_one_line_error(one.stderr, "workspaces.toml: workspace 'gamma' key 'token_env'", "GAMMA_TOKEN is not set")
+
+    check = cli(tmp_path, "workspaces", "check")
+    assert check.returncode == 2, check.stdout + check.stderr
+    assert any(line.startswith("alpha: allowed (") for line in check.stdout.splitlines()), check.stdout
+    assert "gamma: error: workspaces.toml: workspace 'gamma' key 'token_env'" in check.stdout
+    assert "secret-token" not in done.stdout + done.stderr + check.stdout + check.stderr
 
 
 def test_two_workspaces_writing_one_dataset_are_refused(fleet, tmp_path):
