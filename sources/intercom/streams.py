@@ -46,7 +46,7 @@ _DAY_MARGIN = 3600  # one hour before local midnight: safely on the previous cal
 
 
 # ------------------------------------------------------------------------- query building
-def _zone(tz: str | None) -> ZoneInfo | None:
+def workspace_zone(tz: str | None) -> ZoneInfo | None:
     if not tz:
         return None
     try:
@@ -65,7 +65,7 @@ def day_safe_lower_bound(start: datetime | None, tz: str | None) -> int:
     """
     if start is None:
         return 0
-    zone = _zone(tz)
+    zone = workspace_zone(tz)
     if zone is None:
         return max(0, int(start.timestamp()) - 2 * DAY)
     local = start.astimezone(zone)
@@ -75,7 +75,7 @@ def day_safe_lower_bound(start: datetime | None, tz: str | None) -> int:
 
 def day_safe_upper_bound(end: datetime, tz: str | None) -> int:
     """Value U for `updated_at < U` that includes the whole calendar day containing `end`."""
-    zone = _zone(tz)
+    zone = workspace_zone(tz)
     if zone is None:
         return int(end.timestamp()) + 2 * DAY
     local = end.astimezone(zone)
@@ -245,7 +245,7 @@ def incremental_records(
     A page whose records were all rejected still yields (empty) so the stream can pass the rejects on.
     """
     backfill = inc.end_value is not None
-    state = _RESOURCE_STATE.get()
+    state = RESOURCE_STATE.get()
     if state is None:
         state = dlt.current.resource_state()
     recent = RecentWindow.load({} if backfill else state, ctx.lookback_seconds)
@@ -293,19 +293,21 @@ def _ordered_map(
 
 
 _AHEAD_PAGES = 2  # pages a stream may fetch ahead of dlt's extract (bounds memory)
-_DONE = object()
+PAGES_DONE = object()  # a reading thread's last item: no more pages
 # the resource's state, resolved in dlt's thread: dlt's state container is not visible from ours
-_RESOURCE_STATE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+RESOURCE_STATE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "intercom_resource_state", default=None
 )
 
 
-class _Failed:
+class ReaderFailed:
+    """A reading thread's exception, handed to dlt's thread to raise there."""
+
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
 
 
-class _Ahead:
+class PagesAhead:
     """The bounded queue between a stream's reading thread and dlt's."""
 
     def __init__(self, context: contextvars.Context) -> None:
@@ -329,12 +331,12 @@ class _Ahead:
                 try:
                     item = self.context.run(next, gen)
                 except StopIteration:
-                    self.put(_DONE)
+                    self.put(PAGES_DONE)
                     return
                 if not self.put(item):
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
-            self.put(_Failed(exc))
+            self.put(ReaderFailed(exc))
         finally:
             close = getattr(gen, "close", None)
             if close is not None:
@@ -343,9 +345,9 @@ class _Ahead:
     def consume(self) -> Iterator[Any]:
         while True:
             item = self.pages.get()
-            if item is _DONE:
+            if item is PAGES_DONE:
                 return
-            if isinstance(item, _Failed):
+            if isinstance(item, ReaderFailed):
                 raise item.exc
             yield item
 
@@ -364,9 +366,9 @@ def read_ahead(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
         context = contextvars.copy_context()
-        context.run(_RESOURCE_STATE.set, dlt.current.resource_state())
+        context.run(RESOURCE_STATE.set, dlt.current.resource_state())
         stream = dlt.current.resource_name()
-        ahead = _Ahead(context)
+        ahead = PagesAhead(context)
         thread = threading.Thread(
             target=ahead.produce, args=(fn(*args, **kwargs),), name=f"intercom-ahead-{stream}", daemon=True
         )

@@ -48,15 +48,15 @@ from . import schema, settings
 from .api import IntercomClient
 from .pagers import BodyCursor
 from .streams import (
-    _DONE,
-    _RESOURCE_STATE,
+    PAGES_DONE,
+    RESOURCE_STATE,
+    PagesAhead,
+    ReaderFailed,
     StreamContext,
-    _Ahead,
-    _Failed,
-    _zone,
     build_search_query,
     day_safe_lower_bound,
     day_safe_upper_bound,
+    workspace_zone,
 )
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class Units:
     def __init__(self, unit: Literal["day", "second"], tz: str | None) -> None:
         self.unit = unit
         self.tz = tz
-        self.zone: ZoneInfo | None = _zone(tz) if unit == "day" else None
+        self.zone: ZoneInfo | None = workspace_zone(tz) if unit == "day" else None
         if unit == "day" and self.zone is None:
             self.zone = ZoneInfo("UTC")  # days of an unknown zone: queried with two days of margin
             self.exact = False
@@ -196,7 +196,7 @@ class _Progress:
     """
 
     def __init__(self, cursor: Incremental[Any]) -> None:
-        state = _RESOURCE_STATE.get()
+        state = RESOURCE_STATE.get()
         self.state: dict[str, Any] = state if state is not None else dlt.current.resource_state()
         self.start = int(cursor.start_value.timestamp()) if cursor.start_value is not None else None
         self.backfill = cursor.end_value is not None
@@ -301,7 +301,7 @@ def _concurrently(
     """The pages of every window, as they come; about one page per reader held."""
     if not windows:
         return
-    ahead = _Ahead(contextvars.copy_context())
+    ahead = PagesAhead(contextvars.copy_context())
     # pages held: one per reader (waiting to be handed on) plus these; a reader fetches its next
     # page only once its last one was taken, so a slow consumer holds the readers, not memory
     ahead.pages.maxsize = _HANDED_ON_PAGES
@@ -312,9 +312,9 @@ def _concurrently(
             for page in chain:
                 if not ahead.put([r for r in page if window.holds(r)]):
                     return
-            ahead.put(_DONE)
+            ahead.put(PAGES_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
-            ahead.put(_Failed(exc))
+            ahead.put(ReaderFailed(exc))
         finally:
             chain.close()
 
@@ -324,9 +324,9 @@ def _concurrently(
         done = 0
         while done < len(windows):
             item = ahead.pages.get()
-            if item is _DONE:
+            if item is PAGES_DONE:
                 done += 1
-            elif isinstance(item, _Failed):
+            elif isinstance(item, ReaderFailed):
                 raise item.exc
             else:
                 yield item
