@@ -123,12 +123,28 @@ def _third_party(cur: BaseException, api: str, target: Target | None) -> UserErr
             "and run again; the extracted data is kept and loads first",
             EXIT_DESTINATION,
         )
+    if "Could not set lock on file" in str(cur) and (
+        isinstance(cur, duckdb.IOException) or (type(cur).__module__ or "").startswith("dlt.destinations")
+    ):
+        where = target.duckdb_path if target and target.destination == "duckdb" else "the DuckDB file"
+        return UserError(
+            f"{where} is open in another process (DuckDB allows one writer per file; {_holder(cur)}): "
+            "let that process finish or close it, or give this run its own --duckdb-path, and run again",
+            EXIT_DESTINATION,
+        )
     if isinstance(cur, (UnknownDestinationModule, InvalidDestinationReference)):
         return UserError(
             f"unknown destination '{target.destination if target else '?'}': use duckdb, postgres or another dlt destination name",
             EXIT_USAGE,
         )
     return None
+
+
+def _holder(exc: BaseException) -> str:
+    """Who holds a DuckDB file's lock, as DuckDB says it ("... held in /usr/bin/python3 (PID 12)")."""
+    text = _first_line(exc)
+    held = text.find("held in ")
+    return text[held:].rstrip(". ") if held >= 0 else "its lock is held"
 
 
 def _config_missing(cur: ConfigFieldMissingException, target: Target | None) -> UserError:

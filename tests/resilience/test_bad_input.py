@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import http.server
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,6 +243,31 @@ def test_duckdb_memory_limit_too_small(emu, wd, capsys, monkeypatch):
     one_line(err, "out of memory", "memory_limit", "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG")
     assert wd.wh.snapshot() == wd.before, "a failed load changed the warehouse"
     monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG")
+    rc, err = _run(capsys, ["run", "--base-url", emu.base_url, *wd.args])
+    assert rc == 0, err
+    assert_matches_ground_truth(wd.wh, emu.workspace)
+
+
+def test_duckdb_file_open_in_another_process(emu, wd, capsys):
+    """A DuckDB file another process holds (an analyst's session, an overlapping cron run): exit 5
+    with one line naming the file and the way out; nothing loaded or saved changes, and the next run,
+    once the file is free, syncs."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('open', flush=True); "
+         "time.sleep(120)", str(wd.root / "w.duckdb")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        emu.workspace.clock.advance(60)
+        emu.workspace.update_contact(emu.workspace.ids("contacts")[2], name="Renamed While The File Was Busy")
+        rc, err = _run(capsys, ["run", "--base-url", emu.base_url, *wd.args])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert rc == 5, err
+    one_line(err, str(wd.root / "w.duckdb"), "open in another process", f"(PID {holder.pid})", "--duckdb-path")
+    wd.assert_unchanged()
     rc, err = _run(capsys, ["run", "--base-url", emu.base_url, *wd.args])
     assert rc == 0, err
     assert_matches_ground_truth(wd.wh, emu.workspace)
