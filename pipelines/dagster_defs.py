@@ -14,6 +14,7 @@ is looked up when it runs, so one missing token fails that workspace only.
 """
 
 # no `from __future__ import annotations`: Dagster reads the `context` annotation at definition time
+import hashlib
 import os
 import re
 import traceback
@@ -61,6 +62,17 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 def dagster_name(workspace: str) -> str:
     """The workspace's name as Dagster spells asset key parts, groups, jobs and pools."""
     return _UNSAFE.sub("_", workspace)
+
+
+def pool_of(ws: Workspace) -> str:
+    """The Dagster pool a workspace's runs take (dagster.yaml.example gives each pool 1 run): its
+    own, or for DuckDB its file's, since DuckDB lets one process write a file, so workspaces that
+    share one take turns (as `run --all` does)."""
+    if ws.destination != "duckdb":
+        return f"intercom_{dagster_name(ws.name)}"
+    file = Path(ws.duckdb_path or config.DEFAULT_DUCKDB_PATH).resolve()
+    digest = hashlib.sha256(str(file).encode()).hexdigest()[:8]
+    return f"intercom_duckdb_{dagster_name(file.stem)}_{digest}"
 
 
 def landed_streams(ws: Workspace) -> list[str]:
@@ -131,7 +143,7 @@ def _workspace_asset(
     ]
 
     @multi_asset(
-        name=f"intercom_{key}", specs=specs, can_subset=False, retry_policy=retry_policy, pool=f"intercom_{key}",
+        name=f"intercom_{key}", specs=specs, can_subset=False, retry_policy=retry_policy, pool=pool_of(ws),
         op_tags={WORKSPACE_TAG: key},
         description=f"One `intercom-sync run` of workspace {ws.name}: every table at once, incremental.",
     )

@@ -259,6 +259,25 @@ def test_the_shipped_examples_load_in_dagster(tmp_path: Path) -> None:
         assert pools.default_pool_limit == 1 and pools.pool_granularity.value == "run"
 
 
+def test_workspaces_sharing_a_duckdb_file_share_a_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB lets one process write a file: two workspaces writing one file are in one pool, which
+    dagster.yaml.example limits to one run, so they take turns; every other workspace has its own."""
+    monkeypatch.chdir(tmp_path)
+    entry = 'base_url = "http://127.0.0.1:9"\ntoken_env = "T"\ndataset = "intercom_{0}"\n'
+    (tmp_path / "workspaces.toml").write_text(
+        '[workspaces.a]\ndestination = "duckdb"\nduckdb_path = "shared.duckdb"\n' + entry.format("a")
+        + '\n[workspaces.b]\ndestination = "duckdb"\nduckdb_path = "./shared.duckdb"\n' + entry.format("b")
+        + '\n[workspaces.c]\ndestination = "duckdb"\nduckdb_path = "own.duckdb"\n' + entry.format("c")
+        + '\n[workspaces.d]\ndestination = "postgres"\n' + entry.format("d")
+    )
+    defs = build_definitions(tmp_path / "workspaces.toml", pipelines_dir=tmp_path / "p")
+    pools = {a.op.name: a.op.pool for a in defs.assets}
+    assert pools["intercom_a"] == pools["intercom_b"] and pools["intercom_a"].startswith("intercom_duckdb_shared_")
+    assert pools["intercom_c"].startswith("intercom_duckdb_own_")
+    assert pools["intercom_d"] == "intercom_d"
+    assert len(set(pools.values())) == 3
+
+
 def test_failures_retry_only_when_a_later_try_can_succeed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Intercom unreachable is retried (exit 4); a rejected token (exit 3) or an unset one (exit 2,
     found when that workspace runs: the definitions loaded without it) is not; each step fails with
