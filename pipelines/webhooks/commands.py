@@ -10,14 +10,20 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from intercom_elt.pipelines import destination, errors
 from intercom_elt.pipelines.config import REGIONS, Target
 from intercom_elt.pipelines.lock import pipeline_lock
-from intercom_elt.pipelines.webhooks import config, drain, receiver, security
-from intercom_elt.pipelines.webhooks.inbox import Inbox
+from intercom_elt.pipelines.webhooks import config, security
+
+if TYPE_CHECKING:
+    from intercom_elt.pipelines.webhooks.inbox import Inbox
+
+# the receiver (aiohttp), the inbox and the drain (SQLAlchemy) are imported where they are used:
+# every `run` loads this module for drain_after_run, and most runs have no inbox
 
 DEFAULT_RANGES_FILE = "intercom-ip-ranges.{region}.json"
 
@@ -39,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction, add_target_options: Callable[...
     serve.add_argument("--ips-max-age-days", type=float, default=security.DEFAULT_MAX_AGE_DAYS)
     serve.add_argument("--trusted-proxy", metavar="CIDR", action="append", default=[],
                        help="a proxy whose X-Forwarded-For is believed (repeatable)")
-    serve.add_argument("--max-body-bytes", type=int, default=receiver.DEFAULT_MAX_BODY)
+    serve.add_argument("--max-body-bytes", type=int, default=config.RECEIVER_MAX_BODY)
     common(serve)
 
     drain_p = hsub.add_parser("drain", help="mark the inbox's deleted contacts, companies, conversations")
@@ -67,6 +73,8 @@ def run(args: argparse.Namespace, target_of: Callable[[argparse.Namespace], Targ
 
 
 def _open_inbox(location: config.InboxLocation) -> Inbox:
+    from intercom_elt.pipelines.webhooks.inbox import Inbox
+
     try:
         return Inbox(location.url, location.schema)
     except Exception as exc:
@@ -75,6 +83,8 @@ def _open_inbox(location: config.InboxLocation) -> Inbox:
 
 
 def _serve(args: argparse.Namespace, location: config.InboxLocation) -> int:
+    from intercom_elt.pipelines.webhooks import receiver
+
     try:
         proxies = security.parse_networks(args.trusted_proxy)
     except ValueError as exc:
@@ -92,6 +102,8 @@ def _serve(args: argparse.Namespace, location: config.InboxLocation) -> int:
 
 
 def _drain(args: argparse.Namespace, target: Target, location: config.InboxLocation) -> int:
+    from intercom_elt.pipelines.webhooks import drain
+
     inbox = _open_inbox(location)
     pipeline = destination.build_pipeline(target)
     try:
@@ -140,6 +152,9 @@ def drain_after_run(pipeline: object, target: Target, run_started_at: float, app
         return None
     if not location.configured:
         return None
+    from intercom_elt.pipelines.webhooks import drain
+    from intercom_elt.pipelines.webhooks.inbox import Inbox
+
     inbox = Inbox(location.url, location.schema, create=False)  # a run never creates an inbox
     if not inbox.exists():
         inbox.close()

@@ -11,12 +11,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING
 
 from intercom_elt.pipelines.config import Target, dlt_setting
 from intercom_elt.pipelines.errors import EXIT_AUTH, EXIT_USAGE, UserError
 
+if TYPE_CHECKING:  # imported where used: every `run` reads this module, few runs have an inbox
+    import sqlalchemy as sa
+
+RECEIVER_MAX_BODY = 1024 * 1024  # a conversation.* item with its parts fits; far beyond a deleted id
 SECRET_ENV = "INTERCOM_CLIENT_SECRET"
 INBOX_ENV = "INTERCOM_WEBHOOK_INBOX"
 SECRET_HELP = (
@@ -74,6 +77,8 @@ class InboxLocation:
 
 
 def _postgres_url() -> sa.URL:
+    import sqlalchemy as sa
+
     creds = _secret("destination.postgres.credentials")
     if isinstance(creds, str) and creds:
         url = sa.make_url(creds)
@@ -97,6 +102,8 @@ def inbox_location(target: Target, explicit: str | None = None) -> InboxLocation
     """
     raw = explicit or os.environ.get(INBOX_ENV) or dlt_setting("webhooks.inbox")
     if raw:
+        import sqlalchemy as sa
+
         url = sa.make_url(str(raw))
         schema = target.dataset_name if url.get_backend_name() == "postgresql" else None
         return InboxLocation(str(url.render_as_string(hide_password=False)), schema, url.render_as_string())

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from intercom_elt.pipelines.webhooks.config import ClientSecrets
+from intercom_elt.pipelines.webhooks.config import RECEIVER_MAX_BODY, ClientSecrets
 from intercom_elt.pipelines.webhooks.inbox import Event, Inbox
 from intercom_elt.pipelines.webhooks.security import (
     DEFAULT_MAX_AGE_DAYS,
@@ -42,7 +42,6 @@ from intercom_elt.pipelines.webhooks.security import (
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_BODY = 1024 * 1024  # a conversation.* item with its parts fits; far beyond a deleted id
 # older notifications are answered 200 and not kept: the inbox forgets ids after RETENTION_DAYS
 # (drain --prune), so a replay of an older signed notification must not count as new
 MAX_EVENT_AGE_DAYS = 20.0
@@ -54,7 +53,7 @@ PAUSE_ENV = "INTERCOM_WEBHOOKS_PAUSE_AFTER_INBOX"
 class ReceiverSettings:
     secrets: ClientSecrets = field(repr=False)
     inbox: Inbox
-    max_body_bytes: int = DEFAULT_MAX_BODY
+    max_body_bytes: int = RECEIVER_MAX_BODY
     allowlist_path: Path | None = None
     allowlist_max_age_days: float = DEFAULT_MAX_AGE_DAYS
     trusted_proxies: tuple[IPNetwork, ...] = ()

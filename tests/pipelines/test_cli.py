@@ -481,3 +481,11 @@ def test_checkpoint_records_below_one_page_is_refused(emulator, token_env, targe
     rc = main(["run", "--base-url", emulator.base_url, *target_args])
     assert rc == 2
     assert_one_line_error(capsys.readouterr().err, "[sources.intercom] checkpoint_records", ">= 150")
+
+
+def test_the_cli_loads_without_the_receivers_libraries() -> None:
+    """Every scheduled `run` starts a process: the webhook receiver's aiohttp and the inbox's
+    SQLAlchemy (~0.4 CPU s) are imported only by the commands that use them."""
+    probe = "import sys, intercom_elt.pipelines.cli; print(sorted(m for m in ('aiohttp', 'sqlalchemy') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
