@@ -488,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted; the next run resumes from the last saved cursors", file=sys.stderr)
-        return 130
+        return errors.EXIT_INTERRUPTED
     except Exception as exc:  # unexpected: one line, traceback with --debug
         mapped = failures.explain(exc)
         if args.debug:

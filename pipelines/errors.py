@@ -10,6 +10,7 @@ EXIT_AUTH = 3
 EXIT_NETWORK = 4
 EXIT_DESTINATION = 5
 EXIT_REJECTS = 6  # with --strict: the run loaded, but some records were kept aside in _intercom_rejects
+EXIT_INTERRUPTED = 130  # Ctrl-C, or a SIGTERM to `run --all`: as shells report a SIGINT
 
 
 class UserError(Exception):

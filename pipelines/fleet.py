@@ -10,6 +10,7 @@ reaches the sync itself.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -103,14 +104,43 @@ def run_one(ws: Workspace, passthrough: Sequence[str]) -> NoReturn:
     os.execve(sys.executable, _command(ws, passthrough), _env(ws))
 
 
-def _run_captured(ws: Workspace, passthrough: Sequence[str]) -> tuple[Outcome, str]:
+class _Children:
+    """The workspace runs under way, so a SIGTERM sent to `run --all` alone (a scheduler's timeout)
+    reaches them too: Ctrl-C reaches the whole process group, a SIGTERM only its target."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[str]] = set()
+        self.stopping = False
+
+    def run(self, command: list[str], env: dict[str, str]) -> tuple[int, str]:
+        """The command's exit code and its output (stdout, then stderr); not started once stopping."""
+        with self._lock:
+            if self.stopping:
+                return errors.EXIT_INTERRUPTED, "error: interrupted before it started\n"
+            proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self._running.add(proc)
+        try:
+            out, err = proc.communicate()
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+        return proc.returncode, out + err
+
+    def stop(self, *, terminate: bool) -> None:
+        """Start no more; with `terminate`, SIGTERM the running ones (Ctrl-C reached them itself)."""
+        with self._lock:
+            self.stopping = True
+            for proc in self._running if terminate else ():
+                proc.terminate()
+
+
+def _run_captured(ws: Workspace, passthrough: Sequence[str], children: _Children) -> tuple[Outcome, str]:
     started = time.monotonic()
-    done = subprocess.run(
-        _command(ws, passthrough), env=_env(ws), check=False, capture_output=True, text=True
-    )
-    output = (done.stdout + done.stderr).replace(ws.token, "***")
+    code, output = children.run(_command(ws, passthrough), _env(ws))
+    output = output.replace(ws.token, "***")
     error = next((line for line in reversed(output.splitlines()) if line.startswith("error: ")), None)
-    return Outcome(ws.name, done.returncode, error, time.monotonic() - started), output
+    return Outcome(ws.name, code, error, time.monotonic() - started), output
 
 
 def _duckdb_file(ws: Workspace) -> str | None:
@@ -124,11 +154,13 @@ def run_all(workspaces: dict[str, Workspace], path: str | Path, passthrough: Seq
     """Every workspace, at most `parallel` at once; workspaces that share a DuckDB file run one after
     another (DuckDB allows one writing process per file). Each one's output is printed as one block
     the moment it ends (never interleaved, never held back by a slower one), then a summary in
-    registry order. Ctrl-C starts no further workspace: the summary names those that did not run.
+    registry order. Ctrl-C, or a SIGTERM to this process alone (passed on to the running ones),
+    starts no further workspace: the summary names those that did not run.
     Each token is looked up when its workspace starts: a missing one fails that workspace alone."""
     if parallel < 1:
         raise errors.UserError(f"--parallel {parallel}: give 1 or more", errors.EXIT_USAGE)
     writers = {f: threading.Lock() for f in map(_duckdb_file, workspaces.values()) if f is not None}
+    children = _Children()
 
     def run(ws: Workspace) -> tuple[Outcome, str]:
         try:
@@ -138,9 +170,9 @@ def run_all(workspaces: dict[str, Workspace], path: str | Path, passthrough: Seq
             return Outcome(ws.name, exc.exit_code, line, 0.0), line
         file = _duckdb_file(ws)
         if file is None:
-            return _run_captured(ws, passthrough)
+            return _run_captured(ws, passthrough, children)
         with writers[file]:
-            return _run_captured(ws, passthrough)
+            return _run_captured(ws, passthrough, children)
 
     outcomes: dict[str, Outcome] = {}
     reported: set[Future[tuple[Outcome, str]]] = set()
@@ -152,18 +184,28 @@ def run_all(workspaces: dict[str, Workspace], path: str | Path, passthrough: Seq
         print(output.rstrip(), flush=True)
         outcomes[outcome.name] = outcome
 
+    def terminated(signum: int, frame: object) -> None:
+        children.stop(terminate=True)
+        raise KeyboardInterrupt
+
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where signals are handled
+    previous = signal.signal(signal.SIGTERM, terminated) if in_main_thread else None
     pool = ThreadPoolExecutor(max_workers=parallel)
     futures = [pool.submit(run, ws) for ws in workspaces.values()]
     try:
         for future in as_completed(futures):
             report(future)
     except KeyboardInterrupt:
-        pool.shutdown(wait=True, cancel_futures=True)  # the running ones got the same Ctrl-C: they end now
+        children.stop(terminate=False)
+        pool.shutdown(wait=True, cancel_futures=True)  # the running ones got the Ctrl-C or SIGTERM: they end now
         for future in futures:
             if future.done() and not future.cancelled() and future not in reported:
                 report(future)
         _print_summary(workspaces, outcomes)
         raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     pool.shutdown()
     _print_summary(workspaces, outcomes)
     return fleet_exit_code([o.exit_code for o in outcomes.values()])

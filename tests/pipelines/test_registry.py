@@ -136,6 +136,30 @@ def test_ctrl_c_during_run_all_starts_no_further_workspace(fleet, tmp_path):
     assert not (tmp_path / "beta.duckdb").exists()
 
 
+def test_sigterm_to_run_all_alone_stops_its_runs_too(fleet, tmp_path):
+    """A scheduler's timeout sends SIGTERM to the process it started, not its group: `run --all`
+    passes it on, so the running workspace stops (no orphan syncing on) and no queued one starts."""
+    fleet["alpha"].configure(faults={"latency_ms": 400})
+    command = [sys.executable, "-m", "intercom_elt.pipelines.cli", "run", "--all", "--parallel", "1",
+               "--pipelines-dir", str(tmp_path / "p"), "--no-progress"]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=dict(os.environ), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while fleet["alpha"].log.total == 0 and time.monotonic() < deadline:  # alpha's run has started
+        time.sleep(0.05)
+    proc.terminate()  # the parent alone
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "error: interrupted" in err
+    assert out.rstrip().endswith("beta: not run (interrupted)\ngamma: not run (interrupted)\n3 workspaces: 1 failed, 2 not run"), out
+    assert re.search(r"^alpha: failed \(exit -15\)", out, re.M), out  # the run ended by the SIGTERM passed on
+    time.sleep(0.6)  # requests already in flight are counted when their 400 ms have passed
+    seen = fleet["alpha"].log.total
+    time.sleep(1.5)  # an orphaned sync would still be requesting
+    assert fleet["alpha"].log.total == seen
+    assert fleet["beta"].log.total == 0 and fleet["gamma"].log.total == 0
+
+
 def test_workspaces_sharing_a_duckdb_file_run_one_after_another(fleet, tmp_path):
     """DuckDB allows one writing process per file: two workspaces with their own datasets in one
     file both land (under --parallel 2 they would otherwise collide on the file's lock)."""
