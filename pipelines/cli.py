@@ -383,7 +383,7 @@ def _cmd_workspaces(args: argparse.Namespace) -> int:
     workspaces = registry.load_registry(args.registry)  # `list` needs none
     if args.action == "list":
         return fleet.list_workspaces(workspaces)
-    return fleet.check_workspaces(workspaces, args.registry)
+    return fleet.check_workspaces(workspaces, args.registry, _redact_also)
 
 
 def _command_line(args: argparse.Namespace, backfill: bool) -> str:

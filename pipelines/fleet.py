@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,13 +50,16 @@ def list_workspaces(workspaces: dict[str, Workspace]) -> int:
     return errors.EXIT_OK
 
 
-def check_workspaces(workspaces: dict[str, Workspace], path: str | Path) -> int:
+def check_workspaces(
+    workspaces: dict[str, Workspace], path: str | Path, redact: Callable[[list[str]], None]
+) -> int:
     """Per workspace what its token may read (the `check` preflight); a failing one (a token not yet
-    in place among them) does not stop the rest."""
+    in place among them) does not stop the rest. `redact` keeps each token out of the logs."""
     codes = []
     for ws in workspaces.values():
         try:
             ws = registry.with_token(ws, path)
+            redact([ws.token])
             settings = config.resolve_source_settings(
                 access_token=ws.token, region=ws.region, base_url=ws.base_url, intercom_version=ws.intercom_version
             )
