@@ -112,17 +112,32 @@ def test_run_all_lands_each_workspace_alone_and_one_failure_stops_no_other(fleet
     assert "secret-token" not in out
 
 
-def test_ctrl_c_during_run_all_starts_no_further_workspace(fleet, tmp_path):
-    """Ctrl-C (SIGINT to the foreground process group) stops the running workspace and starts none
-    of the queued ones; the summary names what did not run."""
-    fleet["alpha"].configure(faults={"latency_ms": 400})  # alpha runs for seconds: time to interrupt it
+def _run_all_with_alpha_under_way(fleet: dict[str, EmulatorServer], tmp_path: Path) -> subprocess.Popen[str]:
+    """`run --all --parallel 1` in its own session, returned once alpha's run is requesting (each
+    request takes 400 ms: time to signal it mid-run)."""
+    fleet["alpha"].configure(faults={"latency_ms": 400})
     command = [sys.executable, "-m", "intercom_elt.pipelines.cli", "run", "--all", "--parallel", "1",
                "--pipelines-dir", str(tmp_path / "p"), "--no-progress"]
     proc = subprocess.Popen(command, cwd=tmp_path, env=dict(os.environ), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 60
-    while fleet["alpha"].log.total == 0 and time.monotonic() < deadline:  # alpha's run has started
+    while fleet["alpha"].log.total == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
+    return proc
+
+
+def _assert_requests_stopped(emu: EmulatorServer) -> None:
+    """No sync of this workspace goes on (an orphaned one would still be requesting)."""
+    time.sleep(0.6)  # requests already in flight are counted when their 400 ms have passed
+    seen = emu.log.total
+    time.sleep(1.5)
+    assert emu.log.total == seen
+
+
+def test_ctrl_c_during_run_all_starts_no_further_workspace(fleet, tmp_path):
+    """Ctrl-C (SIGINT to the foreground process group) stops the running workspace and starts none
+    of the queued ones; the summary names what did not run."""
+    proc = _run_all_with_alpha_under_way(fleet, tmp_path)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
@@ -139,24 +154,14 @@ def test_ctrl_c_during_run_all_starts_no_further_workspace(fleet, tmp_path):
 def test_sigterm_to_run_all_alone_stops_its_runs_too(fleet, tmp_path):
     """A scheduler's timeout sends SIGTERM to the process it started, not its group: `run --all`
     passes it on, so the running workspace stops (no orphan syncing on) and no queued one starts."""
-    fleet["alpha"].configure(faults={"latency_ms": 400})
-    command = [sys.executable, "-m", "intercom_elt.pipelines.cli", "run", "--all", "--parallel", "1",
-               "--pipelines-dir", str(tmp_path / "p"), "--no-progress"]
-    proc = subprocess.Popen(command, cwd=tmp_path, env=dict(os.environ), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while fleet["alpha"].log.total == 0 and time.monotonic() < deadline:  # alpha's run has started
-        time.sleep(0.05)
+    proc = _run_all_with_alpha_under_way(fleet, tmp_path)
     proc.terminate()  # the parent alone
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
     assert "error: interrupted" in err
     assert out.rstrip().endswith("beta: not run (interrupted)\ngamma: not run (interrupted)\n3 workspaces: 1 failed, 2 not run"), out
     assert re.search(r"^alpha: failed \(exit -15\)", out, re.M), out  # the run ended by the SIGTERM passed on
-    time.sleep(0.6)  # requests already in flight are counted when their 400 ms have passed
-    seen = fleet["alpha"].log.total
-    time.sleep(1.5)  # an orphaned sync would still be requesting
-    assert fleet["alpha"].log.total == seen
+    _assert_requests_stopped(fleet["alpha"])
     assert fleet["beta"].log.total == 0 and fleet["gamma"].log.total == 0
 
 
@@ -199,10 +204,7 @@ def test_run_one_workspace_is_the_run_process_itself(fleet, tmp_path):
     assert "--base-url" in cmdline and fleet["alpha"].base_url in cmdline, cmdline  # the run's own flags
     proc.terminate()
     proc.communicate(timeout=30)
-    time.sleep(0.6)  # requests already in flight are counted when their 400 ms have passed
-    seen = fleet["alpha"].log.total
-    time.sleep(1.5)  # an orphaned sync would still be requesting
-    assert fleet["alpha"].log.total == seen
+    _assert_requests_stopped(fleet["alpha"])
 
 
 def test_run_workspace_unknown_name(fleet, tmp_path):
