@@ -159,7 +159,7 @@ def _materialize(
     """Run the workspace's sync; one result per landed table, an observation per skipped one."""
     token = ""
     try:
-        token = registry.workspace_token(registry_path, ws.name)
+        token = registry.with_token(ws, registry_path).token
         settings = config.resolve_source_settings(
             access_token=token, region=ws.region, base_url=ws.base_url,
             streams=list(ws.streams) or None, intercom_version=ws.intercom_version,

@@ -248,7 +248,3 @@ def with_token(ws: Workspace, path: str | Path) -> Workspace:
     except UserError as exc:
         raise UserError(f"{path}: {exc}", EXIT_USAGE) from None
 
-
-def workspace_token(path: str | Path, name: str) -> str:
-    """The token of one workspace of the file (read again now), with `load_registry`'s errors."""
-    return with_token(named(load_registry(path), name, path), path).token
