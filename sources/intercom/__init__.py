@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import dlt
 from dlt.sources import DltResource
 
-from . import schema, settings
+from . import arrow_items, schema, settings
 from .api import IntercomClient
 from .client import ClientStats
 from .errors import (
@@ -74,6 +74,7 @@ def intercom_source(
     checkpoint_records: int = settings.SEARCH_CHECKPOINT_RECORDS,
     client: IntercomClient | None = None,
     history: bool = False,
+    columnar: bool = True,
 ) -> list[DltResource]:
     """Intercom workspace as dlt resources.
 
@@ -92,6 +93,8 @@ def intercom_source(
         client: optional pre-built `IntercomClient` to use instead of building one.
         history: keep one row per version (dlt scd2) of contacts, companies, conversations,
             tickets and their relation tables instead of the latest state; see history.py.
+        columnar: contacts and companies built as Arrow tables (columnar.py) where dlt allows it;
+            False (`SOURCES__INTERCOM__COLUMNAR=false`) makes every row the usual way.
     """
     options = IntercomOptions(
         access_token=access_token, region=region, base_url=base_url, intercom_version=intercom_version,
@@ -112,6 +115,7 @@ def intercom_source(
         max_workers=options.max_workers,
         checkpoint_records=options.checkpoint_records,
         keep_nulls=options.history,
+        columnar=bool(columnar) and not options.history and arrow_items.supported(),
         secrets=(access_token,) if isinstance(access_token, str) and access_token else (),
     )
     run = RunShape(tuple(selected), start, end, options.lookback_seconds, options.history)

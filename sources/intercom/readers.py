@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -18,14 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 import dlt
 import pendulum
+from dlt.common.normalizers.json.helpers import normalize_identifier
 from dlt.common.typing import TDataItem
 from dlt.extract.incremental import Incremental
 
-from . import schema, settings
+from . import arrow_items, schema, settings
 from .api import IntercomClient
+from .arrow_items import ArrowBatch
+from .column_plans import Layout, NotColumnar
+from .columnar import Columnizer
 from .rejects import Rejects, is_rejects_item, rows_and_rejects
 from .streams import (
     DAY,
+    EXTRACT_SCOPE,
     FirstPageHints,
     StreamContext,
     _ordered_map,
@@ -140,11 +146,96 @@ def read_records(
         changed = (complete(ctx.client, raws, ctx.max_workers) for raws in changed)
     if spec.parts is None:
         shape, how = spec.shape, schema.Shaping(types, None, ctx.keep_nulls)
+        fast = _columnar(ctx, spec, types)
+        if fast is not None:
+            yield from fast.read(changed, lambda raw: shape(raw, how), hints, rejects, cursor)
+            return
         for raws in changed:
             rows = rejects.shaped(raws, lambda raw: shape(raw, how))
             yield from rows_and_rejects(hints(rows) if rows else rows, rejects)
         return
     yield from _with_parts(ctx, spec, spec.parts, changed, types, hints, rejects)
+
+
+def _columnar(ctx: StreamContext, spec: StreamSpec, types: schema.CustomTypes) -> ColumnarRecords | None:
+    """The fast path of a stream with a `record_shape`, when this run can take it (columnar.py)."""
+    scope = EXTRACT_SCOPE.get()
+    if not ctx.columnar or spec.record_shape is None or scope is None:
+        return None
+    naming = scope.schema.naming
+    tables = (spec.name, *spec.child_tables)
+    hinted = {**spec.hint_columns, **schema.custom_attribute_columns(types)}
+    layout = Layout(spec.name, arrow_items.stored_types(scope.schema, tables, hinted),
+                    functools.partial(normalize_identifier, scope.schema, naming), naming.shorten_fragments)
+    if any(layout.path(spec.name, field) != table for (field, _), table in zip(spec.record_shape.children, tables[1:], strict=True)):
+        return None  # a naming convention that names the child tables otherwise than their variants
+    columnizer = Columnizer(spec.record_shape, types, layout)
+    batch = ArrowBatch(layout, scope.load_id, list(hinted.values()))
+    return ColumnarRecords(columnizer, batch, spec.cursor)
+
+
+class ColumnarRecords:
+    """A stream's changed records as Arrow tables (the fast path) and, for the records it cannot
+    take, rows shaped the usual way; the cursor is moved here (`Incremental.advance`), since dlt's
+    incremental step cannot filter child tables (the records are already filtered, streams.py)."""
+
+    def __init__(self, columnizer: Columnizer, batch: ArrowBatch, cursor_field: str) -> None:
+        self.columnizer = columnizer
+        self.batch = batch
+        self.cursor_field = cursor_field
+        self.newest: int | None = None  # Unix seconds of the newest record handed on so far
+        self.columnar = 0  # records taken by the fast path
+        self.usual = 0  # records shaped the usual way (a value the fast path does not take)
+
+    def read(
+        self, changed: Iterator[list[Record]], shape: Callable[[Record], Record], hints: FirstPageHints,
+        rejects: Rejects, cursor: Incremental[Any],
+    ) -> Iterator[TDataItem]:
+        for raws in changed:
+            leftovers = []
+            for raw in raws:
+                try:
+                    record = self.columnizer.rows(raw)
+                except NotColumnar:
+                    leftovers.append(raw)
+                    continue
+                self.batch.add(record)
+                self._saw(record.row.get(self.cursor_field))
+            self.columnar += len(raws) - len(leftovers)
+            self.usual += len(leftovers)
+            rows = rejects.shaped(leftovers, shape)
+            for row in rows:
+                self.columnizer.leave_to_usual(row)
+                self._saw(schema.to_epoch(row.get(self.cursor_field)))
+            if self.batch.records >= arrow_items.BATCH_RECORDS:
+                yield from self._flush(hints, cursor)
+            if rows:
+                self._advance(cursor)
+                rows = hints(rows)
+            yield from rows_and_rejects(rows, rejects)
+        yield from self._flush(hints, cursor)
+        logger.info("%s: %d records built as Arrow tables, %d shaped the usual way",
+                    self.batch.layout.root, self.columnar, self.usual)
+
+    def _saw(self, epoch: int | None) -> None:
+        if epoch is not None and (self.newest is None or epoch > self.newest):
+            self.newest = epoch
+
+    def _flush(self, hints: FirstPageHints, cursor: Incremental[Any]) -> Iterator[TDataItem]:
+        if not self.batch.records:
+            return
+        self._advance(cursor)
+        first = () if hints.done else tuple(schema.custom_attribute_columns(hints.types).values())
+        hints.done = True
+        yield from self.batch.items(first)
+
+    def _advance(self, cursor: Incremental[Any]) -> None:
+        """Move the cursor to the newest record handed on (never back: dlt's lag keeps it forward-only)."""
+        if self.newest is None:
+            return
+        newest = pendulum.from_timestamp(self.newest)
+        last = cursor.last_value
+        cursor.advance(newest if last is None or newest > last else last)
 
 
 def _with_parts(

@@ -86,7 +86,8 @@ def key_problem(raw: object, key: str) -> str | None:
 
 def cursor_problem(raw: Mapping[str, object], cursor_field: str) -> str | None:
     """Why `raw`'s cursor cannot place it in time, or None (a record without one is never loaded)."""
-    if schema.to_datetime(raw.get(cursor_field)) is not None:
+    value = raw.get(cursor_field)
+    if schema.whole_seconds(value) is not None or schema.to_datetime(value) is not None:
         return None
     if cursor_field not in raw:
         return f"no '{cursor_field}'"

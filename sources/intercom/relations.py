@@ -51,7 +51,7 @@ _RELATION_RECORDS = RecordsAt(("data", "tags", "companies", "segments"), strict=
 
 def needs_completion(envelope: Any) -> bool:
     """True when an embedded list holds fewer elements than exist (`has_more` or `total_count`)."""
-    if not isinstance(envelope, Mapping):
+    if type(envelope) is not dict and not isinstance(envelope, Mapping):
         return False
     data = envelope.get("data")
     shown = len(data) if isinstance(data, list) else 0

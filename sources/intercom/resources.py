@@ -17,6 +17,7 @@ import dlt
 import pendulum
 from dlt.extract import DltResource
 
+from . import arrow_items
 from . import history as history_mode
 from .deletes import read_listed
 from .readers import read_attributes, read_parts, read_records
@@ -76,7 +77,10 @@ def _incremental(spec: StreamSpec, ctx: StreamContext, run: RunShape, built: Map
         spec.read, name=spec.name, primary_key=spec.primary_key, **disposition, columns=spec.hint_columns,
         selected=spec.name in run.selected or spec.companion_of in run.selected,  # a parent only for its child: not loaded
     )
-    return resource(ctx, spec, run.cursor(spec.cursor)).parallelize()
+    bound = resource(ctx, spec, run.cursor(spec.cursor)).parallelize()
+    if ctx.columnar and spec.record_shape is not None:
+        arrow_items.child_tables(bound, spec.name, spec.child_tables)
+    return bound
 
 
 def _child(spec: StreamSpec, ctx: StreamContext, run: RunShape, built: Mapping[str, DltResource]) -> DltResource:

@@ -65,7 +65,7 @@ def to_datetime(value: Any) -> datetime | None:
     if isinstance(value, (int, float)):
         if value == 0:
             return None
-        if value > 1e11:  # milliseconds slipped in
+        if value > LARGEST_SECONDS:  # milliseconds slipped in
             value = value / 1000.0
         try:
             return datetime.fromtimestamp(value, tz=timezone.utc)
@@ -74,8 +74,20 @@ def to_datetime(value: Any) -> datetime | None:
     return None
 
 
+LARGEST_SECONDS = 10**11  # above: milliseconds (to_datetime divides them)
+
+
+def whole_seconds(value: Any) -> int | None:
+    """The value itself when it is an Intercom timestamp in plain Unix seconds (the usual form,
+    read here without building a datetime); None for any other form."""
+    return value if type(value) is int and 0 < value <= LARGEST_SECONDS else None
+
+
 def to_epoch(value: Any) -> int | None:
     """Unix seconds of an Intercom timestamp (for state maps); None when absent."""
+    seconds = whole_seconds(value)
+    if seconds is not None:
+        return seconds
     dt = to_datetime(value)
     return int(dt.timestamp()) if dt is not None else None
 
@@ -311,25 +323,44 @@ class Shaping:
     keep_nulls: bool = False
 
 
-def shape_contact(raw: Mapping[str, Any], custom_types: Mapping[str, str], keep_nulls: bool = False) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class RecordShape:
+    """How a record with custom attributes and embedded lists becomes rows: the ids kept as text, and
+    each embedded list (field, envelope keys) as a child table whose rows carry `parent_key`.
+
+    One description, two executors: `shape_record` (a dict for dlt's normalizer) and the fast path
+    of columnar.py (typed columns for Arrow), which must agree row for row.
+    """
+
+    parent_key: str
+    text_ids: tuple[str, ...]
+    children: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+CONTACT_SHAPE = RecordShape(
+    "contact_id", ("id", "owner_id"), (("tags", ()), ("companies", ()), ("notes", ()), ("social_profiles", ())),
+)
+COMPANY_SHAPE = RecordShape("company_id", ("id",), (("tags", ("tags",)), ("segments", ("segments",))))
+
+
+def shape_record(
+    raw: Mapping[str, Any], shape: RecordShape, custom_types: Mapping[str, str], keep_nulls: bool = False,
+) -> dict[str, Any]:
     row = record_row(raw, keep_nulls)
-    _ids_to_text(row, "id", "owner_id")
-    cid = row.get("id")
+    _ids_to_text(row, *shape.text_ids)
+    parent_id = row.get("id")
     lift_custom_attributes(row, custom_types)
-    for field in ("tags", "companies", "notes"):
-        _children(row, field, "contact_id", cid)
-    _children(row, "social_profiles", "contact_id", cid)
+    for field, keys in shape.children:
+        _children(row, field, shape.parent_key, parent_id, *keys)
     return row
+
+
+def shape_contact(raw: Mapping[str, Any], custom_types: Mapping[str, str], keep_nulls: bool = False) -> dict[str, Any]:
+    return shape_record(raw, CONTACT_SHAPE, custom_types, keep_nulls)
 
 
 def shape_company(raw: Mapping[str, Any], custom_types: Mapping[str, str], keep_nulls: bool = False) -> dict[str, Any]:
-    row = record_row(raw, keep_nulls)
-    _ids_to_text(row, "id")
-    cid = row.get("id")
-    lift_custom_attributes(row, custom_types)
-    _children(row, "tags", "company_id", cid, "tags")
-    _children(row, "segments", "company_id", cid, "segments")
-    return row
+    return shape_record(raw, COMPANY_SHAPE, custom_types, keep_nulls)
 
 
 def shape_conversation(

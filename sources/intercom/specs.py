@@ -68,6 +68,7 @@ class StreamSpec:
     cursor: str = "updated_at"  # read_records: the incremental field
     complete: Callable[[IntercomClient, list[Record], int], list[Record]] | None = None  # embedded lists cut at 10
     custom_attributes: str | None = None  # the data-attribute model typing its `custom_*` columns
+    record_shape: schema.RecordShape | None = None  # read_records: rows built columnar (columnar.py)
     parts: Parts | None = None  # a parent: its detail's parts; a child (with `parent`): the same
     parent: str | None = None  # a child stream, fed with this parent's rows
     endpoint: str | None = None  # read_listed: the list endpoint (default: the stream's name)
@@ -88,6 +89,12 @@ class StreamSpec:
         if backfill and not self.in_backfills:
             return False
         return self.since_version is None or settings.version_at_least(intercom_version, self.since_version)
+
+    @property
+    def child_tables(self) -> tuple[str, ...]:
+        """The child tables of the embedded lists of `record_shape` (dlt's names under snake_case)."""
+        children = self.record_shape.children if self.record_shape is not None else ()
+        return tuple(f"{self.name}__{field}" for field, _ in children)
 
     @property
     def hint_columns(self) -> dict[str, TColumnSchema]:
@@ -144,11 +151,12 @@ SPECS: dict[str, StreamSpec] = {
         StreamSpec(
             "contacts", read_records, "contacts_search", schema.CONTACT_COLUMNS, _contact,
             search("contacts_search", SearchSplit("day")), complete=relations.complete_contacts, custom_attributes="contact",
-            history=True, deletes="reconciled",
+            record_shape=schema.CONTACT_SHAPE, history=True, deletes="reconciled",
         ),
         StreamSpec(
             "companies", read_records, "companies_list", schema.COMPANY_COLUMNS, _company, companies_scroll,
-            complete=relations.complete_companies, custom_attributes="company", history=True, deletes="reconciled",
+            complete=relations.complete_companies, custom_attributes="company", record_shape=schema.COMPANY_SHAPE,
+            history=True, deletes="reconciled",
         ),
         StreamSpec(
             "conversations", read_records, "conversations_search", schema.CONVERSATION_COLUMNS, _conversation,

@@ -31,6 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dlt
+from dlt.common.schema import Schema
 from dlt.common.typing import TDataItem
 from dlt.extract.incremental import Incremental
 
@@ -149,6 +150,7 @@ class StreamContext:
     max_workers: int = settings.DEFAULT_MAX_WORKERS
     checkpoint_records: int = settings.SEARCH_CHECKPOINT_RECORDS  # split searches: records per load package
     keep_nulls: bool = False  # history mode: rows keep their None values (schema.record_row)
+    columnar: bool = False  # contacts and companies as Arrow tables (columnar.py, arrow_items.py)
     secrets: tuple[str, ...] = ()  # redacted from the records kept in the rejects table
     hand_offs: dict[str, PartsHandOff] = field(default_factory=dict)  # by parent stream
 
@@ -250,15 +252,22 @@ def incremental_records(
         state = dlt.current.resource_state()
     recent = RecentWindow.load({} if backfill else state, ctx.lookback_seconds)
     skipped = 0
+    start = inc.start_value.timestamp() if inc.start_value is not None else None
+    end = inc.end_value.timestamp() if inc.end_value is not None else None
     try:
         for page in pages:
             raws = []
             for raw in rejects.screened(page, cursor_field=cursor_field):
                 record_id = str(raw["id"])
-                when = schema.to_datetime(raw.get(cursor_field))
-                if not _in_range(when, inc):
-                    continue
-                epoch = int(when.timestamp()) if when is not None else None
+                epoch = schema.whole_seconds(raw.get(cursor_field))
+                if epoch is not None:  # the usual form, compared without building a datetime
+                    if (start is not None and epoch < start) or (end is not None and epoch >= end):
+                        continue
+                else:
+                    when = schema.to_datetime(raw.get(cursor_field))
+                    if not _in_range(when, inc):
+                        continue
+                    epoch = int(when.timestamp()) if when is not None else None
                 if not backfill and recent.unchanged(record_id, epoch):
                     skipped += 1
                     continue
@@ -298,6 +307,24 @@ PAGES_DONE = object()  # a reading thread's last item: no more pages
 RESOURCE_STATE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "intercom_resource_state", default=None
 )
+
+
+@dataclass(frozen=True)
+class ExtractScope:
+    """The extract's source schema and load id, resolved in dlt's thread for the reading thread."""
+
+    schema: Schema
+    load_id: str
+
+
+EXTRACT_SCOPE: contextvars.ContextVar[ExtractScope | None] = contextvars.ContextVar("intercom_extract", default=None)
+
+
+def _extract_scope() -> ExtractScope | None:
+    try:
+        return ExtractScope(dlt.current.source_schema(), dlt.current.load_package_state()["load_id"])
+    except Exception:  # noqa: BLE001 - outside a pipeline's extract (a resource iterated alone)
+        return None
 
 
 class ReaderFailed:
@@ -367,6 +394,7 @@ def read_ahead(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]
     def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
         context = contextvars.copy_context()
         context.run(RESOURCE_STATE.set, dlt.current.resource_state())
+        context.run(EXTRACT_SCOPE.set, _extract_scope())
         stream = dlt.current.resource_name()
         ahead = PagesAhead(context)
         thread = threading.Thread(

@@ -1,0 +1,218 @@
+"""The fast path's dlt side: batches of columnar rows as Arrow tables, with dlt's `_dlt_*` linkage.
+
+dlt writes an Arrow table as it is (no per-row normalize), so these tables carry what its
+relational normalizer would have added: `_dlt_load_id` and a random `_dlt_id` on the parent rows;
+`_dlt_root_id`, `_dlt_parent_id`, `_dlt_list_idx` and a `_dlt_id` on child rows (random here,
+where dlt hashes the parent's random id with the position: unique either way, and nothing joins on
+a child's own `_dlt_id`).
+Child tables are table variants of the stream's resource that name their parent (`child_tables`).
+
+Two things dlt 1.31 does not do for a resource that writes its own child tables, done here:
+* its extract looks up the resource of every table it wrote, and a child table has none
+  (`ResourceOfChildTable`);
+* its incremental step filters every item on the cursor, which child tables do not have: the
+  stream filters the records itself and moves the cursor with `Incremental.advance`.
+The fast path runs only on the dlt versions it was tested with (`supported`).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
+from dlt.common.schema import Schema
+from dlt.common.schema.typing import TColumnSchema, TTableSchema
+from dlt.common.schema.utils import new_table
+from dlt.extract import DltResource
+from dlt.extract.items import TableNameMeta
+
+from .column_plans import DATA_TYPE, Columns, Layout, Row, column_types
+from .columnar import RecordRows
+
+TESTED_DLT = ("1.31.",)
+_IDS_AT_ONCE = 8_192
+_MAX_ROWS_OF_A_RECORD = 512  # drawn again below this many: a record rarely has more child rows  # the dlt releases whose extract this path was tested against
+BATCH_RECORDS = 2_500  # parent rows per Arrow table: dlt checks each item's schema (ms); more would cost memory
+
+_ARROW: dict[str, pa.DataType] = {
+    "text": pa.string(), "bigint": pa.int64(), "double": pa.float64(), "bool": pa.bool_(),
+    "timestamp": pa.int64(),  # Unix seconds, cast below
+}
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+# the `_dlt_*` columns as dlt's relational normalizer makes them
+_ROOT_LINKAGE: dict[str, TColumnSchema] = {
+    "_dlt_load_id": {"name": "_dlt_load_id", "data_type": "text", "nullable": False},
+    "_dlt_id": {"name": "_dlt_id", "data_type": "text", "nullable": False, "unique": True, "row_key": True},
+}
+_CHILD_LINKAGE: dict[str, TColumnSchema] = {
+    "_dlt_root_id": {"name": "_dlt_root_id", "data_type": "text", "nullable": False, "root_key": True},
+    "_dlt_parent_id": {"name": "_dlt_parent_id", "data_type": "text", "nullable": False, "parent_key": True},
+    "_dlt_list_idx": {"name": "_dlt_list_idx", "data_type": "bigint", "nullable": False},
+    "_dlt_id": {"name": "_dlt_id", "data_type": "text", "nullable": False, "unique": True, "row_key": True},
+}
+
+
+def supported() -> bool:
+    return dlt.__version__.startswith(TESTED_DLT)
+
+
+def child_tables(resource: DltResource, root: str, tables: tuple[str, ...]) -> DltResource:
+    """Give the bound `resource` a variant per child table, nested in `root`, emptied of what a
+    variant inherits from the stream (its columns and keys); each item brings its columns."""
+    for table in tables:
+        resource.apply_hints(
+            table_name=table, parent_table_name=root, columns={}, primary_key="", merge_key="",
+            create_table_variant=True,
+        )
+        resource.apply_hints(table_name=table, columns=list(_CHILD_LINKAGE.values()), create_table_variant=True)
+    resource.add_map(functools.partial(claim_child_table, root=root, resource=resource.name, tables=frozenset(tables)))
+    return resource
+
+
+def _random_ids(count: int) -> list[str]:
+    """`count` random `_dlt_id`s (12 random bytes each, base64) from one urandom call and one encoding."""
+    text = base64.b64encode(os.urandom(12 * count)).decode("ascii")
+    return [text[i : i + 16] for i in range(0, 16 * count, 16)]
+
+
+class ResourceOfChildTable(dict):  # type: ignore[type-arg]
+    """A child table's schema that answers `["resource"]` with its root's resource, and keeps
+    only what a child table normalized by dlt holds.
+
+    dlt 1.31's extract aggregates its metrics by `schema.get_table(name)["resource"]` over every
+    table written during the extract, and a child table holds no `resource` (dlt refuses one on a
+    child table, and `.get("resource")`, which its merges use, still finds none here). The
+    variant's `variant_name` and inherited `write_disposition` are not taken: the stored schema
+    stays the one rows normalized one by one make (the disposition is the parent's).
+    """
+
+    _NOT_TAKEN = frozenset({"variant_name", "write_disposition"})
+
+    def __init__(self, table: TTableSchema, resource: str) -> None:
+        super().__init__({k: v for k, v in table.items() if k not in self._NOT_TAKEN})
+        self._resource = resource
+
+    def __missing__(self, key: str) -> Any:
+        if key == "resource":
+            return self._resource
+        raise KeyError(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self._NOT_TAKEN:
+            super().__setitem__(key, value)
+
+
+def claim_child_table(item: Any, meta: Any = None, *, root: str, resource: str, tables: frozenset[str]) -> Any:
+    """A map step (dlt's main thread, just before the item is written): the child table an item is
+    for answers its resource from then on (created here when it is new, as dlt would create it)."""
+    name = _table_of(meta)
+    if name not in tables:
+        return item  # the stream's own table, its rejects
+    schema_tables = dlt.current.source_schema().tables
+    table = schema_tables.get(name)
+    if isinstance(table, ResourceOfChildTable):
+        return item
+    schema_tables[name] = ResourceOfChildTable(table or new_table(name, parent_table_name=root), resource)
+    return item
+
+
+def _table_of(meta: Any) -> str | None:
+    if isinstance(meta, TableNameMeta):
+        return meta.table_name
+    hints = getattr(meta, "hints", None)  # dlt's HintsMeta of `dlt.mark.with_hints`
+    if isinstance(hints, dict) and isinstance(hints.get("table_name"), str):
+        return hints["table_name"]
+    return None
+
+
+class ArrowBatch:
+    """Records of the fast path gathered into one Arrow table per table (parent and children)."""
+
+    def __init__(self, layout: Layout, load_id: str, hinted: Sequence[TColumnSchema]) -> None:
+        self.layout = layout
+        self.load_id = load_id
+        self.hinted = {c["name"]: c for c in hinted if c.get("data_type") in _ARROW}  # in the stream's hint order
+        self.records = 0
+        self._rows: dict[str, list[Row]] = {layout.root: []}
+        self._linkage_hinted = False
+        self._ids: list[str] = []  # random `_dlt_id`s drawn in bulk (one urandom call, not one a row)
+
+    def add(self, record: RecordRows) -> None:
+        ids = self._ids
+        if len(ids) < _MAX_ROWS_OF_A_RECORD:
+            ids.extend(_random_ids(_IDS_AT_ONCE))
+        row_id = ids.pop()
+        row = record.row
+        row["_dlt_load_id"] = self.load_id
+        row["_dlt_id"] = row_id
+        self._rows[self.layout.root].append(row)
+        for table, rows in record.children:
+            out = self._rows.get(table)
+            if out is None:
+                out = self._rows[table] = []
+            for idx, child in enumerate(rows):
+                child["_dlt_root_id"] = child["_dlt_parent_id"] = row_id
+                child["_dlt_list_idx"] = idx
+                child["_dlt_id"] = ids.pop() if ids else _random_ids(1)[0]
+            out.extend(rows)
+        self.records += 1
+
+    def items(self, hints: Sequence[TColumnSchema] = ()) -> Iterator[Any]:
+        """The parent's table, then each child table (its variant); the batch is emptied.
+
+        dlt orders a table's columns as the Arrow table does, then the hinted ones it lacks; the
+        tables here list them as rows normalized one by one would have met them (the parent: its
+        hinted columns first), so the stored schema is the same either way. `hints` go with the
+        parent's table, and with the first one the properties of its `_dlt_*` columns.
+        """
+        rows, self._rows, self.records = self._rows, {self.layout.root: []}, 0
+        for table, table_rows in rows.items():
+            if not table_rows:
+                continue
+            if table != self.layout.root:
+                yield dlt.mark.with_table_name(self._table(table, table_rows, {}), table)
+                continue
+            arrow = self._table(table, table_rows, self.hinted)
+            if not self._linkage_hinted:
+                hints, self._linkage_hinted = [*hints, *_ROOT_LINKAGE.values()], True
+            yield dlt.mark.with_hints(arrow, dlt.mark.make_hints(columns=list(hints))) if hints else arrow
+
+    def _table(self, table: str, rows: list[Row], hinted: Mapping[str, TColumnSchema]) -> pa.Table:
+        """`rows` as an Arrow table: the `hinted` columns first (nulls where absent), then the others
+        in the order the rows bring them; timestamps from Unix seconds to UTC microseconds."""
+        types = {name: DATA_TYPE.get(kind) for name, kind in self.layout.types.get(table, {}).items()}
+        names: dict[str, None] = dict.fromkeys(hinted)
+        for row in rows:
+            names.update(dict.fromkeys(row))
+        linkage = _ROOT_LINKAGE if table == self.layout.root else _CHILD_LINKAGE
+        fields = []
+        for name in names:
+            column = linkage.get(name) or hinted.get(name) or {}
+            data_type = types.get(name) or column.get("data_type", "text")
+            fields.append(pa.field(name, _ARROW[data_type], nullable=column.get("nullable", True)))
+        arrow = pa.Table.from_pylist(rows, schema=pa.schema(fields))
+        for i, field in enumerate(fields):
+            if field.name not in linkage and (types.get(field.name) or hinted[field.name]["data_type"]) == "timestamp":
+                arrow = arrow.set_column(i, field.name, pc.multiply(arrow.column(i), 1_000_000).cast(_TIMESTAMP))
+        return arrow
+
+
+def stored_types(schema: Schema, tables: tuple[str, ...], hints: dict[str, TColumnSchema]) -> dict[str, Columns]:
+    """{table: {column: type}} that the stored schema and the stream's hints already fix."""
+    out: dict[str, dict[str, str]] = {}
+    for table in tables:
+        columns = out.setdefault(table, {})
+        stored = schema.tables.get(table)
+        for name, column in (stored or {}).get("columns", {}).items():
+            if column.get("data_type"):
+                columns[name] = column["data_type"]
+    for name, column in hints.items():
+        if column.get("data_type"):
+            out[tables[0]].setdefault(name, column["data_type"])
+    return {table: column_types(data_types) for table, data_types in out.items()}
