@@ -35,9 +35,9 @@ from dlt.extract.items import TableNameMeta
 from .column_plans import DATA_TYPE, Columns, Layout, Row, column_types
 from .columnar import RecordRows
 
-TESTED_DLT = ("1.31.",)
+TESTED_DLT = ("1.31.",)  # the dlt releases whose extract this path was tested against
 _IDS_AT_ONCE = 8_192
-_MAX_ROWS_OF_A_RECORD = 512  # drawn again below this many: a record rarely has more child rows  # the dlt releases whose extract this path was tested against
+_MAX_ROWS_OF_A_RECORD = 512  # ids drawn again below this many: a record rarely has more child rows
 BATCH_RECORDS = 2_500  # parent rows per Arrow table: dlt checks each item's schema (ms); more would cost memory
 
 _ARROW: dict[str, pa.DataType] = {
@@ -63,8 +63,8 @@ def supported() -> bool:
 
 
 def child_tables(resource: DltResource, root: str, tables: tuple[str, ...]) -> DltResource:
-    """Give the bound `resource` a variant per child table, nested in `root`, emptied of what a
-    variant inherits from the stream (its columns and keys); each item brings its columns."""
+    """Give the bound `resource` a variant per child table, nested in `root`: emptied of what a
+    variant inherits from the stream (its columns and keys), then given dlt's `_dlt_*` columns."""
     for table in tables:
         resource.apply_hints(
             table_name=table, parent_table_name=root, columns={}, primary_key="", merge_key="",
@@ -191,15 +191,16 @@ class ArrowBatch:
         for row in rows:
             names.update(dict.fromkeys(row))
         linkage = _ROOT_LINKAGE if table == self.layout.root else _CHILD_LINKAGE
-        fields = []
+        fields, stamps = [], []
         for name in names:
             column = linkage.get(name) or hinted.get(name) or {}
             data_type = types.get(name) or column.get("data_type", "text")
             fields.append(pa.field(name, _ARROW[data_type], nullable=column.get("nullable", True)))
+            if data_type == "timestamp":
+                stamps.append(len(fields) - 1)
         arrow = pa.Table.from_pylist(rows, schema=pa.schema(fields))
-        for i, field in enumerate(fields):
-            if field.name not in linkage and (types.get(field.name) or hinted[field.name]["data_type"]) == "timestamp":
-                arrow = arrow.set_column(i, field.name, pc.multiply(arrow.column(i), 1_000_000).cast(_TIMESTAMP))
+        for i in stamps:
+            arrow = arrow.set_column(i, fields[i].name, pc.multiply(arrow.column(i), 1_000_000).cast(_TIMESTAMP))
         return arrow
 
 
