@@ -44,6 +44,7 @@ from .schema import (
     ATTRIBUTE_TYPES,
     CustomTypes,
     RecordShape,
+    coerce_custom,
     custom_column_name,
     envelope_items,
     is_timestamp_key,
@@ -77,7 +78,7 @@ class Columnizer:
         self._keys: dict[str, tuple[str, int, bool]] = {}
         self._nested_keys: dict[tuple[str, str], tuple[str, bool]] = {}
         self._child_keys: dict[tuple[str, str, str], tuple[str, bool]] = {}
-        self._customs: dict[str, tuple[str, str]] = {}
+        self._customs: dict[str, tuple[str, str | None]] = {}
         self._extras: dict[str, tuple[tuple[str, str], ...]] = {}
         self._items: dict[tuple[str, tuple[str, ...], tuple[type, ...]], ValuesPlan | None] = {}
         self._custom_plans: dict[tuple[tuple[str, ...], tuple[type, ...]], ValuesPlan | None] = {}
@@ -289,16 +290,16 @@ class Columnizer:
                     if column in catalogue.taken or column in lifted or raw.get(column) is not None:
                         raise NotColumnar(f"custom attribute {name!r} shares a column")
                 column = self.layout.name(column)
-                plan = (column, ATTRIBUTE_TYPES.get(catalogue.get(name, ""), "text"))
+                plan = (column, catalogue.get(name))  # the Intercom data type, None when not catalogued
                 if name in catalogue.columns:
                     self._customs[name] = plan
             lifted.add(plan[0])
             if value is None:
                 row.pop(plan[0], None)
-            elif plan[1] == "timestamp":
+            elif plan[1] == "date":
                 put_stamp(row, columns, plan[0], value)
             else:
-                put(row, columns, plan[0], _custom_value(value, plan[1]))
+                put(row, columns, plan[0], coerce_custom(value, plan[1]))
 
     def _children(self, key: str, items: list[dict[str, Any]], parent_id: object) -> tuple[str, list[Row]]:
         """The rows of one embedded list: `{parent_key: id, **flat(item)}`, names as dlt makes them."""
@@ -401,20 +402,3 @@ def _envelope(value: object, keys: tuple[str, ...]) -> tuple[list[dict[str, Any]
                     break
                 return [item for item in items if type(item) is dict], value
     return envelope_items(value, *keys)
-
-
-def _custom_value(value: object, kind: str | None) -> object:
-    """`schema._coerce_custom` for the values the fast path takes (dates are handled as timestamps)."""
-    if kind == "bool" and isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    if kind == "bigint" and isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return value
-    if kind == "double" and isinstance(value, (int, str)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value

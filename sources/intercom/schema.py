@@ -209,7 +209,7 @@ def custom_attribute_columns(types: Mapping[str, str]) -> dict[str, TColumnSchem
     }
 
 
-def _coerce_custom(value: Any, data_type: str | None) -> Any:
+def coerce_custom(value: Any, data_type: str | None) -> Any:
     """Best-effort typing; a value that does not fit is kept as-is (dlt makes a variant column)."""
     if value is None:
         return None
@@ -247,7 +247,7 @@ def lift_custom_attributes(row: dict[str, Any], types: Mapping[str, str]) -> Non
             column = custom_column_name(name)
             if column in catalogue.taken or column in row:
                 column = _disambiguated(column, name)
-        row[column] = _coerce_custom(value, catalogue.get(name))
+        row[column] = coerce_custom(value, catalogue.get(name))
 
 
 def _flat(element: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
