@@ -15,7 +15,7 @@ the whole record goes the usual way, which decides coercions and variant columns
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,23 +220,21 @@ class Columnizer:
         stay the usual way's for the rest of the run: dlt types them from that record, in record
         order, as it would without the fast path (an Arrow table would otherwise fix them first)."""
         root, layout = self.root_columns, self.layout
-        with contextlib.suppress(NotColumnar):  # a name dlt gives differently: no record takes it here
-            for key, value in row.items():
-                if value is None:
-                    continue
-                if type(value) is dict:
-                    for inner_key, inner in value.items():
+        for key, value in row.items():
+            if value is None:
+                continue
+            if type(value) is dict:
+                for inner_key, inner in value.items():
+                    if inner is not None:
+                        _leave(root, layout.path, key, inner_key)
+            elif type(value) is list and key in self.child_tables:
+                columns = layout.columns(self.child_tables[key])
+                for item in value:
+                    for item_key, inner in (item.items() if type(item) is dict else ()):
                         if inner is not None:
-                            root.setdefault(layout.path(key, inner_key), NEVER)
-                elif type(value) is list:
-                    table = self.child_tables.get(key)
-                    columns = layout.columns(table) if table is not None else None
-                    for item in value if columns is not None else ():
-                        for item_key, inner in (item.items() if type(item) is dict else ()):
-                            if inner is not None:
-                                columns.setdefault(layout.child_name(item_key), NEVER)  # type: ignore[union-attr]
-                else:
-                    root.setdefault(layout.normalize(key), NEVER)
+                            _leave(columns, layout.child_name, item_key)
+            elif type(value) is not list:
+                _leave(root, layout.normalize, key)
 
     def _extra_columns(self, key: str) -> tuple[tuple[str, str], ...]:
         """The envelope counts kept as parent columns (`tags_total_count`, `tags_has_more`)."""
@@ -390,6 +388,13 @@ class Columnizer:
                     put_stamp(row, columns, column, value)
                 else:
                     put(row, columns, column, value)
+
+
+def _leave(columns: Columns, name: Callable[..., str], *keys: str) -> None:
+    """The column `name(*keys)` stays the usual way's unless its type is known already (a key the
+    fast path cannot name is never taken by it anyway)."""
+    with contextlib.suppress(NotColumnar):
+        columns.setdefault(name(*keys), NEVER)
 
 
 def _envelope(value: object, keys: tuple[str, ...]) -> tuple[list[dict[str, Any]], Mapping[str, Any]]:
