@@ -1,7 +1,7 @@
 """The fast path (contacts and companies built as Arrow tables, columnar.py) lands what the usual path
-(dict shaping and dlt's per-row normalize) lands: the same tables, columns in the same order with the
-same types, the same rows and child rows, the same stored dlt schema and the same rejects, on a first
-sync and on an incremental one, in DuckDB and in Postgres.
+(dict shaping and dlt's per-row normalize) lands: the same tables, columns with the same types (in the same
+order on a first sync), the same rows and child rows, the same stored dlt schema and the same rejects,
+on a first sync and on an incremental one, in DuckDB and in Postgres.
 
 The emulator serves seeded shape drift (optional fields dropped, objects nulled, strings and objects
 swapped, envelopes under the other key, records without id or cursor), so some records are taken by
@@ -118,7 +118,8 @@ def _assert_same(fast: Warehouse, usual: Warehouse, same_order: bool) -> None:
 
 
 def _change_workspace(emu: EmulatorServer) -> None:
-    """Renames, tags added and removed, companies detached: child rows must be replaced, not added."""
+    """Renames, a tag added, a contact's tags all removed (child rows replaced, not added to), and
+    values only the usual path takes."""
     ws = emu.workspace
     contacts = ws.ids("contacts")
     tags = ws.ids("tags")
