@@ -18,9 +18,9 @@ The fast path runs only on the dlt versions it was tested with (`supported`).
 from __future__ import annotations
 
 import base64
-import functools
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import dlt
@@ -30,6 +30,7 @@ from dlt.common.schema import Schema
 from dlt.common.schema.typing import TColumnSchema, TTableSchema
 from dlt.common.schema.utils import new_table
 from dlt.extract import DltResource
+from dlt.extract.incremental import Incremental
 from dlt.extract.items import TableNameMeta
 
 from .column_plans import DATA_TYPE, Columns, Layout, Row, column_types
@@ -62,17 +63,51 @@ def supported() -> bool:
     return dlt.__version__.startswith(TESTED_DLT)
 
 
-def child_tables(resource: DltResource, root: str, tables: tuple[str, ...]) -> DltResource:
-    """Give the bound `resource` a variant per child table, nested in `root`: emptied of what a
-    variant inherits from the stream (its columns and keys), then given dlt's `_dlt_*` columns."""
+def child_tables(resource: DltResource, root: str, tables: tuple[str, ...]) -> MainThreadStep:
+    """Give the bound `resource` a variant per child table, nested in `root` (emptied of what a
+    variant inherits from the stream: its columns and keys; then given dlt's `_dlt_*` columns), and
+    the step that does in dlt's main thread what must not race with its incremental step."""
     for table in tables:
         resource.apply_hints(
             table_name=table, parent_table_name=root, columns={}, primary_key="", merge_key="",
             create_table_variant=True,
         )
         resource.apply_hints(table_name=table, columns=list(_CHILD_LINKAGE.values()), create_table_variant=True)
-    resource.add_map(functools.partial(claim_child_table, root=root, resource=resource.name, tables=frozenset(tables)))
-    return resource
+    step = MainThreadStep(root, resource.name, frozenset(tables))
+    resource.add_map(step)  # dlt keeps its incremental step last: this one runs just before it
+    return step
+
+
+class MainThreadStep:
+    """A map step of the stream's resource: runs in dlt's main thread for every item, before dlt's
+    incremental step.
+
+    * It moves the cursor to the newest record handed on (`Incremental.advance`, forward only), which
+      the reading thread only records (`move_cursor`): dlt's incremental step reads and writes the
+      cursor state unlocked, so `advance` from another thread raced with it (seen once in a CI run
+      of the suite: `'>' not supported between 'DateTime' and 'NoneType'`).
+    * The child table an item is for answers its resource from then on (`ResourceOfChildTable`),
+      created here when it is new, as dlt would create it.
+    """
+
+    def __init__(self, root: str, resource: str, tables: frozenset[str]) -> None:
+        self.root, self.resource, self.tables = root, resource, tables
+        self._move: tuple[Incremental[Any], datetime] | None = None
+
+    def move_cursor(self, cursor: Incremental[Any], newest: datetime) -> None:
+        """Called by the reading thread before it yields the items up to `newest`."""
+        self._move = (cursor, newest)
+
+    def __call__(self, item: Any, meta: Any = None) -> Any:
+        move = self._move
+        if move is not None:
+            cursor, newest = move
+            last = cursor.last_value
+            cursor.advance(newest if last is None or newest > last else last)
+        name = _table_of(meta)
+        if name in self.tables:
+            claim_child_table(name, self.root, self.resource)
+        return item
 
 
 def _random_ids(count: int) -> list[str]:
@@ -108,18 +143,12 @@ class ResourceOfChildTable(dict):  # type: ignore[type-arg]
             super().__setitem__(key, value)
 
 
-def claim_child_table(item: Any, meta: Any = None, *, root: str, resource: str, tables: frozenset[str]) -> Any:
-    """A map step (dlt's main thread, just before the item is written): the child table an item is
-    for answers its resource from then on (created here when it is new, as dlt would create it)."""
-    name = _table_of(meta)
-    if name not in tables:
-        return item  # the stream's own table, its rejects
+def claim_child_table(name: str, root: str, resource: str) -> None:
+    """The child table `name` answers its resource from now on (created as dlt would create it)."""
     schema_tables = dlt.current.source_schema().tables
     table = schema_tables.get(name)
-    if isinstance(table, ResourceOfChildTable):
-        return item
-    schema_tables[name] = ResourceOfChildTable(table or new_table(name, parent_table_name=root), resource)
-    return item
+    if not isinstance(table, ResourceOfChildTable):
+        schema_tables[name] = ResourceOfChildTable(table or new_table(name, parent_table_name=root), resource)
 
 
 def _table_of(meta: Any) -> str | None:

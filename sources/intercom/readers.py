@@ -25,7 +25,7 @@ from dlt.extract.incremental import Incremental
 
 from . import arrow_items, schema, settings
 from .api import IntercomClient
-from .arrow_items import ArrowBatch
+from .arrow_items import ArrowBatch, MainThreadStep
 from .column_plans import Layout, NotColumnar
 from .columnar import Columnizer
 from .rejects import Rejects, is_rejects_item, rows_and_rejects
@@ -159,8 +159,8 @@ def read_records(
 
 def _columnar(ctx: StreamContext, spec: StreamSpec, types: schema.CustomTypes) -> ColumnarRecords | None:
     """The fast path of a stream with a `record_shape`, when this run can take it (columnar.py)."""
-    scope = EXTRACT_SCOPE.get()
-    if not ctx.columnar or spec.record_shape is None or scope is None:
+    scope, step = EXTRACT_SCOPE.get(), ctx.main_thread_steps.get(spec.name)
+    if not ctx.columnar or spec.record_shape is None or scope is None or step is None:
         return None
     naming = scope.schema.naming
     tables = (spec.name, *spec.child_tables)
@@ -171,7 +171,7 @@ def _columnar(ctx: StreamContext, spec: StreamSpec, types: schema.CustomTypes) -
         return None  # a naming convention that names the child tables otherwise than their variants
     columnizer = Columnizer(spec.record_shape, types, layout)
     batch = ArrowBatch(layout, scope.load_id, list(hinted.values()))
-    return ColumnarRecords(columnizer, batch, spec.cursor)
+    return ColumnarRecords(columnizer, batch, spec.cursor, step)
 
 
 class ColumnarRecords:
@@ -179,10 +179,11 @@ class ColumnarRecords:
     take, rows shaped the usual way; the cursor is moved here (`Incremental.advance`), since dlt's
     incremental step cannot filter child tables (the records are already filtered, streams.py)."""
 
-    def __init__(self, columnizer: Columnizer, batch: ArrowBatch, cursor_field: str) -> None:
+    def __init__(self, columnizer: Columnizer, batch: ArrowBatch, cursor_field: str, step: MainThreadStep) -> None:
         self.columnizer = columnizer
         self.batch = batch
         self.cursor_field = cursor_field
+        self.step = step
         self.newest: int | None = None  # Unix seconds of the newest record handed on so far
         self.columnar = 0  # records taken by the fast path
         self.usual = 0  # records shaped the usual way (a value the fast path does not take)
@@ -230,12 +231,9 @@ class ColumnarRecords:
         yield from self.batch.items(first)
 
     def _advance(self, cursor: Incremental[Any]) -> None:
-        """Move the cursor to the newest record handed on (never back: dlt's lag keeps it forward-only)."""
-        if self.newest is None:
-            return
-        newest = pendulum.from_timestamp(self.newest)
-        last = cursor.last_value
-        cursor.advance(newest if last is None or newest > last else last)
+        """Have the cursor moved to the newest record handed on, in dlt's thread (`MainThreadStep`)."""
+        if self.newest is not None:
+            self.step.move_cursor(cursor, pendulum.from_timestamp(self.newest))
 
 
 def _with_parts(

@@ -79,7 +79,7 @@ def _incremental(spec: StreamSpec, ctx: StreamContext, run: RunShape, built: Map
     )
     bound = resource(ctx, spec, run.cursor(spec.cursor)).parallelize()
     if ctx.columnar and spec.record_shape is not None:
-        arrow_items.child_tables(bound, spec.name, spec.child_tables)
+        ctx.main_thread_steps[spec.name] = arrow_items.child_tables(bound, spec.name, spec.child_tables)
     return bound
 
 

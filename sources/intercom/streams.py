@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dlt
@@ -38,6 +38,9 @@ from dlt.extract.incremental import Incremental
 from . import schema, settings
 from .api import IntercomClient
 from .rejects import Rejects
+
+if TYPE_CHECKING:
+    from .arrow_items import MainThreadStep
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +154,7 @@ class StreamContext:
     checkpoint_records: int = settings.SEARCH_CHECKPOINT_RECORDS  # split searches: records per load package
     keep_nulls: bool = False  # history mode: rows keep their None values (schema.record_row)
     columnar: bool = False  # contacts and companies as Arrow tables (columnar.py, arrow_items.py)
+    main_thread_steps: dict[str, MainThreadStep] = field(default_factory=dict)  # by stream, arrow_items.py
     secrets: tuple[str, ...] = ()  # redacted from the records kept in the rejects table
     hand_offs: dict[str, PartsHandOff] = field(default_factory=dict)  # by parent stream
 
