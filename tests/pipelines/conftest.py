@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from intercom_elt.pipelines import cli
 from intercom_emulator.testing import EmulatorServer
 
 LIMITED_TOKEN = "limited-token"  # admins/tags only: no contacts, companies, conversations
+
+
+@pytest.fixture(autouse=True)
+def _cli_logging_undone() -> Iterator[None]:
+    """`main()` run in-process leaves its stderr handler on the root logger, at DEBUG after
+    `--debug`; a later test's own set-up logs (an emulator starting) then landed in its captured
+    stderr, before its `main()` set the handler back, and failed its one-line error check."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if isinstance(h, cli._StderrHandler)]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+    for name in ("intercom_elt.sources", "intercom_elt.pipelines"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 @pytest.fixture
