@@ -104,9 +104,8 @@ class MainThreadStep:
             cursor, newest = move
             last = cursor.last_value
             cursor.advance(newest if last is None or newest > last else last)
-        name = _table_of(meta)
-        if name in self.tables:
-            claim_child_table(name, self.root, self.resource)
+        if isinstance(meta, TableNameMeta) and meta.table_name in self.tables:  # child tables: with_table_name
+            claim_child_table(meta.table_name, self.root, self.resource)
         return item
 
 
@@ -149,15 +148,6 @@ def claim_child_table(name: str, root: str, resource: str) -> None:
     table = schema_tables.get(name)
     if not isinstance(table, ResourceOfChildTable):
         schema_tables[name] = ResourceOfChildTable(table or new_table(name, parent_table_name=root), resource)
-
-
-def _table_of(meta: Any) -> str | None:
-    if isinstance(meta, TableNameMeta):
-        return meta.table_name
-    hints = getattr(meta, "hints", None)  # dlt's HintsMeta of `dlt.mark.with_hints`
-    if isinstance(hints, dict) and isinstance(hints.get("table_name"), str):
-        return hints["table_name"]
-    return None
 
 
 class ArrowBatch:

@@ -86,8 +86,7 @@ def key_problem(raw: object, key: str) -> str | None:
 
 def cursor_problem(raw: Mapping[str, object], cursor_field: str) -> str | None:
     """Why `raw`'s cursor cannot place it in time, or None (a record without one is never loaded)."""
-    value = raw.get(cursor_field)
-    if schema.whole_seconds(value) is not None or schema.to_datetime(value) is not None:
+    if schema.to_epoch(raw.get(cursor_field)) is not None:
         return None
     if cursor_field not in raw:
         return f"no '{cursor_field}'"

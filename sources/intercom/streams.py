@@ -171,15 +171,6 @@ class StreamContext:
         return self.hand_offs.setdefault(parent, PartsHandOff(False, {}, threading.Lock()))
 
 
-def _in_range(value: datetime | None, inc: Incremental[Any]) -> bool:
-    """The same [start_value, end_value) test dlt applies, done first to avoid useless work."""
-    if value is None:
-        return False
-    start, end = inc.start_value, inc.end_value
-    if start is not None and value < start:
-        return False
-    return not (end is not None and value >= end)
-
 
 class FirstPageHints:
     """Attach `custom_*` column types to the first page a resource yields (later pages pass)."""
@@ -256,6 +247,8 @@ def incremental_records(
         state = dlt.current.resource_state()
     recent = RecentWindow.load({} if backfill else state, ctx.lookback_seconds)
     skipped = 0
+    # the same [start_value, end_value) test dlt applies, done first to avoid useless work; in Unix
+    # seconds, so a cursor in plain seconds (the usual form) is compared without building a datetime
     start = inc.start_value.timestamp() if inc.start_value is not None else None
     end = inc.end_value.timestamp() if inc.end_value is not None else None
     try:
@@ -263,15 +256,14 @@ def incremental_records(
             raws = []
             for raw in rejects.screened(page, cursor_field=cursor_field):
                 record_id = str(raw["id"])
-                epoch = schema.whole_seconds(raw.get(cursor_field))
-                if epoch is not None:  # the usual form, compared without building a datetime
-                    if (start is not None and epoch < start) or (end is not None and epoch >= end):
-                        continue
-                else:
-                    when = schema.to_datetime(raw.get(cursor_field))
-                    if not _in_range(when, inc):
-                        continue
-                    epoch = int(when.timestamp()) if when is not None else None
+                value = raw.get(cursor_field)
+                seconds: float | None = schema.whole_seconds(value)
+                if seconds is None:
+                    when = schema.to_datetime(value)
+                    seconds = when.timestamp() if when is not None else None
+                if seconds is None or (start is not None and seconds < start) or (end is not None and seconds >= end):
+                    continue
+                epoch = int(seconds)
                 if not backfill and recent.unchanged(record_id, epoch):
                     skipped += 1
                     continue
