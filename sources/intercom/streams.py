@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 DAY = 24 * 3600
 _PAGES_IN_FLIGHT = 3  # search pages whose conversation details may be fetching at once
-_DAY_MARGIN = 3600  # one hour before local midnight: safely on the previous calendar day
+DAY_MARGIN = 3600  # an hour off a local midnight stays inside the neighbouring calendar day (days are >= 23 h)
 
 
 # ------------------------------------------------------------------------- query building
@@ -74,7 +74,7 @@ def day_safe_lower_bound(start: datetime | None, tz: str | None) -> int:
         return max(0, int(start.timestamp()) - 2 * DAY)
     local = start.astimezone(zone)
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    return max(0, int(midnight.timestamp()) - _DAY_MARGIN)
+    return max(0, int(midnight.timestamp()) - DAY_MARGIN)
 
 
 def day_safe_upper_bound(end: datetime, tz: str | None) -> int:
@@ -84,7 +84,7 @@ def day_safe_upper_bound(end: datetime, tz: str | None) -> int:
         return int(end.timestamp()) + 2 * DAY
     local = end.astimezone(zone)
     next_day = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return int(next_day.timestamp()) + _DAY_MARGIN
+    return int(next_day.timestamp()) + DAY_MARGIN
 
 
 def build_search_query(

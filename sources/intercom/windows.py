@@ -48,6 +48,7 @@ from . import schema, settings
 from .api import IntercomClient
 from .pagers import BodyCursor
 from .streams import (
+    DAY_MARGIN,
     PAGES_DONE,
     RESOURCE_STATE,
     PagesAhead,
@@ -63,7 +64,6 @@ logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 _HANDED_ON_PAGES = 4  # pages read but not yet taken by the stream, besides one per reader
-_MARGIN = 3600  # a local midnight +- one hour stays inside the neighbouring day (days are >= 23 h)
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class Units:
     def query(self, window: Window) -> dict[str, Any]:
         """A search query matching at least the window's records, under day or second comparison."""
         if self.exact:  # lo, hi are local midnights: `> lo - 1h` matches from lo's day, `< hi + 1h` before hi's
-            lower, upper = window.lo - _MARGIN, None if window.hi is None else window.hi + _MARGIN
+            lower, upper = window.lo - DAY_MARGIN, None if window.hi is None else window.hi + DAY_MARGIN
         else:
             lower = day_safe_lower_bound(datetime.fromtimestamp(window.lo, ZoneInfo("UTC")), self.tz)
             upper = (
