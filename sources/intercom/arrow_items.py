@@ -18,6 +18,7 @@ The fast path runs only on the dlt versions it was tested with (`supported`).
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -151,7 +152,11 @@ def claim_child_table(name: str, root: str, resource: str) -> None:
 
 
 class ArrowBatch:
-    """Records of the fast path gathered into one Arrow table per table (parent and children)."""
+    """Records of the fast path gathered into one Arrow table per table (parent and children).
+
+    The rows hold the records' own columns; the `_dlt_*` linkage is kept beside them as columns
+    (one list per column, not a key per row) and joins the tables where dlt's one-by-one normalize
+    would have put it: after the first row's own columns."""
 
     def __init__(self, layout: Layout, load_id: str, hinted: Sequence[TColumnSchema]) -> None:
         self.layout = layout
@@ -159,6 +164,8 @@ class ArrowBatch:
         self.hinted = {c["name"]: c for c in hinted if c.get("data_type") in _ARROW}  # in the stream's hint order
         self.records = 0
         self._rows: dict[str, list[Row]] = {layout.root: []}
+        self._row_ids: list[str] = []  # the parent rows' `_dlt_id`s
+        self._links: dict[str, _ChildLinks] = {}  # each child table's linkage, row by row
         self._linkage_hinted = False
         self._ids: list[str] = []  # random `_dlt_id`s drawn in bulk (one urandom call, not one a row)
 
@@ -167,18 +174,20 @@ class ArrowBatch:
         if len(ids) < _MAX_ROWS_OF_A_RECORD:
             ids.extend(_random_ids(_IDS_AT_ONCE))
         row_id = ids.pop()
-        row = record.row
-        row["_dlt_load_id"] = self.load_id
-        row["_dlt_id"] = row_id
-        self._rows[self.layout.root].append(row)
+        self._rows[self.layout.root].append(record.row)
+        self._row_ids.append(row_id)
         for table, rows in record.children:
             out = self._rows.get(table)
             if out is None:
                 out = self._rows[table] = []
-            for idx, child in enumerate(rows):
-                child["_dlt_root_id"] = child["_dlt_parent_id"] = row_id
-                child["_dlt_list_idx"] = idx
-                child["_dlt_id"] = ids.pop() if ids else _random_ids(1)[0]
+                self._links[table] = _ChildLinks()
+            count = len(rows)
+            if not count:
+                continue
+            if count > len(ids):
+                ids.extend(_random_ids(count))
+            self._links[table].add(row_id, ids[-count:])
+            del ids[-count:]
             out.extend(rows)
         self.records += 1
 
@@ -191,36 +200,73 @@ class ArrowBatch:
         parent's table, and with the first one the properties of its `_dlt_*` columns.
         """
         rows, self._rows, self.records = self._rows, {self.layout.root: []}, 0
+        row_ids, links, self._row_ids, self._links = self._row_ids, self._links, [], {}
+        root = self.layout.root
         for table, table_rows in rows.items():
             if not table_rows:
                 continue
-            if table != self.layout.root:
-                yield dlt.mark.with_table_name(self._table(table, table_rows, {}), table)
+            if table != root:
+                linkage = links[table].columns()
+                yield dlt.mark.with_table_name(self._table(table, table_rows, {}, _CHILD_LINKAGE, linkage), table)
                 continue
-            arrow = self._table(table, table_rows, self.hinted)
+            linkage = {"_dlt_load_id": pa.repeat(self.load_id, len(row_ids)), "_dlt_id": pa.array(row_ids, pa.string())}
+            arrow = self._table(table, table_rows, self.hinted, _ROOT_LINKAGE, linkage)
             if not self._linkage_hinted:
                 hints, self._linkage_hinted = [*hints, *_ROOT_LINKAGE.values()], True
             yield dlt.mark.with_hints(arrow, dlt.mark.make_hints(columns=list(hints))) if hints else arrow
 
-    def _table(self, table: str, rows: list[Row], hinted: Mapping[str, TColumnSchema]) -> pa.Table:
-        """`rows` as an Arrow table: the `hinted` columns first (nulls where absent), then the others
-        in the order the rows bring them; timestamps from Unix seconds to UTC microseconds."""
+    def _table(
+        self, table: str, rows: list[Row], hinted: Mapping[str, TColumnSchema],
+        linkage_columns: Mapping[str, TColumnSchema], linkage: Mapping[str, pa.Array],
+    ) -> pa.Table:
+        """`rows` and their `linkage` as an Arrow table: the `hinted` columns first (nulls where
+        absent), then the others in the order the rows bring them, the linkage after the first
+        row's; timestamps from Unix seconds to UTC microseconds."""
         types = {name: DATA_TYPE.get(kind) for name, kind in self.layout.types.get(table, {}).items()}
-        names: dict[str, None] = dict.fromkeys(hinted)
-        for row in rows:
-            names.update(dict.fromkeys(row))
-        linkage = _ROOT_LINKAGE if table == self.layout.root else _CHILD_LINKAGE
-        fields, stamps = [], []
-        for name in names:
-            column = linkage.get(name) or hinted.get(name) or {}
+        order: dict[str, None] = dict.fromkeys(hinted)
+        order.update(dict.fromkeys(rows[0]))
+        order.update(dict.fromkeys(linkage))
+        order.update(dict.fromkeys(itertools.chain.from_iterable(rows)))
+        own, fields, stamps = [], [], []
+        for name in order:
+            column = linkage_columns.get(name) or hinted.get(name) or {}
             data_type = types.get(name) or column.get("data_type", "text")
-            fields.append(pa.field(name, _ARROW[data_type], nullable=column.get("nullable", True)))
+            field = pa.field(name, _ARROW[data_type], nullable=column.get("nullable", True))
+            if name not in linkage:
+                own.append(field)
             if data_type == "timestamp":
-                stamps.append(len(fields) - 1)
-        arrow = pa.Table.from_pylist(rows, schema=pa.schema(fields))
-        for i in stamps:
-            arrow = arrow.set_column(i, fields[i].name, pc.multiply(arrow.column(i), 1_000_000).cast(_TIMESTAMP))
-        return arrow
+                stamps.append(name)
+                field = pa.field(name, _TIMESTAMP)
+            fields.append(field)
+        own_table = pa.Table.from_pylist(rows, schema=pa.schema(own))
+        arrays: dict[str, pa.Array | pa.ChunkedArray] = dict(zip(own_table.column_names, own_table.columns, strict=True))
+        arrays.update(linkage)
+        for name in stamps:
+            arrays[name] = pc.multiply(arrays[name], 1_000_000).cast(_TIMESTAMP)
+        return pa.Table.from_arrays([arrays[f.name] for f in fields], schema=pa.schema(fields))
+
+
+class _ChildLinks:
+    """One child table's `_dlt_*` columns, row by row: the parent's `_dlt_id` (also the root's: the
+    children are one level down), the row's position in its parent's list, and its own id."""
+
+    def __init__(self) -> None:
+        self.parents: list[str] = []
+        self.positions: list[int] = []
+        self.ids: list[str] = []
+
+    def add(self, parent_id: str, ids: list[str]) -> None:
+        count = len(ids)
+        self.parents.extend(itertools.repeat(parent_id, count))
+        self.positions.extend(range(count))
+        self.ids.extend(ids)
+
+    def columns(self) -> dict[str, pa.Array]:
+        parents = pa.array(self.parents, pa.string())
+        return {
+            "_dlt_root_id": parents, "_dlt_parent_id": parents,
+            "_dlt_list_idx": pa.array(self.positions, pa.int64()), "_dlt_id": pa.array(self.ids, pa.string()),
+        }
 
 
 def stored_types(schema: Schema, tables: tuple[str, ...], hints: dict[str, TColumnSchema]) -> dict[str, Columns]:
