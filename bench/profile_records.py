@@ -2,18 +2,21 @@
 with no latency and no quota, the sync in its own child process.
 
 Prints the CPU seconds (user+sys) of the sync process alone and per contact, the rows loaded per
-table, and with `--profile` a yappi breakdown (CPU clock, every thread) by phase (HTTP + JSON decoding, shaping in
+table; with `--threads` the sync's CPU by thread and by step (bench/cpu_by_thread.py: exact, and
+nearly free); with `--profile` a yappi breakdown (CPU clock, every thread) by phase (HTTP + JSON decoding, shaping in
 schema.py, dlt extract, normalize, the writers, the load). CPU seconds are what a shared machine
 disturbs least; wall seconds are printed beside them.
 
     python bench/profile_records.py --scale 2                       # DuckDB, 40,000 contacts
     python bench/profile_records.py --scale 2 --destination postgres
     python bench/profile_records.py --scale 2 --profile             # + the breakdown by phase
+    python bench/profile_records.py --scale 2 --threads             # + CPU by thread and by step
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pstats
 import subprocess
@@ -89,11 +92,13 @@ sys.exit(code)
 
 
 def run_sync(base_url: str, token: str, workdir: Path, destination: str, dataset: str, profile: Path | None,
-             pg_url: str) -> tuple[float, float, str]:
+             pg_url: str, by_thread: Path | None = None) -> tuple[float, float, str]:
     """(CPU seconds user+sys of the sync process, wall seconds, its stderr) of one product run."""
     entry = [sys.executable, "-m", "intercom_elt.pipelines.cli"]
     if profile is not None:
         entry = [sys.executable, "-c", _PROFILED.format(out=str(profile))]
+    elif by_thread is not None:
+        entry = [sys.executable, "-m", "bench.cpu_by_thread", str(by_thread)]
     cmd = [
         *entry, "run", "--base-url", base_url, "--streams", "contacts",
         "--destination", destination, "--dataset", dataset, "--pipeline-name", dataset,
@@ -145,6 +150,14 @@ def table_rows(workdir: Path, destination: str, dataset: str, pg_url: str) -> di
         conn.close()
 
 
+def print_split(split: dict[str, dict[str, float]], contacts: int) -> None:
+    """bench/cpu_by_thread.py's CPU seconds, per contact."""
+    for title, key in (("by thread", "threads"), ("by step (the thread's own CPU inside it)", "steps")):
+        print(f"  {title}:", flush=True)
+        for name, seconds in sorted(split[key].items(), key=lambda kv: -kv[1]):
+            print(f"  {seconds:7.2f} s {seconds / contacts * 1e6:6.1f} us/contact  {name}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=2.0)
@@ -153,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--destination", choices=("duckdb", "postgres"), default="duckdb")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="run the sync under yappi and print phases")
+    parser.add_argument("--threads", action="store_true", help="print the sync's CPU by thread and by step")
     parser.add_argument("--keep", help="keep the work directory here (DuckDB file, profile)")
     args = parser.parse_args(argv)
     pg_url = os.environ.get("INTERCOM_TEST_POSTGRES", DEFAULT_PG)
@@ -162,9 +176,10 @@ def main(argv: list[str] | None = None) -> int:
             workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="profile-records-"))
             workdir.mkdir(parents=True, exist_ok=True)
             prof = workdir / "sync.prof" if args.profile else None
+            split = workdir / "cpu_by_thread.json" if args.threads and not args.profile else None
             if args.destination == "postgres":
                 drop_pg_schema(pg_url, dataset)
-            cpu, wall, _ = run_sync(emu.base_url, emu.token, workdir, args.destination, dataset, prof, pg_url)
+            cpu, wall, _ = run_sync(emu.base_url, emu.token, workdir, args.destination, dataset, prof, pg_url, split)
             rows = table_rows(workdir, args.destination, dataset, pg_url)
             if args.destination == "postgres":
                 drop_pg_schema(pg_url, dataset)
@@ -173,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{contacts:,} contacts, {sum(rows.values()):,} rows; sync process CPU {cpu:.2f} s "
                   f"= {cpu / contacts * 1e6:.0f} us per contact; wall {wall:.1f} s", flush=True)
             print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()), flush=True)
+            if split is not None:
+                print_split(json.loads(split.read_text()), contacts)
             if prof is not None:
                 totals = breakdown(prof)
                 whole = sum(totals.values()) or 1.0
