@@ -236,7 +236,7 @@ class ArrowBatch:
                 own.append(field)
             if data_type == "timestamp":
                 stamps.append(name)
-                field = pa.field(name, _TIMESTAMP)
+                field = pa.field(name, _TIMESTAMP)  # nullable, as this path always wrote timestamps
             fields.append(field)
         own_table = pa.Table.from_pylist(rows, schema=pa.schema(own))
         arrays: dict[str, pa.Array | pa.ChunkedArray] = dict(zip(own_table.column_names, own_table.columns, strict=True))
