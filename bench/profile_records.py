@@ -36,6 +36,8 @@ from bench.run_bench import DEFAULT_PG, UNLIMITED_PER_MINUTE, drop_pg_schema, em
 PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("shaping (schema.py, rejects, incremental filter)", ("sources/intercom/schema.py", "sources/intercom/rejects.py",
                                                           "sources/intercom/streams.py", "sources/intercom/readers.py")),
+    ("the columnar path (walk, Arrow tables)", ("sources/intercom/columnar.py", "sources/intercom/column_plans.py",
+                                                "sources/intercom/arrow_items.py")),
     ("HTTP + JSON decoding (client, httpx, orjson)", ("sources/intercom/client.py", "sources/intercom/pagers.py",
                                                       "httpx", "httpcore", "h11", "ssl", "socket", "selectors",
                                                       "orjson", "sources/intercom/api.py")),
