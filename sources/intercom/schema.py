@@ -83,13 +83,19 @@ def whole_seconds(value: Any) -> int | None:
     return value if type(value) is int and 0 < value <= LARGEST_SECONDS else None
 
 
-def to_epoch(value: Any) -> int | None:
-    """Unix seconds of an Intercom timestamp (for state maps); None when absent."""
+def to_seconds(value: Any) -> float | None:
+    """Unix seconds of an Intercom timestamp, a fraction kept (range tests); None when absent."""
     seconds = whole_seconds(value)
     if seconds is not None:
         return seconds
     dt = to_datetime(value)
-    return int(dt.timestamp()) if dt is not None else None
+    return dt.timestamp() if dt is not None else None
+
+
+def to_epoch(value: Any) -> int | None:
+    """Unix seconds of an Intercom timestamp (for state maps); None when absent."""
+    seconds = to_seconds(value)
+    return int(seconds) if seconds is not None else None
 
 
 def convert_timestamps(obj: Any) -> Any:

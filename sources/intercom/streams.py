@@ -256,11 +256,7 @@ def incremental_records(
             raws = []
             for raw in rejects.screened(page, cursor_field=cursor_field):
                 record_id = str(raw["id"])
-                value = raw.get(cursor_field)
-                seconds: float | None = schema.whole_seconds(value)
-                if seconds is None:
-                    when = schema.to_datetime(value)
-                    seconds = when.timestamp() if when is not None else None
+                seconds = schema.to_seconds(raw.get(cursor_field))
                 if seconds is None or (start is not None and seconds < start) or (end is not None and seconds >= end):
                     continue
                 epoch = int(seconds)
