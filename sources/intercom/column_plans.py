@@ -16,13 +16,12 @@ from typing import Any
 
 from dlt.common.schema.detections import is_iso_timestamp
 
-from .schema import LARGEST_SECONDS
+from .schema import BIGINT_BOUND, LARGEST_SECONDS
 
 STAMP = object()  # the "type" of a timestamp column: its values are int Unix seconds, typed in Arrow
 NEVER = object()  # the type of a column the fast path never writes (json, decimal, ...)
 PY_TYPE: dict[str, object] = {"text": str, "bool": bool, "bigint": int, "double": float, "timestamp": STAMP}
 DATA_TYPE: dict[object, str] = {py: dlt_type for dlt_type, py in PY_TYPE.items()}
-_INT64 = 2**63
 SCALAR, ID, CHILD, CUSTOM = range(4)  # how a top-level key is taken
 
 Row = dict[str, Any]
@@ -53,6 +52,8 @@ def put(row: Row, columns: Columns, column: str, value: object) -> None:
     """`row[column] = value` when the value has its column's type (learned from the first one);
     an int in a double column is taken as dlt coerces it, anything else is NotColumnar."""
     kind = type(value)
+    if kind is int:
+        _in_bigint(column, value)  # type: ignore[arg-type]
     want = columns.get(column)
     if want is not kind:
         if want is None and kind in DATA_TYPE:
@@ -61,8 +62,6 @@ def put(row: Row, columns: Columns, column: str, value: object) -> None:
             value = float(value)  # type: ignore[arg-type]
         else:
             raise NotColumnar(f"{column}: a {kind.__name__}")
-    if kind is int and not -_INT64 <= value < _INT64:  # type: ignore[operator]
-        raise NotColumnar(f"{column}: beyond bigint")
     row[column] = value
 
 
@@ -146,7 +145,7 @@ class ValuesPlan:
             row.pop(column, None)
         row.update(zip(self.names, self.take(values), strict=True))
         for column in self.ids:
-            row[column] = str(row[column])
+            row[column] = str(_in_bigint(column, row[column]))
         for column in self.stamps:
             stamp = row[column]
             if not 0 < stamp <= LARGEST_SECONDS:
@@ -154,10 +153,17 @@ class ValuesPlan:
                     raise NotColumnar(f"{column}: timestamp {stamp!r} is not whole seconds")
                 del row[column]
         for column in self.ints:
-            if not -_INT64 <= row[column] < _INT64:
-                raise NotColumnar(f"{column}: beyond bigint")
+            _in_bigint(column, row[column])
         for column in self.floats:
-            row[column] = float(row[column])
+            row[column] = float(_in_bigint(column, row[column]))
+
+
+def _in_bigint(column: str, value: int) -> int:
+    """`value`; NotColumnar beyond a bigint, in any column: the usual way keeps its record aside
+    (schema.BeyondBigint), and both ways must agree."""
+    if not -BIGINT_BOUND <= value < BIGINT_BOUND:
+        raise NotColumnar(f"{column}: beyond bigint")
+    return value
 
 
 def taker(indexes: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:

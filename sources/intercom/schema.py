@@ -42,6 +42,26 @@ def is_timestamp_key(key: str) -> bool:
 
 _TIMESTAMP_KEY_CACHE: dict[str, bool] = {}  # the same few hundred keys repeat on every record
 _SCALAR_TYPES = frozenset({str, int, float, bool})
+BIGINT_BOUND = 2**63  # a SQL bigint holds -2**63 .. 2**63 - 1
+
+
+class BeyondBigint(ValueError):
+    """An integer outside a SQL bigint: the record is kept aside (`rejects.py`).
+
+    Why: JSON numbers have no bound and orjson reads up to 2**64 - 1 as an int, but no bigint
+    column holds it, and dlt fails the whole load on it (DuckDB's normalize: "Python int too large
+    to convert to C long"; Postgres: "bigint out of range"), losing every sibling record.
+    """
+
+    def __init__(self, key: object, value: float) -> None:
+        super().__init__(f"{key!r} is {value!r}, beyond a 64-bit integer: no warehouse column holds it")
+
+
+def check_bigint(key: object, value: int) -> int:
+    """`value` when a bigint holds it; else BeyondBigint."""
+    if not -BIGINT_BOUND <= value < BIGINT_BOUND:
+        raise BeyondBigint(key, value)
+    return value
 
 
 def to_datetime(value: Any) -> datetime | None:
@@ -108,6 +128,8 @@ def convert_timestamps(obj: Any) -> Any:
         return _convert_dict(obj)
     if isinstance(obj, list):
         return [convert_timestamps(v) for v in obj]
+    if type(obj) is int:
+        return check_bigint("a list element", obj)
     return obj
 
 
@@ -143,7 +165,10 @@ def _convert_dict(obj: Mapping[str, Any], drop_none: bool = False) -> dict[str, 
             is_timestamp = cache.get(key)
             if is_timestamp is None:
                 is_timestamp = cache[key] = is_timestamp_key(key)
-            out[key] = to_datetime(value) if is_timestamp else value
+            if is_timestamp:
+                out[key] = to_datetime(value)
+            else:
+                out[key] = check_bigint(key, value) if kind is int else value
     return out
 
 
@@ -228,6 +253,8 @@ def coerce_custom(value: Any, data_type: str | None) -> Any:
             return int(value)
         except ValueError:
             return value
+    if data_type == "integer" and type(value) is float and value.is_integer():
+        return int(value)  # as dlt coerces it; orjson reads an integer beyond 2**64 - 1 as a float
     if data_type == "float" and isinstance(value, (int, str)) and not isinstance(value, bool):
         try:
             return float(value)
@@ -253,7 +280,8 @@ def lift_custom_attributes(row: dict[str, Any], types: Mapping[str, str]) -> Non
             column = custom_column_name(name)
             if column in catalogue.taken or column in row:
                 column = _disambiguated(column, name)
-        row[column] = coerce_custom(value, catalogue.get(name))
+        value = coerce_custom(value, catalogue.get(name))
+        row[column] = check_bigint(name, value) if type(value) is int else value
 
 
 def _flat(element: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

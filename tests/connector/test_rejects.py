@@ -122,3 +122,30 @@ def test_list_elements_that_are_not_objects_are_skipped_with_a_warning(caplog):
     page = records_in({"data": [{"id": "1"}, None, "oops", {"id": "2"}]}, RecordsAt(), "POST /contacts/search")
     assert page == [{"id": "1"}, {"id": "2"}]
     assert "POST /contacts/search: 2 element(s) of 'data' were not objects and were skipped: [null, \"oops\"]" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("record", "where"),
+    [
+        ({"id": "1", "custom_attributes": {"seats": 2**63}}, "'seats' is 9223372036854775808"),
+        # orjson reads an integer beyond 2**64 - 1 as a float, which dlt puts back in the bigint column
+        ({"id": "1", "custom_attributes": {"seats": 1.8446744073709552e19}}, "'seats' is 18446744073709551616"),
+        ({"id": "1", "custom_attributes": {"seats": "99999999999999999999"}}, "'seats' is 99999999999999999999"),
+        ({"id": "1", "location": {"population": -(2**63) - 1}}, "'population' is -9223372036854775809"),
+        ({"id": "1", "scores": [1, 2**64 - 1]}, "'a list element' is 18446744073709551615"),
+    ],
+)
+def test_an_integer_beyond_bigint_makes_its_record_a_reject(record, where):
+    rejects = Rejects("contacts")
+    rows = rejects.shaped([record, {"id": "2", "custom_attributes": {"seats": 2**63 - 1}}],
+                          lambda raw: schema.shape_contact(raw, {"seats": "integer"}))
+    assert [r["id"] for r in rows] == ["2"] and rows[0]["custom_seats"] == 2**63 - 1
+    assert [r["reason"] for r in rejects.rows] == [
+        f"cannot be shaped: BeyondBigint: {where}, beyond a 64-bit integer: no warehouse column holds it",
+    ]
+
+
+def test_an_integral_float_in_an_integer_attribute_is_an_int():
+    row = schema.shape_contact({"id": "1", "custom_attributes": {"seats": 12.0, "mrr": 12.0}},
+                               {"seats": "integer", "mrr": "float"})
+    assert (row["custom_seats"], type(row["custom_seats"]), row["custom_mrr"]) == (12, int, 12.0)
