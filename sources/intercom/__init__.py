@@ -75,6 +75,7 @@ def intercom_source(
     client: IntercomClient | None = None,
     history: bool = False,
     columnar: bool = True,
+    json_lane: bool = True,
 ) -> list[DltResource]:
     """Intercom workspace as dlt resources.
 
@@ -95,6 +96,9 @@ def intercom_source(
             tickets and their relation tables instead of the latest state; see history.py.
         columnar: contacts and companies built as Arrow tables (columnar.py) where dlt allows it;
             False (`SOURCES__INTERCOM__COLUMNAR=false`) makes every row the usual way.
+        json_lane: with `columnar`, whole pages of contacts parsed by Arrow's JSON reader where what
+            they hold was seen before (json_lane.py); False (`SOURCES__INTERCOM__JSON_LANE=false`)
+            leaves every record to columnar.py.
     """
     options = IntercomOptions(
         access_token=access_token, region=region, base_url=base_url, intercom_version=intercom_version,
@@ -116,6 +120,7 @@ def intercom_source(
         checkpoint_records=options.checkpoint_records,
         keep_nulls=options.history,
         columnar=bool(columnar) and not options.history and arrow_items.supported(),
+        json_lane=bool(json_lane),
         secrets=(access_token,) if isinstance(access_token, str) and access_token else (),
     )
     run = RunShape(tuple(selected), start, end, options.lookback_seconds, options.history)

@@ -21,6 +21,7 @@ import base64
 import itertools
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ from dlt.extract.items import TableNameMeta
 
 from .column_plans import DATA_TYPE, Columns, Layout, Row, column_types
 from .columnar import RecordRows
+from .json_lane import LanePage
 
 TESTED_DLT = ("1.31.",)  # the dlt releases whose extract this path was tested against
 _IDS_AT_ONCE = 8_192
@@ -158,12 +160,14 @@ class ArrowBatch:
     (one list per column, not a key per row) and joins the tables where dlt's one-by-one normalize
     would have put it: after the first row's own columns."""
 
-    def __init__(self, layout: Layout, load_id: str, hinted: Sequence[TColumnSchema]) -> None:
+    def __init__(self, layout: Layout, load_id: str, hinted: Sequence[TColumnSchema], sent: dict[str, set[str]]) -> None:
         self.layout = layout
         self.load_id = load_id
         self.hinted = {c["name"]: c for c in hinted if c.get("data_type") in _ARROW}  # in the stream's hint order
+        self.sent = sent  # table -> the columns dlt has: stored, or in a table handed on (updated here)
         self.records = 0
         self._rows: dict[str, list[Row]] = {layout.root: []}
+        self._pieces: dict[str, list[_Piece]] = {}  # pages the JSON lane took (json_lane.py), by table
         self._row_ids: list[str] = []  # the parent rows' `_dlt_id`s
         self._links: dict[str, _ChildLinks] = {}  # each child table's linkage, row by row
         self._linkage_hinted = False
@@ -191,6 +195,25 @@ class ArrowBatch:
             out.extend(rows)
         self.records += 1
 
+    def add_page(self, page: LanePage) -> None:
+        """The records of a page the JSON lane took, with their `_dlt_*` linkage."""
+        count = len(page.taken)
+        row_ids = pa.array(_random_ids(count), pa.string())
+        root = self.layout.root
+        self._pieces.setdefault(root, []).append(
+            _Piece(page.root, {"_dlt_load_id": pa.repeat(self.load_id, count), "_dlt_id": row_ids}, count),
+        )
+        for table, (columns, parents, positions) in page.children.items():
+            if table not in self._rows:
+                self._rows[table], self._links[table] = [], _ChildLinks()
+            parent_ids = row_ids.take(pa.array(parents))
+            linkage = {
+                "_dlt_root_id": parent_ids, "_dlt_parent_id": parent_ids, "_dlt_list_idx": pa.array(positions, pa.int64()),
+                "_dlt_id": pa.array(_random_ids(len(parents)), pa.string()),
+            }
+            self._pieces.setdefault(table, []).append(_Piece(columns, linkage, len(parents)))
+        self.records += count
+
     def items(self, hints: Sequence[TColumnSchema] = ()) -> Iterator[Any]:
         """The parent's table, then each child table (its variant); the batch is emptied.
 
@@ -201,32 +224,40 @@ class ArrowBatch:
         """
         rows, self._rows, self.records = self._rows, {self.layout.root: []}, 0
         row_ids, links, self._row_ids, self._links = self._row_ids, self._links, [], {}
+        pieces, self._pieces = self._pieces, {}
         root = self.layout.root
         for table, table_rows in rows.items():
-            if not table_rows:
+            if not table_rows and not pieces.get(table):
                 continue
             if table != root:
                 linkage = links[table].columns()
-                yield dlt.mark.with_table_name(self._table(table, table_rows, {}, _CHILD_LINKAGE, linkage), table)
+                arrow = self._table(table, table_rows, pieces.get(table, []), {}, _CHILD_LINKAGE, linkage)
+                self.sent.setdefault(table, set()).update(arrow.column_names)
+                yield dlt.mark.with_table_name(arrow, table)
                 continue
             linkage = {"_dlt_load_id": pa.repeat(self.load_id, len(row_ids)), "_dlt_id": pa.array(row_ids, pa.string())}
-            arrow = self._table(table, table_rows, self.hinted, _ROOT_LINKAGE, linkage)
+            arrow = self._table(table, table_rows, pieces.get(table, []), self.hinted, _ROOT_LINKAGE, linkage)
+            self.sent.setdefault(table, set()).update(arrow.column_names)
             if not self._linkage_hinted:
                 hints, self._linkage_hinted = [*hints, *_ROOT_LINKAGE.values()], True
             yield dlt.mark.with_hints(arrow, dlt.mark.make_hints(columns=list(hints))) if hints else arrow
 
     def _table(
-        self, table: str, rows: list[Row], hinted: Mapping[str, TColumnSchema],
+        self, table: str, rows: list[Row], pieces: list[_Piece], hinted: Mapping[str, TColumnSchema],
         linkage_columns: Mapping[str, TColumnSchema], linkage: Mapping[str, pa.Array],
     ) -> pa.Table:
-        """`rows` and their `linkage` as an Arrow table: the `hinted` columns first (nulls where
-        absent), then the others in the order the rows bring them, the linkage after the first
-        row's; timestamps from Unix seconds to UTC microseconds."""
+        """`rows` and their `linkage`, then the lane's `pieces`, as an Arrow table: the `hinted`
+        columns first (nulls where absent), then the others in the order the rows bring them, the
+        linkage after the first row's, then the pieces' (columns dlt has already: their place is
+        dlt's); timestamps from Unix seconds to UTC microseconds."""
         types = {name: DATA_TYPE.get(kind) for name, kind in self.layout.types.get(table, {}).items()}
         order: dict[str, None] = dict.fromkeys(hinted)
-        order.update(dict.fromkeys(rows[0]))
-        order.update(dict.fromkeys(linkage))
+        if rows:
+            order.update(dict.fromkeys(rows[0]))
+        order.update(dict.fromkeys(linkage_columns))
         order.update(dict.fromkeys(itertools.chain.from_iterable(rows)))
+        for piece in pieces:
+            order.update(dict.fromkeys(piece.columns))
         own, fields, stamps = [], [], []
         for name in order:
             column = linkage_columns.get(name) or hinted.get(name) or {}
@@ -238,12 +269,45 @@ class ArrowBatch:
                 stamps.append(name)
                 field = pa.field(name, _TIMESTAMP)  # nullable, as this path always wrote timestamps
             fields.append(field)
+        if not pieces:
+            arrays = self._rows_arrays(rows, own, stamps, linkage)
+            return pa.Table.from_arrays([arrays[f.name] for f in fields], schema=pa.schema(fields))
+        chunks: dict[str, list[pa.Array]] = {f.name: [] for f in fields}
+        if rows:
+            arrays = self._rows_arrays(rows, own, stamps, linkage)
+            for f in fields:
+                chunks[f.name].extend(_chunks(arrays[f.name]))
+        for piece in pieces:
+            for f in fields:
+                array = piece.columns.get(f.name)
+                if array is None:
+                    array = piece.linkage.get(f.name)
+                chunks[f.name].append(array if array is not None else pa.nulls(piece.rows, f.type))
+        return pa.Table.from_arrays([pa.chunked_array(chunks[f.name], f.type) for f in fields], schema=pa.schema(fields))
+
+    @staticmethod
+    def _rows_arrays(
+        rows: list[Row], own: list[pa.Field], stamps: list[str], linkage: Mapping[str, pa.Array],
+    ) -> dict[str, pa.Array | pa.ChunkedArray]:
         own_table = pa.Table.from_pylist(rows, schema=pa.schema(own))
         arrays: dict[str, pa.Array | pa.ChunkedArray] = dict(zip(own_table.column_names, own_table.columns, strict=True))
         arrays.update(linkage)
         for name in stamps:
             arrays[name] = pc.multiply(arrays[name], 1_000_000).cast(_TIMESTAMP)
-        return pa.Table.from_arrays([arrays[f.name] for f in fields], schema=pa.schema(fields))
+        return arrays
+
+
+@dataclass
+class _Piece:
+    """One page the JSON lane took, for one table: its columns, its `_dlt_*` linkage, its row count."""
+
+    columns: Mapping[str, pa.Array]
+    linkage: Mapping[str, pa.Array]
+    rows: int
+
+
+def _chunks(array: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return array.chunks if isinstance(array, pa.ChunkedArray) else [array]
 
 
 class _ChildLinks:

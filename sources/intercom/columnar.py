@@ -181,6 +181,22 @@ class Columnizer:
             tuple(reversed(nested)),  # dlt flattens objects after the row's own keys, from a stack: last first
         )
 
+    def key_plan(self, key: str) -> tuple[str, int, bool]:
+        """(column, how, is a timestamp) of a top-level key (json_lane.py reads by it)."""
+        return self._keys.get(key) or self._key_plan(key)
+
+    def nested_plan(self, parent: str, key: str) -> tuple[str, bool]:
+        """(column, is a timestamp) of a key of a nested object."""
+        return self._nested_keys.get((parent, key)) or (self.layout.path(parent, key), is_timestamp_key(key))
+
+    def child_plan(self, table: str, key: str) -> tuple[str, bool]:
+        """(column, is a timestamp) of a key of an embedded list's element."""
+        return self._child_plan(table, self.layout.columns(table), "", key)
+
+    def extra_columns(self, key: str) -> tuple[tuple[str, str], ...]:
+        """The envelope counts of an embedded list kept on the parent row: (key, column)."""
+        return self._extras.get(key) or self._extra_columns(key)
+
     def _key_plan(self, key: str) -> tuple[str, int, bool]:
         """(column, how, is a timestamp) of a top-level key; NotColumnar (not remembered) when dlt
         would keep its value whole in a `json` column or name it otherwise."""

@@ -23,11 +23,12 @@ from dlt.common.normalizers.json.helpers import normalize_identifier
 from dlt.common.typing import TDataItem
 from dlt.extract.incremental import Incremental
 
-from . import arrow_items, schema, settings
+from . import arrow_items, json_lane, schema, settings
 from .api import IntercomClient
 from .arrow_items import ArrowBatch, MainThreadStep
 from .column_plans import Layout, NotColumnar
 from .columnar import Columnizer
+from .json_lane import JsonLane
 from .rejects import Rejects, is_rejects_item, rows_and_rejects
 from .streams import (
     DAY,
@@ -170,8 +171,10 @@ def _columnar(ctx: StreamContext, spec: StreamSpec, types: schema.CustomTypes) -
     if any(layout.path(spec.name, field) != table for (field, _), table in zip(spec.record_shape.children, tables[1:], strict=True)):
         return None  # a naming convention that names the child tables otherwise than their variants
     columnizer = Columnizer(spec.record_shape, types, layout)
-    batch = ArrowBatch(layout, scope.load_id, list(hinted.values()))
-    return ColumnarRecords(columnizer, batch, spec.cursor, step)
+    stored = {table: set(scope.schema.tables[table].get("columns", {})) for table in tables if table in scope.schema.tables}
+    batch = ArrowBatch(layout, scope.load_id, list(hinted.values()), stored)
+    lane = JsonLane(columnizer, batch.sent, spec.cursor) if ctx.json_lane else None
+    return ColumnarRecords(columnizer, batch, spec.cursor, step, lane)
 
 
 class ColumnarRecords:
@@ -179,9 +182,12 @@ class ColumnarRecords:
     take, rows shaped the usual way; the cursor is moved here (`Incremental.advance`), since dlt's
     incremental step cannot filter child tables (the records are already filtered, streams.py)."""
 
-    def __init__(self, columnizer: Columnizer, batch: ArrowBatch, cursor_field: str, step: MainThreadStep) -> None:
+    def __init__(
+        self, columnizer: Columnizer, batch: ArrowBatch, cursor_field: str, step: MainThreadStep, lane: JsonLane | None,
+    ) -> None:
         self.columnizer = columnizer
         self.batch = batch
+        self.lane = lane
         self.cursor_field = cursor_field
         self.step = step
         self.newest: int | None = None  # Unix seconds of the newest record handed on so far
@@ -192,31 +198,57 @@ class ColumnarRecords:
         self, changed: Iterator[list[Record]], shape: Callable[[Record], Record], hints: FirstPageHints,
         rejects: Rejects, cursor: Incremental[Any],
     ) -> Iterator[TDataItem]:
+        held: list[Record] = []  # pages held for the JSON lane, read at once (json_lane.BATCH_RECORDS)
         for raws in changed:
-            leftovers = []
-            for raw in raws:
-                try:
-                    record = self.columnizer.rows(raw)
-                except NotColumnar:
-                    leftovers.append(raw)
+            if self.lane is not None and self.lane.wants_pages():
+                held.extend(raws)
+                if len(held) < json_lane.BATCH_RECORDS:
                     continue
-                self.batch.add(record)
-                self._saw(record.row.get(self.cursor_field))
-            self.columnar += len(raws) - len(leftovers)
-            self.usual += len(leftovers)
-            rows = rejects.shaped(leftovers, shape)
-            for row in rows:
-                self.columnizer.leave_to_usual(row)
-                self._saw(schema.to_epoch(row.get(self.cursor_field)))
-            if self.batch.records >= arrow_items.BATCH_RECORDS:
-                yield from self._flush(hints, cursor)
-            if rows:
-                self._advance(cursor)
-                rows = hints(rows)
-            yield from rows_and_rejects(rows, rejects)
+                raws, held = held, []
+            yield from self._records(raws, shape, hints, rejects, cursor)
+        yield from self._records(held, shape, hints, rejects, cursor)  # also hands on any rejects left
         yield from self._flush(hints, cursor)
-        logger.info("%s: %d records built as Arrow tables, %d shaped the usual way",
-                    self.batch.layout.root, self.columnar, self.usual)
+        logger.info("%s: %d records built as Arrow tables, %d shaped the usual way (%d of the first read by "
+                    "Arrow's JSON reader)", self.batch.layout.root, self.columnar, self.usual,
+                    self.lane.taken if self.lane is not None else 0)
+
+    def _records(
+        self, raws: list[Record], shape: Callable[[Record], Record], hints: FirstPageHints, rejects: Rejects,
+        cursor: Incremental[Any],
+    ) -> Iterator[TDataItem]:
+        """One page's records (or several pages' for the lane): the lane's, then the Columnizer's,
+        then the usual way's; the batch handed on when full."""
+        lane = self.lane
+        leftovers = []
+        page = lane.take(raws) if lane is not None else None
+        rest = raws
+        if page is not None:
+            self.batch.add_page(page)
+            self._saw(page.newest)
+            taken = set(page.taken)
+            rest = [raw for i, raw in enumerate(raws) if i not in taken] if len(taken) < len(raws) else []
+        for raw in rest:
+            try:
+                record = self.columnizer.rows(raw)
+            except NotColumnar:
+                leftovers.append(raw)
+                continue
+            self.batch.add(record)
+            self._saw(record.row.get(self.cursor_field))
+            if lane is not None:
+                lane.learn(raw)
+        self.columnar += len(raws) - len(leftovers)
+        self.usual += len(leftovers)
+        rows = rejects.shaped(leftovers, shape)
+        for row in rows:
+            self.columnizer.leave_to_usual(row)
+            self._saw(schema.to_epoch(row.get(self.cursor_field)))
+        if self.batch.records >= arrow_items.BATCH_RECORDS:
+            yield from self._flush(hints, cursor)
+        if rows:
+            self._advance(cursor)
+            rows = hints(rows)
+        yield from rows_and_rejects(rows, rejects)
 
     def _saw(self, epoch: int | None) -> None:
         if epoch is not None and (self.newest is None or epoch > self.newest):

@@ -154,6 +154,7 @@ class StreamContext:
     checkpoint_records: int = settings.SEARCH_CHECKPOINT_RECORDS  # split searches: records per load package
     keep_nulls: bool = False  # history mode: rows keep their None values (schema.record_row)
     columnar: bool = False  # contacts and companies as Arrow tables (columnar.py, arrow_items.py)
+    json_lane: bool = False  # with `columnar`: pages parsed by Arrow's JSON reader (json_lane.py)
     main_thread_steps: dict[str, MainThreadStep] = field(default_factory=dict)  # by stream, arrow_items.py
     secrets: tuple[str, ...] = ()  # redacted from the records kept in the rejects table
     hand_offs: dict[str, PartsHandOff] = field(default_factory=dict)  # by parent stream

@@ -39,7 +39,7 @@ class Sync:
         )
         self.client: IntercomClient | None = None
 
-    def run(self, **kwargs: Any) -> IntercomClient:
+    def run(self, loader_file_format: Any = None, **kwargs: Any) -> IntercomClient:
         """Run the source with a fresh client; the emulator request log is reset first."""
         kwargs.setdefault("start_date", START)
         self.emu.reset_log()
@@ -50,7 +50,7 @@ class Sync:
         source = intercom_source(
             access_token=self.emu.token, base_url=self.emu.base_url, client=self.client, **kwargs
         )
-        self.pipeline.run(source)
+        self.pipeline.run(source, loader_file_format=loader_file_format)
         return self.client
 
     def rows_loaded(self) -> dict[str, int]:

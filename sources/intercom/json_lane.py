@@ -1,0 +1,436 @@
+"""The fast path's fastest lane: a whole page of records parsed by Arrow's JSON reader.
+
+Why (issue 17): turning a decoded contact into rows (columnar.py) and the rows into Arrow tables
+cost about 50 us of Python a contact, holding the GIL the HTTP readers and dlt also need. Arrow's
+JSON reader parses the same records, typed, in about 9 us of C++ that does not hold it.
+
+Exact by construction, like columnar.py, which stays the judge of every record shape:
+* the reader is given an explicit schema of only what the Columnizer has taken so far (`learn`):
+  the keys of records it turned into rows, typed as their columns already are. A page with any
+  other key, type or shape (a string where an object was, an integer beyond a bigint, a float
+  in an integer column, a key twice) is refused whole by the reader and goes to the Columnizer;
+* a record holding a value the Columnizer decides on (a timestamp not in whole seconds, an
+  envelope without its list) goes to the Columnizer too;
+* the lane writes only columns dlt already has (`known`: stored, or sent in an earlier batch),
+  so which record first brings a column, and so the columns' order, stays the Columnizer's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+
+from .column_plans import CHILD, CUSTOM, ID, NEVER, PY_TYPE, STAMP, Columns, NotColumnar
+from .columnar import Columnizer
+from .schema import ATTRIBUTE_TYPES, LARGEST_SECONDS
+
+logger = logging.getLogger(__name__)
+
+MIN_RECORDS = 16  # fewer cost more to hand to the reader than the Columnizer spends on them
+BATCH_RECORDS = 1_200  # records (pages) read at once: each call costs ~0.5 ms, each compute step ~10 us
+_MAX_SKIP = 64  # pages left to the Columnizer after repeated refusals (a drifting workspace)
+_ARROW_OF: dict[object, pa.DataType] = {
+    str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_(), STAMP: pa.int64(),
+}
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+_SECONDS = pa.timestamp("s", tz="UTC")
+Kinds = dict[type, int]  # the JSON kinds a key was seen with, and how often
+
+
+class NotYetKnown(NotColumnar):
+    """A page brings a column dlt does not have yet."""
+
+
+@dataclass
+class _Seen:
+    """The keys of the records the Columnizer took, by where they sit in a record."""
+
+    top: dict[str, Kinds] = field(default_factory=dict)
+    nested: dict[str, dict[str, Kinds]] = field(default_factory=dict)  # object key -> its keys
+    custom: dict[str, Kinds] = field(default_factory=dict)
+    envelope: dict[str, dict[str, Kinds]] = field(default_factory=dict)  # embedded list -> envelope keys
+    items: dict[str, dict[str, Kinds]] = field(default_factory=dict)  # embedded list -> element keys
+
+
+@dataclass
+class _Column:
+    """One value of a record that becomes a column: where the reader finds it, and how it is kept."""
+
+    key: str
+    column: str
+    kind: object  # str, int, float, bool, STAMP; or `ID` (text, read as `read_as`)
+    read_as: pa.DataType
+
+
+@dataclass
+class _Child:
+    """One embedded list: its envelope's counts kept on the parent row, its elements' columns."""
+
+    field: str
+    table: str
+    list_key: str  # the envelope's key of the list (`data`; `tags` in a company's `tags`)
+    extras: list[_Column]
+    items: list[_Column]
+
+
+@dataclass
+class _Plan:
+    """The explicit schema given to the reader, and what each of its fields becomes."""
+
+    schema: pa.Schema
+    top: list[_Column]
+    nested: dict[str, list[_Column]]
+    custom: list[_Column]
+    children: list[_Child]
+
+
+@dataclass
+class LanePage:
+    """What the lane made of the records of one page it took (`taken`: their positions)."""
+
+    taken: list[int]
+    root: dict[str, pa.Array]
+    children: dict[str, tuple[dict[str, pa.Array], pa.Array, pa.Array]]  # table -> (columns, parent row, position)
+    newest: int | None  # Unix seconds of the newest cursor value
+
+
+class JsonLane:
+    """Pages of a stream's records as Arrow columns, parsed by Arrow's JSON reader (see module doc)."""
+
+    def __init__(self, columnizer: Columnizer, known: Mapping[str, set[str]], cursor: str) -> None:
+        self.columnizer = columnizer
+        self.layout = columnizer.layout
+        self.known = known  # table -> the columns dlt already has
+        self.cursor = cursor
+        self.seen = _Seen()
+        self.taken = 0  # records taken by the lane
+        self._plan: _Plan | None = None
+        self._stale = True
+        self._refused = 0
+        self._skip = 0
+        self._stopped = False
+
+    # ------------------------------------------------------------------ what the Columnizer took
+    def learn(self, raw: Mapping[str, Any]) -> None:
+        """Note the keys and kinds of a record the Columnizer turned into rows."""
+        seen, children = self.seen, self.columnizer.child_fields
+        for key, value in raw.items():
+            kind = type(value)
+            self._note(seen.top, key, kind)
+            if kind is not dict:
+                continue
+            if key == "custom_attributes":
+                for inner, inner_value in value.items():
+                    self._note(seen.custom, inner, type(inner_value))
+            elif key in children:
+                envelope = seen.envelope.setdefault(key, {})
+                items = seen.items.setdefault(key, {})
+                list_keys = (*children[key], "data")
+                for inner, inner_value in value.items():
+                    self._note(envelope, inner, type(inner_value))
+                    if inner in list_keys and type(inner_value) is list:
+                        for item in inner_value:
+                            if type(item) is dict:
+                                for item_key, item_value in item.items():
+                                    self._note(items, item_key, type(item_value))
+            else:
+                nested = seen.nested.setdefault(key, {})
+                for inner, inner_value in value.items():
+                    self._note(nested, inner, type(inner_value))
+
+    def _note(self, kinds: dict[str, Kinds], key: str, kind: type) -> None:
+        counts = kinds.get(key)
+        if counts is None:
+            counts = kinds[key] = {}
+        if kind not in counts:
+            self._stale = True
+            counts[kind] = 0
+        counts[kind] += 1
+
+    # ------------------------------------------------------------------ pages
+    def wants_pages(self) -> bool:
+        """Whether the next pages should be held for `take`: it has seen records, dlt has the table
+        (before, the Columnizer's records bring its columns), and it is not resting after refusals."""
+        return bool(self.seen.top) and bool(self.known.get(self.layout.root)) and not self._skip and not self._stopped
+
+    def take(self, raws: Sequence[Mapping[str, Any]]) -> LanePage | None:
+        """The records (of one or more pages) the lane can take, as columns; None: the Columnizer
+        takes them all."""
+        if self._skip:
+            self._skip -= 1
+            return None
+        if len(raws) < MIN_RECORDS or not self.wants_pages():
+            return None
+        if self._stale:
+            self._plan, self._stale = self._compile(), False
+        plan = self._plan
+        assert plan is not None
+        try:
+            parsed = pa_json.read_json(
+                pa.BufferReader(b'{"d":' + orjson.dumps(raws) + b"}"),
+                read_options=pa_json.ReadOptions(use_threads=False, block_size=1 << 30),
+                parse_options=pa_json.ParseOptions(explicit_schema=plan.schema, unexpected_field_behavior="error"),
+            )
+            page = self._columns(plan, parsed.column("d").chunk(0).flatten())
+        except NotYetKnown as exc:  # the Columnizer's records bring it, and the next batch hands it to dlt
+            logger.debug("%s: %d records left to the Columnizer: %s", self.layout.root, len(raws), exc)
+            return None
+        except (pa.ArrowInvalid, NotColumnar) as exc:  # a key, type or value not seen: the reader refused
+            logger.debug("%s: %d records left to the Columnizer: %s", self.layout.root, len(raws), exc)
+            self._refused += 1
+            self._skip = min(_MAX_SKIP, 2 ** (self._refused - 1)) - 1
+            return None
+        except pa.ArrowException as exc:  # not one of the refusals above: the Columnizer reads the rest of the run
+            logger.warning("%s: Arrow's JSON reader is left out for the rest of this run (%s: %s); the records "
+                           "are read one by one instead, to the same rows", self.layout.root, type(exc).__name__, exc)
+            self._stopped = True
+            return None
+        self._refused = 0
+        self.taken += len(page.taken)
+        return page
+
+    def _columns(self, plan: _Plan, records: pa.StructArray) -> LanePage:
+        count = len(records)
+        top = {c.key: records.field(c.key) for c in plan.top}
+        nested = {key: records.field(key) for key in plan.nested}
+        custom = records.field("custom_attributes") if plan.custom else None
+        envelopes = {child.field: records.field(child.field) for child in plan.children}
+        # a value the Columnizer decides on sends its record there: a timestamp not in whole
+        # seconds, an envelope without its list (checked on the whole column; rare, then per value)
+        refused: list[pa.Array] = []  # of records
+        refused_parents: list[pa.Array] = []  # positions of records
+        stamps: list[tuple[pa.Array, pa.ListArray | None]] = [(top[c.key], None) for c in plan.top if c.kind is STAMP]
+        stamps += [(_field(nested[k], c.key), None) for k, columns in plan.nested.items() for c in columns if c.kind is STAMP]
+        if custom is not None:
+            stamps += [(_field(custom, c.key), None) for c in plan.custom if c.kind is STAMP]
+        lists: dict[str, pa.ListArray] = {}
+        for child in plan.children:
+            envelope = envelopes[child.field]
+            data = _field(envelope, child.list_key)
+            if data.null_count > envelope.null_count:
+                refused.append(pc.and_(envelope.is_valid(), data.is_null()))
+            lists[child.field] = data
+            if any(c.kind is STAMP for c in child.items):
+                elements = data.flatten()
+                stamps += [(_field(elements, c.key), data) for c in child.items if c.kind is STAMP]
+        for values, data in stamps:
+            low, high = pc.min_max(values).values()
+            if low.is_valid and (low.as_py() < 0 or high.as_py() > LARGEST_SECONDS):
+                bad = pc.or_(pc.less(values, 0), pc.greater(values, LARGEST_SECONDS)).fill_null(False)
+                if data is None:
+                    refused.append(bad)
+                else:
+                    refused_parents.append(pc.list_parent_indices(data).filter(bad))
+        keep = _keep(count, refused, refused_parents)
+        taken = pc.indices_nonzero(keep).to_pylist() if keep is not None else list(range(count))
+        if not taken:
+            raise NotColumnar("no record of the page is the lane's")
+        mask = keep
+
+        def kept(array: pa.Array) -> pa.Array:
+            return array.filter(mask) if mask is not None else array
+
+        root: dict[str, pa.Array] = {}
+        for c in plan.top:
+            _put(root, c, kept(top[c.key]))
+        for key, columns in plan.nested.items():
+            parent = kept(nested[key])
+            for c in columns:
+                _put(root, c, _field(parent, c.key))
+        if custom is not None:
+            lifted = kept(custom)
+            for c in plan.custom:
+                _put(root, c, _field(lifted, c.key))
+        ids = root.get(self.layout.name("id"))
+        if ids is None:
+            raise NotColumnar("ids not read as the Columnizer reads them")
+        children: dict[str, tuple[dict[str, pa.Array], pa.Array, pa.Array]] = {}
+        for child in plan.children:
+            envelope = kept(envelopes[child.field])
+            for c in child.extras:
+                _put(root, c, _field(envelope, c.key))
+            data = kept(lists[child.field])
+            elements = data.flatten()
+            if not len(elements):
+                continue
+            parents = pc.list_parent_indices(data)
+            # an element's position in its list: its index among all, less its list's first one's
+            offsets = pc.subtract(data.offsets.cast(pa.int64()), data.offsets[0].as_py())
+            positions = pc.subtract(pa.array(range(len(elements)), pa.int64()), offsets.take(parents))
+            rows: dict[str, pa.Array] = {self.columnizer.shape.parent_key: ids.take(parents)}
+            for c in child.items:
+                _put(rows, c, _field(elements, c.key))
+            children[child.table] = (rows, parents, positions)
+        self._check_known(self.layout.root, root)
+        for table, (rows, _, _) in children.items():
+            self._check_known(table, rows)
+        cursor = root.get(self.cursor)
+        newest = pc.max(cursor).value if cursor is not None and cursor.null_count < len(cursor) else None
+        return LanePage(taken, root, children, None if newest is None else int(newest // 1_000_000))
+
+    def _check_known(self, table: str, columns: dict[str, pa.Array]) -> None:
+        """Only columns dlt has: a new one is added where the Columnizer's record brings it."""
+        known = self.known.get(table, set())
+        for name in [n for n, a in columns.items() if a.null_count == len(a)]:
+            del columns[name]
+        for name in columns:
+            if name not in known:
+                raise NotYetKnown(f"{table}.{name}: a column dlt does not have yet")
+
+    # ------------------------------------------------------------------ the explicit schema
+    def _compile(self) -> _Plan:
+        """The reader's schema from what the Columnizer took, each field typed as its column is."""
+        seen, columnizer, layout = self.seen, self.columnizer, self.layout
+        root = layout.columns(layout.root)
+        fields: list[pa.Field] = []
+        top: list[_Column] = []
+        nested: dict[str, list[_Column]] = {}
+        custom: list[_Column] = []
+        children: list[_Child] = []
+        for key, kinds in seen.top.items():
+            try:
+                column, how, stamp = columnizer.key_plan(key)
+            except NotColumnar:
+                continue  # never declared: a page with it is refused
+            kind = _most(kinds)
+            if how == CUSTOM:
+                custom, struct = self._custom(root)
+                fields.append(pa.field(key, struct))
+            elif how == CHILD:
+                child, struct = self._child(key)
+                children.append(child)
+                fields.append(pa.field(key, struct))
+            elif kind is dict:
+                columns, struct = self._nested(key, root)
+                nested[key] = columns
+                fields.append(pa.field(key, struct))
+            elif kind is list:
+                fields.append(pa.field(key, pa.list_(pa.null())))  # the Columnizer takes empty lists only
+            elif how == ID:
+                read_as = _ARROW_OF[kind] if kind in (str, int) and _declared(root.get(column), str) else pa.null()
+                if read_as != pa.null():
+                    top.append(_Column(key, column, ID, read_as))
+                fields.append(pa.field(key, read_as))
+            else:
+                declared = _declared(root.get(column), STAMP if stamp else kind)
+                if declared is not None:
+                    top.append(_Column(key, column, declared, _ARROW_OF[declared]))
+                fields.append(pa.field(key, _ARROW_OF[declared] if declared is not None else pa.null()))
+        return _Plan(pa.schema([pa.field("d", pa.list_(pa.struct(fields)))]), top, nested, custom, children)
+
+    def _nested(self, key: str, root: Columns) -> tuple[list[_Column], pa.StructType]:
+        columns, fields = [], []
+        for inner, kinds in self.seen.nested.get(key, {}).items():
+            try:
+                column, stamp = self.columnizer.nested_plan(key, inner)
+            except NotColumnar:
+                continue
+            declared = _declared(root.get(column), STAMP if stamp else _most(kinds))
+            if declared is not None:
+                columns.append(_Column(inner, column, declared, _ARROW_OF[declared]))
+            fields.append(pa.field(inner, _ARROW_OF[declared] if declared is not None else pa.null()))
+        return columns, pa.struct(fields)
+
+    def _custom(self, root: Columns) -> tuple[list[_Column], pa.StructType]:
+        """Catalogued attributes of their column's type (what the Columnizer's plans take); any
+        other is not declared."""
+        catalogue, columns, fields = self.columnizer.custom, [], []
+        for name in self.seen.custom:
+            column = catalogue.columns.get(name)
+            if column is None or self.layout.normalize(column) != column:
+                continue
+            want = PY_TYPE.get(ATTRIBUTE_TYPES.get(catalogue[name], "text"))
+            if root.get(column, want) is not want:
+                fields.append(pa.field(name, pa.null()))
+                continue
+            assert want is not None and want is not NEVER
+            columns.append(_Column(name, column, want, _ARROW_OF[want]))
+            fields.append(pa.field(name, _ARROW_OF[want]))
+        return columns, pa.struct(fields)
+
+    def _child(self, key: str) -> tuple[_Child, pa.StructType]:
+        columnizer = self.columnizer
+        table = columnizer.child_tables[key]
+        root, columns = self.layout.columns(self.layout.root), self.layout.columns(table)
+        extras, items, fields, item_fields = [], [], [], []
+        extra_columns = dict(columnizer.extra_columns(key))
+        envelope = self.seen.envelope.get(key, {})
+        # the list the Columnizer reads: under the first of the shape's keys, then `data`, that holds one
+        list_key = next((k for k in (*columnizer.child_fields[key], "data") if _most(envelope.get(k, {})) is list), "data")
+        for inner, kinds in envelope.items():
+            kind = _most(kinds)
+            if inner == list_key:
+                continue
+            if inner in extra_columns:
+                declared = _declared(root.get(extra_columns[inner]), kind)
+                if declared is not None:
+                    extras.append(_Column(inner, extra_columns[inner], declared, _ARROW_OF[declared]))
+                fields.append(pa.field(inner, _ARROW_OF[declared] if declared is not None else pa.null()))
+            elif kind in _ARROW_OF or kind is type(None):  # the envelope's `type`, `url`: not kept
+                fields.append(pa.field(inner, _ARROW_OF.get(kind, pa.null())))
+        for inner, kinds in self.seen.items.get(key, {}).items():
+            kind = _most(kinds)
+            if kind in (dict, list):
+                continue  # flattened or refused by the Columnizer: never declared
+            try:
+                column, stamp = columnizer.child_plan(table, inner)
+            except NotColumnar:
+                continue
+            declared = _declared(columns.get(column), STAMP if stamp else kind)
+            if declared is not None:
+                items.append(_Column(inner, column, declared, _ARROW_OF[declared]))
+            item_fields.append(pa.field(inner, _ARROW_OF[declared] if declared is not None else pa.null()))
+        fields.append(pa.field(list_key, pa.list_(pa.struct(item_fields))))
+        return _Child(key, table, list_key, extras, items), pa.struct(fields)
+
+
+def _most(kinds: Kinds) -> type:
+    """The kind a key has most often besides null (null when it never had another)."""
+    others = {k: n for k, n in kinds.items() if k is not type(None)}
+    return max(others, key=others.__getitem__) if others else type(None)
+
+
+def _declared(column: object, kind: object) -> object | None:
+    """The kind a field is read as: its column's type, when values of `kind` go there unchanged
+    (an integer into a double column: converted, as the Columnizer does); None: not declared."""
+    if column is None or column is NEVER or kind is type(None):
+        return None  # a column dlt does not have typed yet, or the usual way's: values refused
+    if column is kind or (column is float and kind is int):
+        return column
+    return None
+
+
+def _put(columns: dict[str, pa.Array], c: _Column, values: pa.Array) -> None:
+    """A read value as its column holds it: ids as text, timestamps from seconds (0: none)."""
+    if c.kind is ID:
+        values = values.cast(pa.string()) if values.type != pa.string() else values
+    elif c.kind is STAMP:
+        if values.null_count < len(values) and pc.min(values).as_py() == 0:
+            values = pc.if_else(pc.equal(values, 0), pa.scalar(None, pa.int64()), values)
+        values = values.cast(_SECONDS).cast(TIMESTAMP)
+    columns[c.column] = values
+
+
+def _field(struct: pa.StructArray, name: str) -> pa.Array:
+    """A struct's field, null where the struct itself is."""
+    return pc.struct_field(struct, name) if struct.null_count else struct.field(name)
+
+
+def _keep(count: int, refused: list[pa.Array], refused_parents: list[pa.Array]) -> pa.Array | None:
+    """The records no check refused, as a mask; None: all of them."""
+    refuse = None
+    for mask in refused:
+        if mask.true_count:
+            refuse = mask.fill_null(False) if refuse is None else pc.or_(refuse, mask.fill_null(False))
+    positions = [p for p in refused_parents if len(p)]
+    if positions:
+        by_element = pc.is_in(pa.array(range(count), pa.int64()), value_set=pa.concat_arrays(positions).cast(pa.int64()))
+        refuse = by_element if refuse is None else pc.or_(refuse, by_element)
+    return None if refuse is None else pc.invert(refuse)
