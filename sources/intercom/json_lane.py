@@ -1,14 +1,15 @@
-"""The fast path's fastest lane: a whole page of records parsed by Arrow's JSON reader.
+"""The fast path's fastest lane: pages of records parsed at once by Arrow's JSON reader.
 
 Why (issue 17): turning a decoded contact into rows (columnar.py) and the rows into Arrow tables
-cost about 50 us of Python a contact, holding the GIL the HTTP readers and dlt also need. Arrow's
-JSON reader parses the same records, typed, in about 9 us of C++ that does not hold it.
+cost about 60 us of Python a contact, holding the GIL the HTTP readers and dlt also need. Arrow's
+JSON reader parses the same records, typed, in C++ that does not hold it: written out again with
+orjson and read back, with the columns made from them, about 25 us (docs/benchmarks.md).
 
 Exact by construction, like columnar.py, which stays the judge of every record shape:
-* the reader is given an explicit schema of only what the Columnizer has taken so far (`learn`):
-  the keys of records it turned into rows, typed as their columns already are. A page with any
-  other key, type or shape (a string where an object was, an integer beyond a bigint, a float
-  in an integer column, a key twice) is refused whole by the reader and goes to the Columnizer;
+* the reader is given an explicit schema of only what the Columnizer has taken so far
+  (lane_schema.py): the keys of records it turned into rows, typed as their columns already are.
+  Pages with any other key, type or shape (a string where an object was, an integer beyond a
+  bigint, a float in an integer column, a key twice) are refused whole and go to the Columnizer;
 * a record holding a value the Columnizer decides on (a timestamp not in whole seconds, an
   envelope without its list) goes to the Columnizer too;
 * the lane writes only columns dlt already has (`known`: stored, or sent in an earlier batch),
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -27,68 +28,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from .column_plans import CHILD, CUSTOM, ID, NEVER, PY_TYPE, STAMP, Columns, NotColumnar
+from .column_plans import ID, STAMP, NotColumnar
 from .columnar import Columnizer
-from .schema import ATTRIBUTE_TYPES, LARGEST_SECONDS
+from .lane_schema import Column, Plan, Seen, compile_plan
+from .schema import LARGEST_SECONDS
 
 logger = logging.getLogger(__name__)
 
 MIN_RECORDS = 16  # fewer cost more to hand to the reader than the Columnizer spends on them
 BATCH_RECORDS = 1_200  # records (pages) read at once: each call costs ~0.5 ms, each compute step ~10 us
 _MAX_SKIP = 64  # pages left to the Columnizer after repeated refusals (a drifting workspace)
-_ARROW_OF: dict[object, pa.DataType] = {
-    str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_(), STAMP: pa.int64(),
-}
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 _SECONDS = pa.timestamp("s", tz="UTC")
-Kinds = dict[type, int]  # the JSON kinds a key was seen with, and how often
 
 
 class NotYetKnown(NotColumnar):
     """A page brings a column dlt does not have yet."""
-
-
-@dataclass
-class _Seen:
-    """The keys of the records the Columnizer took, by where they sit in a record."""
-
-    top: dict[str, Kinds] = field(default_factory=dict)
-    nested: dict[str, dict[str, Kinds]] = field(default_factory=dict)  # object key -> its keys
-    custom: dict[str, Kinds] = field(default_factory=dict)
-    envelope: dict[str, dict[str, Kinds]] = field(default_factory=dict)  # embedded list -> envelope keys
-    items: dict[str, dict[str, Kinds]] = field(default_factory=dict)  # embedded list -> element keys
-
-
-@dataclass
-class _Column:
-    """One value of a record that becomes a column: where the reader finds it, and how it is kept."""
-
-    key: str
-    column: str
-    kind: object  # str, int, float, bool, STAMP; or `ID` (text, read as `read_as`)
-    read_as: pa.DataType
-
-
-@dataclass
-class _Child:
-    """One embedded list: its envelope's counts kept on the parent row, its elements' columns."""
-
-    field: str
-    table: str
-    list_key: str  # the envelope's key of the list (`data`; `tags` in a company's `tags`)
-    extras: list[_Column]
-    items: list[_Column]
-
-
-@dataclass
-class _Plan:
-    """The explicit schema given to the reader, and what each of its fields becomes."""
-
-    schema: pa.Schema
-    top: list[_Column]
-    nested: dict[str, list[_Column]]
-    custom: list[_Column]
-    children: list[_Child]
 
 
 @dataclass
@@ -109,52 +64,17 @@ class JsonLane:
         self.layout = columnizer.layout
         self.known = known  # table -> the columns dlt already has
         self.cursor = cursor
-        self.seen = _Seen()
+        self.seen = Seen()
         self.taken = 0  # records taken by the lane
-        self._plan: _Plan | None = None
-        self._stale = True
+        self._plan: Plan | None = None
         self._refused = 0
         self._skip = 0
         self._stopped = False
 
-    # ------------------------------------------------------------------ what the Columnizer took
     def learn(self, raw: Mapping[str, Any]) -> None:
         """Note the keys and kinds of a record the Columnizer turned into rows."""
-        seen, children = self.seen, self.columnizer.child_fields
-        for key, value in raw.items():
-            kind = type(value)
-            self._note(seen.top, key, kind)
-            if kind is not dict:
-                continue
-            if key == "custom_attributes":
-                for inner, inner_value in value.items():
-                    self._note(seen.custom, inner, type(inner_value))
-            elif key in children:
-                envelope = seen.envelope.setdefault(key, {})
-                items = seen.items.setdefault(key, {})
-                list_keys = (*children[key], "data")
-                for inner, inner_value in value.items():
-                    self._note(envelope, inner, type(inner_value))
-                    if inner in list_keys and type(inner_value) is list:
-                        for item in inner_value:
-                            if type(item) is dict:
-                                for item_key, item_value in item.items():
-                                    self._note(items, item_key, type(item_value))
-            else:
-                nested = seen.nested.setdefault(key, {})
-                for inner, inner_value in value.items():
-                    self._note(nested, inner, type(inner_value))
+        self.seen.learn(raw, self.columnizer.child_fields)
 
-    def _note(self, kinds: dict[str, Kinds], key: str, kind: type) -> None:
-        counts = kinds.get(key)
-        if counts is None:
-            counts = kinds[key] = {}
-        if kind not in counts:
-            self._stale = True
-            counts[kind] = 0
-        counts[kind] += 1
-
-    # ------------------------------------------------------------------ pages
     def wants_pages(self) -> bool:
         """Whether the next pages should be held for `take`: it has seen records, dlt has the table
         (before, the Columnizer's records bring its columns), and it is not resting after refusals."""
@@ -168,8 +88,8 @@ class JsonLane:
             return None
         if len(raws) < MIN_RECORDS or not self.wants_pages():
             return None
-        if self._stale:
-            self._plan, self._stale = self._compile(), False
+        if self.seen.changed or self._plan is None:
+            self._plan, self.seen.changed = compile_plan(self.seen, self.columnizer), False
         plan = self._plan
         assert plan is not None
         try:
@@ -196,7 +116,7 @@ class JsonLane:
         self.taken += len(page.taken)
         return page
 
-    def _columns(self, plan: _Plan, records: pa.StructArray) -> LanePage:
+    def _columns(self, plan: Plan, records: pa.StructArray) -> LanePage:
         count = len(records)
         top = {c.key: records.field(c.key) for c in plan.top}
         nested = {key: records.field(key) for key in plan.nested}
@@ -284,130 +204,7 @@ class JsonLane:
             if name not in known:
                 raise NotYetKnown(f"{table}.{name}: a column dlt does not have yet")
 
-    # ------------------------------------------------------------------ the explicit schema
-    def _compile(self) -> _Plan:
-        """The reader's schema from what the Columnizer took, each field typed as its column is."""
-        seen, columnizer, layout = self.seen, self.columnizer, self.layout
-        root = layout.columns(layout.root)
-        fields: list[pa.Field] = []
-        top: list[_Column] = []
-        nested: dict[str, list[_Column]] = {}
-        custom: list[_Column] = []
-        children: list[_Child] = []
-        for key, kinds in seen.top.items():
-            try:
-                column, how, stamp = columnizer.key_plan(key)
-            except NotColumnar:
-                continue  # never declared: a page with it is refused
-            kind = _most(kinds)
-            if how == CUSTOM:
-                custom, struct = self._custom(root)
-                fields.append(pa.field(key, struct))
-            elif how == CHILD:
-                child, struct = self._child(key)
-                children.append(child)
-                fields.append(pa.field(key, struct))
-            elif kind is dict:
-                columns, struct = self._nested(key, root)
-                nested[key] = columns
-                fields.append(pa.field(key, struct))
-            elif kind is list:
-                fields.append(pa.field(key, pa.list_(pa.null())))  # the Columnizer takes empty lists only
-            elif how == ID:
-                read_as = _ARROW_OF[kind] if kind in (str, int) and _declared(root.get(column), str) else pa.null()
-                if read_as != pa.null():
-                    top.append(_Column(key, column, ID, read_as))
-                fields.append(pa.field(key, read_as))
-            else:
-                declared = _declared(root.get(column), STAMP if stamp else kind)
-                if declared is not None:
-                    top.append(_Column(key, column, declared, _ARROW_OF[declared]))
-                fields.append(pa.field(key, _ARROW_OF[declared] if declared is not None else pa.null()))
-        return _Plan(pa.schema([pa.field("d", pa.list_(pa.struct(fields)))]), top, nested, custom, children)
-
-    def _nested(self, key: str, root: Columns) -> tuple[list[_Column], pa.StructType]:
-        columns, fields = [], []
-        for inner, kinds in self.seen.nested.get(key, {}).items():
-            try:
-                column, stamp = self.columnizer.nested_plan(key, inner)
-            except NotColumnar:
-                continue
-            declared = _declared(root.get(column), STAMP if stamp else _most(kinds))
-            if declared is not None:
-                columns.append(_Column(inner, column, declared, _ARROW_OF[declared]))
-            fields.append(pa.field(inner, _ARROW_OF[declared] if declared is not None else pa.null()))
-        return columns, pa.struct(fields)
-
-    def _custom(self, root: Columns) -> tuple[list[_Column], pa.StructType]:
-        """Catalogued attributes of their column's type (what the Columnizer's plans take); any
-        other is not declared."""
-        catalogue, columns, fields = self.columnizer.custom, [], []
-        for name in self.seen.custom:
-            column = catalogue.columns.get(name)
-            if column is None or self.layout.normalize(column) != column:
-                continue
-            want = PY_TYPE.get(ATTRIBUTE_TYPES.get(catalogue[name], "text"))
-            if root.get(column, want) is not want:
-                fields.append(pa.field(name, pa.null()))
-                continue
-            assert want is not None and want is not NEVER
-            columns.append(_Column(name, column, want, _ARROW_OF[want]))
-            fields.append(pa.field(name, _ARROW_OF[want]))
-        return columns, pa.struct(fields)
-
-    def _child(self, key: str) -> tuple[_Child, pa.StructType]:
-        columnizer = self.columnizer
-        table = columnizer.child_tables[key]
-        root, columns = self.layout.columns(self.layout.root), self.layout.columns(table)
-        extras, items, fields, item_fields = [], [], [], []
-        extra_columns = dict(columnizer.extra_columns(key))
-        envelope = self.seen.envelope.get(key, {})
-        # the list the Columnizer reads: under the first of the shape's keys, then `data`, that holds one
-        list_key = next((k for k in (*columnizer.child_fields[key], "data") if _most(envelope.get(k, {})) is list), "data")
-        for inner, kinds in envelope.items():
-            kind = _most(kinds)
-            if inner == list_key:
-                continue
-            if inner in extra_columns:
-                declared = _declared(root.get(extra_columns[inner]), kind)
-                if declared is not None:
-                    extras.append(_Column(inner, extra_columns[inner], declared, _ARROW_OF[declared]))
-                fields.append(pa.field(inner, _ARROW_OF[declared] if declared is not None else pa.null()))
-            elif kind in _ARROW_OF or kind is type(None):  # the envelope's `type`, `url`: not kept
-                fields.append(pa.field(inner, _ARROW_OF.get(kind, pa.null())))
-        for inner, kinds in self.seen.items.get(key, {}).items():
-            kind = _most(kinds)
-            if kind in (dict, list):
-                continue  # flattened or refused by the Columnizer: never declared
-            try:
-                column, stamp = columnizer.child_plan(table, inner)
-            except NotColumnar:
-                continue
-            declared = _declared(columns.get(column), STAMP if stamp else kind)
-            if declared is not None:
-                items.append(_Column(inner, column, declared, _ARROW_OF[declared]))
-            item_fields.append(pa.field(inner, _ARROW_OF[declared] if declared is not None else pa.null()))
-        fields.append(pa.field(list_key, pa.list_(pa.struct(item_fields))))
-        return _Child(key, table, list_key, extras, items), pa.struct(fields)
-
-
-def _most(kinds: Kinds) -> type:
-    """The kind a key has most often besides null (null when it never had another)."""
-    others = {k: n for k, n in kinds.items() if k is not type(None)}
-    return max(others, key=others.__getitem__) if others else type(None)
-
-
-def _declared(column: object, kind: object) -> object | None:
-    """The kind a field is read as: its column's type, when values of `kind` go there unchanged
-    (an integer into a double column: converted, as the Columnizer does); None: not declared."""
-    if column is None or column is NEVER or kind is type(None):
-        return None  # a column dlt does not have typed yet, or the usual way's: values refused
-    if column is kind or (column is float and kind is int):
-        return column
-    return None
-
-
-def _put(columns: dict[str, pa.Array], c: _Column, values: pa.Array) -> None:
+def _put(columns: dict[str, pa.Array], c: Column, values: pa.Array) -> None:
     """A read value as its column holds it: ids as text, timestamps from seconds (0: none)."""
     if c.kind is ID:
         values = values.cast(pa.string()) if values.type != pa.string() else values
