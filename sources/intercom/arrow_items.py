@@ -158,7 +158,8 @@ class ArrowBatch:
 
     The rows hold the records' own columns; the `_dlt_*` linkage is kept beside them as columns
     (one list per column, not a key per row) and joins the tables where dlt's one-by-one normalize
-    would have put it: after the first row's own columns."""
+    would have put it: after the first row's own columns. Records the JSON lane took arrive as
+    columns already (`add_page`) and follow the rows in each table."""
 
     def __init__(self, layout: Layout, load_id: str, hinted: Sequence[TColumnSchema], sent: dict[str, set[str]]) -> None:
         self.layout = layout
@@ -206,9 +207,9 @@ class ArrowBatch:
         for table, (columns, parents, positions) in page.children.items():
             if table not in self._rows:
                 self._rows[table], self._links[table] = [], _ChildLinks()
-            parent_ids = row_ids.take(pa.array(parents))
+            parent_ids = row_ids.take(parents)
             linkage = {
-                "_dlt_root_id": parent_ids, "_dlt_parent_id": parent_ids, "_dlt_list_idx": pa.array(positions, pa.int64()),
+                "_dlt_root_id": parent_ids, "_dlt_parent_id": parent_ids, "_dlt_list_idx": positions,
                 "_dlt_id": pa.array(_random_ids(len(parents)), pa.string()),
             }
             self._pieces.setdefault(table, []).append(_Piece(columns, linkage, len(parents)))
