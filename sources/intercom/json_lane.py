@@ -117,42 +117,17 @@ class JsonLane:
         return page
 
     def _columns(self, plan: Plan, records: pa.StructArray) -> LanePage:
-        count = len(records)
+        """The parsed records as the columns of their table and child tables, but for those with a
+        value the Columnizer decides on."""
         top = {c.key: records.field(c.key) for c in plan.top}
         nested = {key: records.field(key) for key in plan.nested}
         custom = records.field("custom_attributes") if plan.custom else None
         envelopes = {child.field: records.field(child.field) for child in plan.children}
-        # a value the Columnizer decides on sends its record there: a timestamp not in whole
-        # seconds, an envelope without its list (checked on the whole column; rare, then per value)
-        refused: list[pa.Array] = []  # of records
-        refused_parents: list[pa.Array] = []  # positions of records
-        stamps: list[tuple[pa.Array, pa.ListArray | None]] = [(top[c.key], None) for c in plan.top if c.kind is STAMP]
-        stamps += [(_field(nested[k], c.key), None) for k, columns in plan.nested.items() for c in columns if c.kind is STAMP]
-        if custom is not None:
-            stamps += [(_field(custom, c.key), None) for c in plan.custom if c.kind is STAMP]
-        lists: dict[str, pa.ListArray] = {}
-        for child in plan.children:
-            envelope = envelopes[child.field]
-            data = _field(envelope, child.list_key)
-            if data.null_count > envelope.null_count:
-                refused.append(pc.and_(envelope.is_valid(), data.is_null()))
-            lists[child.field] = data
-            if any(c.kind is STAMP for c in child.items):
-                elements = data.flatten()
-                stamps += [(_field(elements, c.key), data) for c in child.items if c.kind is STAMP]
-        for values, data in stamps:
-            low, high = pc.min_max(values).values()
-            if low.is_valid and (low.as_py() < 0 or high.as_py() > LARGEST_SECONDS):
-                bad = pc.or_(pc.less(values, 0), pc.greater(values, LARGEST_SECONDS)).fill_null(False)
-                if data is None:
-                    refused.append(bad)
-                else:
-                    refused_parents.append(pc.list_parent_indices(data).filter(bad))
-        keep = _keep(count, refused, refused_parents)
-        taken = pc.indices_nonzero(keep).to_pylist() if keep is not None else list(range(count))
+        lists = {child.field: _field(envelopes[child.field], child.list_key) for child in plan.children}
+        mask = _kept(plan, len(records), top, nested, custom, envelopes, lists)
+        taken = pc.indices_nonzero(mask).to_pylist() if mask is not None else list(range(len(records)))
         if not taken:
             raise NotColumnar("no record of the page is the lane's")
-        mask = keep
 
         def kept(array: pa.Array) -> pa.Array:
             return array.filter(mask) if mask is not None else array
@@ -196,13 +171,45 @@ class JsonLane:
         return LanePage(taken, root, children, None if newest is None else int(newest // 1_000_000))
 
     def _check_known(self, table: str, columns: dict[str, pa.Array]) -> None:
-        """Only columns dlt has: a new one is added where the Columnizer's record brings it."""
+        """Only columns dlt has (a new one is added where the Columnizer's record brings it); the
+        columns without a value are dropped."""
         known = self.known.get(table, set())
         for name in [n for n, a in columns.items() if a.null_count == len(a)]:
             del columns[name]
         for name in columns:
             if name not in known:
                 raise NotYetKnown(f"{table}.{name}: a column dlt does not have yet")
+
+
+def _kept(
+    plan: Plan, count: int, top: dict[str, pa.Array], nested: dict[str, pa.StructArray], custom: pa.StructArray | None,
+    envelopes: dict[str, pa.StructArray], lists: dict[str, pa.ListArray],
+) -> pa.Array | None:
+    """The records with no value the Columnizer decides on, as a mask (None: all): a timestamp not
+    in whole seconds, an envelope without its list. Checked on each whole column first (rare)."""
+    refused: list[pa.Array] = []  # masks of records
+    refused_parents: list[pa.Array] = []  # positions of records
+    stamps: list[tuple[pa.Array, pa.ListArray | None]] = [(top[c.key], None) for c in plan.top if c.kind is STAMP]
+    stamps += [(_field(nested[k], c.key), None) for k, columns in plan.nested.items() for c in columns if c.kind is STAMP]
+    if custom is not None:
+        stamps += [(_field(custom, c.key), None) for c in plan.custom if c.kind is STAMP]
+    for child in plan.children:
+        envelope, data = envelopes[child.field], lists[child.field]
+        if data.null_count > envelope.null_count:
+            refused.append(pc.and_(envelope.is_valid(), data.is_null()))
+        if any(c.kind is STAMP for c in child.items):
+            elements = data.flatten()
+            stamps += [(_field(elements, c.key), data) for c in child.items if c.kind is STAMP]
+    for values, data in stamps:
+        low, high = pc.min_max(values).values()
+        if low.is_valid and (low.as_py() < 0 or high.as_py() > LARGEST_SECONDS):
+            bad = pc.or_(pc.less(values, 0), pc.greater(values, LARGEST_SECONDS)).fill_null(False)
+            if data is None:
+                refused.append(bad)
+            else:
+                refused_parents.append(pc.list_parent_indices(data).filter(bad))
+    return _keep(count, refused, refused_parents)
+
 
 def _put(columns: dict[str, pa.Array], c: Column, values: pa.Array) -> None:
     """A read value as its column holds it: ids as text, timestamps from seconds (0: none)."""
