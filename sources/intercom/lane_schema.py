@@ -78,8 +78,7 @@ class Column:
 
     key: str
     column: str
-    kind: object  # str, int, float, bool, STAMP; or `ID` (text, read as `read_as`)
-    read_as: pa.DataType
+    kind: object  # str, int, float, bool, STAMP; or `ID` (text, whatever the JSON holds)
 
 
 @dataclass
@@ -134,7 +133,7 @@ def compile_plan(seen: Seen, columnizer: Columnizer) -> Plan:
         elif how == ID:  # text, read as the JSON has it (an integer id cast to text)
             read_as = ARROW_OF[kind] if kind in (str, int) and _declared(root.get(column), str) else pa.null()
             if read_as != pa.null():
-                top.append(Column(key, column, ID, read_as))
+                top.append(Column(key, column, ID))
             fields.append(pa.field(key, read_as))
         else:
             _declare(fields, top, key, column, _declared(root.get(column), STAMP if stamp else kind))
@@ -206,7 +205,7 @@ def _declare(fields: list[pa.Field], columns: list[Column], key: str, column: st
     if declared is None:
         fields.append(pa.field(key, pa.null()))
         return
-    columns.append(Column(key, column, declared, ARROW_OF[declared]))
+    columns.append(Column(key, column, declared))
     fields.append(pa.field(key, ARROW_OF[declared]))
 
 
