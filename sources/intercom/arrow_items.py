@@ -23,11 +23,10 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dlt
 import pyarrow as pa
-import pyarrow.compute as pc
 from dlt.common.schema import Schema
 from dlt.common.schema.typing import TColumnSchema, TTableSchema
 from dlt.common.schema.utils import new_table
@@ -37,7 +36,9 @@ from dlt.extract.items import TableNameMeta
 
 from .column_plans import DATA_TYPE, Columns, Layout, Row, column_types
 from .columnar import RecordRows
-from .json_lane import LanePage
+
+if TYPE_CHECKING:
+    from .json_lane import LanePage
 
 TESTED_DLT = ("1.31.",)  # the dlt releases whose extract this path was tested against
 _IDS_AT_ONCE = 8_192
@@ -48,7 +49,8 @@ _ARROW: dict[str, pa.DataType] = {
     "text": pa.string(), "bigint": pa.int64(), "double": pa.float64(), "bool": pa.bool_(),
     "timestamp": pa.int64(),  # Unix seconds, cast below
 }
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+_SECONDS = pa.timestamp("s", tz="UTC")
 # the `_dlt_*` columns as dlt's relational normalizer makes them
 _ROOT_LINKAGE: dict[str, TColumnSchema] = {
     "_dlt_load_id": {"name": "_dlt_load_id", "data_type": "text", "nullable": False},
@@ -268,7 +270,7 @@ class ArrowBatch:
                 own.append(field)
             if data_type == "timestamp":
                 stamps.append(name)
-                field = pa.field(name, _TIMESTAMP)  # nullable, as this path always wrote timestamps
+                field = pa.field(name, TIMESTAMP)  # nullable, as this path always wrote timestamps
             fields.append(field)
         if not pieces:
             arrays = self._rows_arrays(rows, own, stamps, linkage)
@@ -294,8 +296,13 @@ class ArrowBatch:
         arrays: dict[str, pa.Array | pa.ChunkedArray] = dict(zip(own_table.column_names, own_table.columns, strict=True))
         arrays.update(linkage)
         for name in stamps:
-            arrays[name] = pc.multiply(arrays[name], 1_000_000).cast(_TIMESTAMP)
+            arrays[name] = timestamps(arrays[name])
         return arrays
+
+
+def timestamps(seconds: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Unix seconds (int64) as the UTC microsecond timestamps dlt's normalizer makes of them."""
+    return seconds.cast(_SECONDS).cast(TIMESTAMP)
 
 
 @dataclass

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
+from .arrow_items import timestamps
 from .column_plans import ID, STAMP, NotColumnar
 from .columnar import Columnizer
 from .lane_schema import Column, Plan, Seen, compile_plan
@@ -38,8 +39,6 @@ logger = logging.getLogger(__name__)
 MIN_RECORDS = 16  # fewer cost more to hand to the reader than the Columnizer spends on them
 BATCH_RECORDS = 1_200  # records (pages) read at once: each call costs ~0.5 ms, each compute step ~10 us
 _MAX_SKIP = 64  # pages left to the Columnizer after repeated refusals (a drifting workspace)
-TIMESTAMP = pa.timestamp("us", tz="UTC")
-_SECONDS = pa.timestamp("s", tz="UTC")
 
 
 class NotYetKnown(NotColumnar):
@@ -218,7 +217,7 @@ def _put(columns: dict[str, pa.Array], c: Column, values: pa.Array) -> None:
     elif c.kind is STAMP:
         if values.null_count < len(values) and pc.min(values).as_py() == 0:
             values = pc.if_else(pc.equal(values, 0), pa.scalar(None, pa.int64()), values)
-        values = values.cast(_SECONDS).cast(TIMESTAMP)
+        values = timestamps(values)
     columns[c.column] = values
 
 
