@@ -272,9 +272,6 @@ class ArrowBatch:
                 stamps.append(name)
                 field = pa.field(name, TIMESTAMP)  # nullable, as this path always wrote timestamps
             fields.append(field)
-        if not pieces:
-            arrays = self._rows_arrays(rows, own, stamps, linkage)
-            return pa.Table.from_arrays([arrays[f.name] for f in fields], schema=pa.schema(fields))
         chunks: dict[str, list[pa.Array]] = {f.name: [] for f in fields}
         if rows:
             arrays = self._rows_arrays(rows, own, stamps, linkage)
