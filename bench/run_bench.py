@@ -66,6 +66,7 @@ def emulator(profile: str, seed: int, scale: float, latency_ms: float, quota: in
         "--rate-limit-per-minute", str(quota),
         "--workspace-rate-limit-per-minute", str(workspace_quota),
         "--other-apps-per-minute", str(other_apps), "--log-level", "WARNING",
+        "--cache-records",  # pages joined from stored bytes: the emulator must not bound the wall
     ]
     proc = EmulatorProcess(profile=profile, seed=seed, args=args)
     proc.start(timeout=600)

@@ -54,15 +54,23 @@ def _drift(obj: dict[str, Any]) -> None:
             obj[key] = str(value)
 
 
+def data_faults_apply(request: web.Request, listing: bool = True) -> bool:
+    """Whether this request's fate edits its records (extra fields, type or shape drift)."""
+    fate = request.get(FATE_KEY)
+    if fate is None:
+        return False
+    return bool(fate.extra_fields_rate or fate.type_drift_rate or (listing and fate.shape))
+
+
 def apply_data_faults(
     request: web.Request, records: list[dict[str, Any]], listing: bool = True
 ) -> list[dict[str, Any]]:
     """Unknown extra fields and type drift, per record, on copies (the caches stay clean); shape
     drift (shape_drift.py) on list pages only (`listing`)."""
-    fate = request.get(FATE_KEY)
-    shape = fate.shape if fate is not None and listing else None
-    if fate is None or (not fate.extra_fields_rate and not fate.type_drift_rate and not shape):
+    if not data_faults_apply(request, listing):
         return records
+    fate = request[FATE_KEY]
+    shape = fate.shape if listing else None
     faults = state_of(request).faults
     out = []
     for rec in records:

@@ -6,10 +6,11 @@ import math
 from bisect import bisect_left, bisect_right
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from intercom_emulator import search
-from intercom_emulator.routes.common import apply_data_faults, per_page_of, state_of
+from intercom_emulator.routes.common import apply_data_faults, data_faults_apply, per_page_of, state_of
 from intercom_emulator.state import ApiError, EmulatorState, json_response
 
 
@@ -44,6 +45,28 @@ def page_records(state: EmulatorState, model: str, ordered: Ordered, chunk: list
     if not ordered.by_id:
         return chunk
     return [r for r in (state.ws.get(model, i) for i in chunk) if r is not None]
+
+
+def page_response(
+    request: web.Request, model: str, ordered: Ordered, chunk: list[Any], list_type: str, items_key: str,
+    pages: dict[str, Any],
+) -> web.Response:
+    """A list page: `{"type", items_key, "total_count", "pages"}`.
+
+    When no data fault edits this request's records, a page of ids is joined from the records'
+    stored bytes instead of decoded and encoded again (about 30 x cheaper a record), so that the
+    emulator serving a big workspace is not what a benchmark's wall measures.
+    """
+    state = state_of(request)
+    if ordered.by_id and not data_faults_apply(request):
+        raws = [b for b in (state.ws.raw(model, i) for i in chunk) if b is not None]
+        body = b"".join((
+            b'{"type":', orjson.dumps(list_type), b',"', items_key.encode(), b'":[', b",".join(raws),
+            b'],"total_count":', str(len(ordered.records)).encode(), b',"pages":', orjson.dumps(pages), b"}",
+        ))
+        return web.Response(body=body, content_type="application/json")
+    records = apply_data_faults(request, page_records(state, model, ordered, chunk))
+    return json_response({"type": list_type, items_key: records, "total_count": len(ordered.records), "pages": pages})
 
 
 # Search queries touching only these fields (and sorts on them) are answered from the store's
@@ -119,6 +142,13 @@ def updated_slice(state: EmulatorState, model: str, lo: int, hi: int) -> Ordered
     return out
 
 
+def warm_updated_indexes(state: EmulatorState) -> None:
+    """Build the big models' `updated_at` indexes now (`serve --cache-records`): the first search of
+    a benchmark's sync then costs what the later ones do, not the ~1 s of a 200,000-contact index."""
+    for model in sorted(LIGHT_MODELS):
+        updated_slice(state, model, 0, 0)
+
+
 def cursor_page(
     ordered: Ordered, descending: bool, per_page: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -168,11 +198,4 @@ def cursor_list(request: web.Request, model: str, list_type: str, items_key: str
     chunk, pages = cursor_page(ordered, False, per_page, request.query.get("starting_after"))
     if model == "conversations" and "per_page" in request.query:
         pages["per_page"] = str(per_page)  # real GET /conversations echoes a passed per_page as a string
-    return json_response(
-        {
-            "type": list_type,
-            items_key: apply_data_faults(request, page_records(state, model, ordered, chunk)),
-            "total_count": len(ordered.records),
-            "pages": pages,
-        }
-    )
+    return page_response(request, model, ordered, chunk, list_type, items_key, pages)

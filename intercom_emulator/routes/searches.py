@@ -23,6 +23,7 @@ from intercom_emulator.routes.cursor import (
     cursor_page,
     light_ordered,
     page_records,
+    page_response,
     updated_range,
     updated_slice,
 )
@@ -96,9 +97,10 @@ def _search(request: web.Request, model: str, body: dict[str, Any]) -> web.Respo
     except search.SearchError as err:
         raise ApiError(400, err.code, err.message) from err
     chunk, pages = cursor_page(ordered, descending, per_page, pagination.get("starting_after"))
-    records = page_records(state, model, ordered, chunk)
-    if model == "tickets":  # real ticket search items embed their parts (unlike conversations)
-        records = [_with_parts(state.ws, dict(t)) for t in records]
+    if model != "tickets":
+        return page_response(request, model, ordered, chunk, list_type, items_key, pages)
+    # real ticket search items embed their parts (unlike conversations)
+    records = [_with_parts(state.ws, dict(t)) for t in page_records(state, model, ordered, chunk)]
     return json_response(
         {
             "type": list_type,

@@ -23,7 +23,7 @@ from dlt.common.normalizers.json.helpers import normalize_identifier
 from dlt.common.typing import TDataItem
 from dlt.extract.incremental import Incremental
 
-from . import arrow_items, json_lane, schema, settings
+from . import arrow_items, json_lane, relations, schema, settings
 from .api import IntercomClient
 from .arrow_items import ArrowBatch, MainThreadStep
 from .column_plans import Layout, NotColumnar
@@ -143,8 +143,7 @@ def read_records(
     rejects = ctx.rejects(spec.name)
     changed = incremental_records(ctx, cursor, spec.pages(ctx, cursor), spec.cursor, rejects)
     if spec.complete is not None:
-        complete = spec.complete
-        changed = (complete(ctx.client, raws, ctx.max_workers) for raws in changed)
+        changed = relations.completed_meanwhile(spec.complete, ctx.client, changed, ctx.max_workers)
     if spec.parts is None:
         shape, how = spec.shape, schema.Shaping(types, None, ctx.keep_nulls)
         fast = _columnar(ctx, spec, types)

@@ -27,8 +27,8 @@ Pure functions plus calls through `IntercomClient.paginate`; nothing here knows 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -138,6 +138,38 @@ def complete_contacts(client: IntercomClient, raws: Sequence[dict[str, Any]], ma
 def complete_companies(client: IntercomClient, raws: Sequence[dict[str, Any]], max_workers: int = 8) -> list[dict[str, Any]]:
     """One page of changed companies with their segments (one request per company)."""
     return _pooled(complete_company, client, raws, lambda r: r.get("id") is not None, max_workers)
+
+
+Completer = Callable[[IntercomClient, list[dict[str, Any]], int], list[dict[str, Any]]]
+
+
+def completed_meanwhile(
+    complete: Completer, client: IntercomClient, pages: Iterable[list[dict[str, Any]]], max_workers: int,
+    ahead: int = 8,
+) -> Iterator[list[dict[str, Any]]]:
+    """Pages completed by `complete` in a pool of `ahead` threads, handed on as each is done.
+
+    Why: completing a page waits for its relation requests (two round trips for a contact with
+    more than 10 tags and companies), and the stream's reading thread, which also shapes every
+    page, waited with it: 20 such requests at 100 ms were 2 s of a 15 s sync of 200,000 contacts.
+    Pages may come out of order; the windows already hand pages on as they come.
+    """
+    with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="intercom-complete") as pool:
+        pending: set[Future[list[dict[str, Any]]]] = set()
+        try:
+            for raws in pages:
+                pending.add(pool.submit(complete, client, raws, max_workers))
+                finished, pending = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
+                if len(pending) >= ahead:
+                    more, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    finished |= more
+                for future in finished:
+                    yield future.result()
+            for future in as_completed(pending):
+                yield future.result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def with_team_admins(raw: Mapping[str, Any]) -> dict[str, Any]:

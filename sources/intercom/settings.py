@@ -29,7 +29,10 @@ DEFAULT_MAX_WORKERS = 32  # upper bound of concurrent detail fetches; sized down
 
 SEARCH_PAGE_SIZE = 150  # Intercom's maximum for search and cursor lists
 SEARCH_SPLIT_MIN_PAGES = 8  # a search matching more pages than this is read as concurrent windows
-SEARCH_CHECKPOINT_RECORDS = 100_000  # a split search commits a load package (its progress) every so many records
+# a split search commits a load package (its progress) every so many records; fewer, larger parts
+# load faster (at 1,000,000 contacts 112.7 s against 161.5 s for 100,000: each part's merge scans
+# the whole table, and DuckDB writes row groups of 122,880 rows straight to disk, not via its WAL)
+SEARCH_CHECKPOINT_RECORDS = 250_000
 SEARCH_WINDOW_MIN_PAGES = 8  # pages per window at least, on average (each window ends on a part page)
 ACTIVITY_LOG_WINDOW_SECONDS = 5 * 24 * 3600  # 5-day windows: wider ones have caused 500s
 ACTIVITY_LOG_WORKERS = 8  # activity-log windows fetched at once

@@ -111,3 +111,22 @@ def test_relations_complete_and_removal_on_postgres(pg_sync) -> None:  # type: i
     pg_sync.run(streams=["contacts", "companies"])
     _assert_relations_complete(pg_sync)
     assert pg_sync.query(f"select count(*) from contacts__tags where contact_id = '{special}'") == [(24,)]
+
+
+def test_a_page_waiting_for_its_relations_does_not_hold_the_pages_after_it() -> None:
+    """`relations.completed_meanwhile`: the page whose contact needs two relation requests (at
+    100 ms each) is completed in the pool while the pages after it go on, then comes complete."""
+    from intercom_elt.sources.intercom import IntercomClient, relations
+    from intercom_emulator.testing import EmulatorServer
+
+    with EmulatorServer(profile="demo", seed=1, faults={"latency_ms": 100}) as emu:
+        ws = emu.workspace
+        special = special_contact(ws)
+        plain = [c for c in ws.ids("contacts") if len(ws.contact_tags(c)) <= 10 and len(ws.contact_companies(c)) <= 10][:6]
+        pages = [[ws.get("contacts", special)], *([ws.get("contacts", c)] for c in plain)]
+        with IntercomClient(emu.token, base_url=emu.base_url) as client:
+            out = list(relations.completed_meanwhile(relations.complete_contacts, client, iter(pages), 4))
+        tags, companies = len(ws.contact_tags(special)), len(ws.contact_companies(special))
+    assert out[-1][0]["id"] == special and len(out) == len(pages)  # last, though it came first
+    assert len(out[-1][0]["tags"]["data"]) == tags >= 25 and len(out[-1][0]["companies"]["data"]) == companies >= 12
+    assert sorted(out[:-1], key=str) == sorted(pages[1:], key=str)  # nothing to complete: as they were

@@ -28,7 +28,7 @@ from intercom_elt.pipelines import intercom_pipeline as ip
 from intercom_elt.pipelines.config import SourceSettings
 from intercom_elt.pipelines.config import Target as PipelineTarget
 from intercom_elt.pipelines.destination import pipeline_run_kwargs
-from intercom_elt.sources.intercom import IntercomClient
+from intercom_elt.sources.intercom import IntercomClient, windows
 from intercom_emulator.testing import EmulatorServer
 from tests.resilience.conftest import (
     TOKEN,
@@ -190,3 +190,32 @@ def test_incremental_run_after_a_windowed_sync_stays_one_chain(
         assert _windows_logged(caplog, "/contacts/search") == 0
         assert_matches_ground_truth(target.warehouse, ws, ("contacts",))
     assert searches == 1
+
+
+def test_crowded_windows_are_split_among_the_readers(caplog: pytest.LogCaptureFixture) -> None:
+    """Three windows even in time over two years, the recent days holding the most contacts: with a
+    mean of 3 pages a window, each window over it keeps its first share and hands the rest of its
+    range on, down to single days; every contact still comes exactly once, and the requests stay
+    within one partial last page per window started."""
+    caplog.set_level(logging.DEBUG, logger=WINDOWS_LOG)
+    with EmulatorServer(**WORKSPACE, faults={"latency_ms": 5}) as emu:
+        truth = emu.workspace.ground_truth("contacts")
+        client = IntercomClient(emu.token, base_url=emu.base_url, backoff_base=0.05)
+        try:
+            units = windows.Units("day", client.workspace_timezone())
+            epochs = [int(r["updated_at"]) for r in truth]
+            cuts = units.cuts(units.floor(min(epochs)), units.ceil(max(epochs) + 1), 3)
+            planned = [windows.Window(lo, hi) for lo, hi in zip(cuts, cuts[1:], strict=False)]
+            emu.reset_log()
+            pages = list(windows._concurrently(client, "contacts_search", units, planned, readers=4, mean_pages=3))
+        finally:
+            client.close()
+        searches = emu.request_log["POST /contacts/search"]
+    splits = [int(r.getMessage().rsplit(" ", 1)[1]) for r in caplog.records
+              if r.name == WINDOWS_LOG and " split in " in r.getMessage()]
+    ids = [r["id"] for page in pages for r in page]
+    assert len(planned) == 3 and len(splits) >= 3, splits
+    assert len(ids) == len(set(ids)) == len(truth) == 3_000
+    assert set(ids) == {r["id"] for r in truth}
+    started = len(planned) + sum(n - 1 for n in splits)
+    assert math.ceil(3_000 / PAGE) < searches <= math.ceil(3_000 / PAGE) + started
