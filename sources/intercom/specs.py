@@ -66,7 +66,7 @@ class StreamSpec:
     shape: Shape | None = None
     pages: Pages | None = None  # read_records: the stream's pages from its cursor
     cursor: str = "updated_at"  # read_records: the incremental field
-    complete: Callable[[IntercomClient, list[Record], int], list[Record]] | None = None  # embedded lists cut at 10
+    complete: relations.Completion | None = None  # embedded lists cut at 10, company segments
     custom_attributes: str | None = None  # the data-attribute model typing its `custom_*` columns
     record_shape: schema.RecordShape | None = None  # read_records: rows built columnar (columnar.py)
     parts: Parts | None = None  # a parent: its detail's parts; a child (with `parent`): the same
@@ -150,12 +150,12 @@ SPECS: dict[str, StreamSpec] = {
     for spec in (
         StreamSpec(
             "contacts", read_records, "contacts_search", schema.CONTACT_COLUMNS, _contact,
-            search("contacts_search", SearchSplit("day")), complete=relations.complete_contacts, custom_attributes="contact",
+            search("contacts_search", SearchSplit("day")), complete=relations.CONTACTS, custom_attributes="contact",
             record_shape=schema.CONTACT_SHAPE, history=True, deletes="reconciled",
         ),
         StreamSpec(
             "companies", read_records, "companies_list", schema.COMPANY_COLUMNS, _company, companies_scroll,
-            complete=relations.complete_companies, custom_attributes="company", record_shape=schema.COMPANY_SHAPE,
+            complete=relations.COMPANIES, custom_attributes="company", record_shape=schema.COMPANY_SHAPE,
             history=True, deletes="reconciled",
         ),
         StreamSpec(
