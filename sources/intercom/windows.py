@@ -37,7 +37,7 @@ import logging
 import math
 import queue
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -330,7 +330,7 @@ def _concurrently(
     # page only once its last one was taken, so a slow consumer holds the readers, not memory
     ahead.pages.maxsize = _HANDED_ON_PAGES
     pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="intercom-window")
-    futures = []
+    futures: list[Future[None]] = []
 
     def share_of(window: Window, first: list[Record], pager: BodyCursor) -> Window:
         """The part of `window` this chain keeps; the rest is submitted as new windows."""
