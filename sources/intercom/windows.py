@@ -254,19 +254,19 @@ class _Plan:
 
     def pages(self, first: list[Record], progress: _Progress, checkpoint_records: int) -> Iterator[list[Record]]:
         units = self.units
-        epochs = [e for e in (schema.to_epoch(r.get("updated_at")) for r in first) if e is not None]
-        if not epochs:  # nothing to place windows with: one chain
+        scouted = _last_epoch(first)
+        if scouted is None:  # nothing to place windows with: one chain
             progress.finished()
             yield progress.kept(first)
             for page in self.client.search(self.endpoint, self._query()):
                 yield progress.kept(page)
             return
-        start = max(units.floor(max(epochs)), progress.done_until or 0)  # a resumed part: from where it stopped
+        start = max(units.floor(scouted), progress.done_until or 0)  # a resumed part: from where it stopped
         yield progress.kept([r for r in first if Window(0, start).holds(r)])  # complete below `start`: sorted
 
         newest_page = next(self.client.search(self.endpoint, self._query(), descending=True, per_page=1), [])
         newest = schema.to_epoch(newest_page[0].get("updated_at")) if newest_page else None
-        newest = max(newest or 0, max(epochs))
+        newest = max(newest or 0, scouted)
         backfill_end = int(self.cursor.end_value.timestamp()) if self.cursor.end_value is not None else None
         # closed up to the newest record's unit (a record changed from now on lands past it, in the
         # tail), or up to a backfill's end when that comes first
@@ -306,6 +306,7 @@ class _Added:
 
 
 def _last_epoch(page: list[Record]) -> int | None:
+    """The newest usable `updated_at` of a page (ascending: its last), None when none is usable."""
     epochs = [e for e in (schema.to_epoch(r.get("updated_at")) for r in page) if e is not None]
     return max(epochs) if epochs else None
 
@@ -357,8 +358,7 @@ def _concurrently(
                     kept = share_of(window, page, pager)
                 if not ahead.put([r for r in page if kept.holds(r)]):
                     return
-                last = _last_epoch(page)
-                if kept is not window and last is not None and kept.hi is not None and last >= kept.hi:
+                if kept is not window and kept.hi is not None and (_last_epoch(page) or 0) >= kept.hi:
                     break  # ascending: every record of the kept share was on this page or before
             ahead.put(PAGES_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
