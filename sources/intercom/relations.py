@@ -113,12 +113,12 @@ def complete_company(client: IntercomClient, raw: dict[str, Any]) -> dict[str, A
 
 def _pooled(
     fn: Callable[[IntercomClient, dict[str, Any]], dict[str, Any]], client: IntercomClient, raws: Sequence[dict[str, Any]],
-    wanted: Callable[[dict[str, Any]], bool], max_workers: int,
+    todo: Sequence[int], max_workers: int,
 ) -> list[dict[str, Any]]:
-    todo = [i for i, r in enumerate(raws) if wanted(r)]
-    if not todo:
-        return list(raws)
+    """`raws` with `fn` applied to the records at the positions `todo`, concurrently."""
     out = list(raws)
+    if not todo:
+        return out
     if len(todo) == 1 or max_workers <= 1:
         for i in todo:
             out[i] = fn(client, raws[i])
@@ -136,9 +136,15 @@ class Completion:
     record: Callable[[IntercomClient, dict[str, Any]], dict[str, Any]]
     wanted: Callable[[dict[str, Any]], bool]
 
-    def page(self, client: IntercomClient, raws: Sequence[dict[str, Any]], max_workers: int = 8) -> list[dict[str, Any]]:
-        """One page with its wanted records completed (fetched concurrently)."""
-        return _pooled(self.record, client, raws, self.wanted, max_workers)
+    def todo(self, raws: Sequence[dict[str, Any]]) -> list[int]:
+        """The positions of the records that need requests."""
+        return [i for i, r in enumerate(raws) if self.wanted(r)]
+
+    def page(
+        self, client: IntercomClient, raws: Sequence[dict[str, Any]], max_workers: int, todo: Sequence[int],
+    ) -> list[dict[str, Any]]:
+        """One page with its records at `todo` completed concurrently."""
+        return _pooled(self.record, client, raws, todo, max_workers)
 
 
 # a contact's tag and company lists when cut at 10; every company's segments (one request each)
@@ -163,8 +169,9 @@ def completed_meanwhile(
         waiting: deque[tuple[int, Future[list[dict[str, Any]]]]] = deque()
         try:
             for n, raws in enumerate(pages):
-                if any(completion.wanted(r) for r in raws):
-                    waiting.append((n + behind, pool.submit(completion.page, client, raws, max_workers)))
+                todo = completion.todo(raws)
+                if todo:
+                    waiting.append((n + behind, pool.submit(completion.page, client, raws, max_workers, todo)))
                 else:
                     yield raws
                 while waiting and waiting[0][0] <= n:
