@@ -540,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
     args.destinations = [d.strip() for d in args.destinations.split(",") if d.strip()]
     args.memory_scales = [float(s) for s in args.memory_scales.split(",") if s.strip()]
+    if args.tmp:
+        Path(args.tmp).mkdir(parents=True, exist_ok=True)
     report = Report()
     report.data["meta"] = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
