@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +26,7 @@ from intercom_elt.pipelines.destination import (
     saved_target,
 )
 from intercom_elt.pipelines.failures import describe_failure, translate_errors
+from intercom_elt.pipelines.first_load import empty_tables
 from intercom_elt.pipelines.lock import pipeline_lock
 from intercom_elt.pipelines.packages import count_then_clean, run_load_ids
 from intercom_elt.pipelines.preflight import (
@@ -48,10 +50,13 @@ from intercom_elt.sources.intercom.specs import SPECS
 logger = logging.getLogger(__name__)
 
 
-def build_source(settings: SourceSettings, client: IntercomClient | None = None) -> DltSource:
+def build_source(
+    settings: SourceSettings, client: IntercomClient | None = None, empty_tables: Sequence[str] = (),
+) -> DltSource:
     """The dlt source with every setting passed explicitly (no second config lookup).
 
-    Passing our own `client` lets the summary read exactly this run's request counters.
+    Passing our own `client` lets the summary read exactly this run's request counters;
+    `empty_tables`: see first_load.py.
     """
     return intercom_source(
         access_token=settings.access_token,
@@ -66,6 +71,7 @@ def build_source(settings: SourceSettings, client: IntercomClient | None = None)
         checkpoint_records=settings.checkpoint_records,
         client=client,
         history=settings.history,
+        empty_tables=empty_tables,
     )
 
 
@@ -155,8 +161,10 @@ def run_until_caught_up(
 ) -> list[str]:
     """`pipeline.run` of the source, then again for the streams whose split search stopped at a
     checkpoint (windows.py: a long search commits its progress every `checkpoint_records`), until
-    none is left. Returns the load ids of every part."""
-    pipeline.run(build_source(settings, client), **run_kwargs)
+    none is left. Returns the load ids of every part. Streams whose tables are still empty are
+    appended into (first_load.py); a full refresh empties them all."""
+    empty = settings.selected if run_kwargs.get("refresh") else empty_tables(pipeline, settings.selected)
+    pipeline.run(build_source(settings, client, empty), **run_kwargs)
     load_ids = run_load_ids(pipeline)
     run_kwargs.pop("refresh", None)
     seen: list[Any] = []
@@ -166,7 +174,8 @@ def run_until_caught_up(
             logger.warning("split search of %s made no progress; the next run goes on", ", ".join(left))
             break
         seen = copy.deepcopy(progress)
-        pipeline.run(build_source(replace(settings, streams=left), client), **run_kwargs)
+        empty = empty_tables(pipeline, left)
+        pipeline.run(build_source(replace(settings, streams=left), client, empty), **run_kwargs)
         load_ids += run_load_ids(pipeline)
     return load_ids
 

@@ -58,6 +58,10 @@ def render(schema: dict[str, Any]) -> str:
         )
         if isinstance(disposition, dict):
             disposition = disposition.get("disposition", "?")
+        if disposition == "append" and keys and not parent:
+            # a stream's first load into its empty table is an append (sources/intercom/first_load.py);
+            # every later run merges on the key
+            disposition = "merge"
         if keys:
             key = ", ".join(f"`{k}`" for k in keys)
         elif parent:

@@ -60,7 +60,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-@dlt.source(name="intercom", section="intercom", max_table_nesting=1)
+# root_key: child tables carry `_dlt_root_id` whatever their table's disposition, so a table first
+# appended into (first_load.py) is merged into by later runs like any other
+@dlt.source(name="intercom", section="intercom", max_table_nesting=1, root_key=True)
 def intercom_source(
     access_token: str = dlt.secrets.value,
     region: str = settings.DEFAULT_REGION,
@@ -76,6 +78,7 @@ def intercom_source(
     history: bool = False,
     columnar: bool = True,
     json_lane: bool = True,
+    empty_tables: Sequence[str] = (),
 ) -> list[DltResource]:
     """Intercom workspace as dlt resources.
 
@@ -99,6 +102,10 @@ def intercom_source(
         json_lane: with `columnar`, whole pages of contacts parsed by Arrow's JSON reader where what
             they hold was seen before (json_lane.py); False (`SOURCES__INTERCOM__JSON_LANE=false`)
             leaves every record to columnar.py.
+        empty_tables: streams whose destination tables hold no rows yet: an incremental one is
+            appended, not merged, unless a record comes twice (first_load.py). The caller checks
+            the destination just before the run (pipelines/first_load.py); a wrong name costs
+            duplicate rows, so leave it empty when unsure.
     """
     options = IntercomOptions(
         access_token=access_token, region=region, base_url=base_url, intercom_version=intercom_version,
@@ -123,7 +130,7 @@ def intercom_source(
         json_lane=bool(json_lane),
         secrets=(access_token,) if isinstance(access_token, str) and access_token else (),
     )
-    run = RunShape(tuple(selected), start, end, options.lookback_seconds, options.history)
+    run = RunShape(tuple(selected), start, end, options.lookback_seconds, options.history, frozenset(empty_tables))
     built: dict[str, DltResource] = {}
     for spec in in_build_order(SPECS.values()):
         if not wanted(spec, run.selected) or not spec.available(client.intercom_version, end is not None):

@@ -28,6 +28,7 @@ from .api import IntercomClient
 from .arrow_items import ArrowBatch, MainThreadStep
 from .column_plans import Layout, NotColumnar
 from .columnar import Columnizer
+from .first_load import RepeatWatch
 from .json_lane import JsonLane
 from .rejects import Rejects, is_rejects_item, rows_and_rejects
 from .streams import (
@@ -136,12 +137,28 @@ def read_records(
 
     Records are completed (`spec.complete`: lists embedded cut at 10) and detailed (`spec.parts`:
     the detail's parts handed to the child stream) only when they changed since they were loaded.
+    A stream appended into empty tables (first_load.py) ends with its table back to merge if a
+    record came twice.
     """
-    assert spec.pages is not None and spec.shape is not None
+    assert spec.pages is not None
     types = ctx.custom_types(spec.custom_attributes)
-    hints = FirstPageHints(types)
     rejects = ctx.rejects(spec.name)
     changed = incremental_records(ctx, cursor, spec.pages(ctx, cursor), spec.cursor, rejects)
+    watch = RepeatWatch(spec.hint_columns) if spec.name in ctx.appended else None
+    if watch is not None:
+        changed = watch.pages(changed)
+    yield from _changed_rows(ctx, spec, cursor, changed, types, rejects)
+    if watch is not None:
+        yield from watch.last_items()
+
+
+def _changed_rows(
+    ctx: StreamContext, spec: StreamSpec, cursor: Incremental[Any], changed: Iterator[list[Record]],
+    types: schema.CustomTypes, rejects: Rejects,
+) -> Iterator[TDataItem]:
+    """The changed records' rows: completed, then the fast path, the usual way or with parts."""
+    assert spec.shape is not None
+    hints = FirstPageHints(types)
     if spec.complete is not None:
         changed = relations.completed_meanwhile(spec.complete, ctx.client, changed, ctx.max_workers)
     if spec.parts is None:

@@ -17,7 +17,7 @@ import dlt
 import pendulum
 from dlt.extract import DltResource
 
-from . import arrow_items
+from . import arrow_items, first_load
 from . import history as history_mode
 from .deletes import read_listed
 from .readers import read_attributes, read_parts, read_records
@@ -35,6 +35,7 @@ class RunShape:
     end: pendulum.DateTime | None
     lookback_seconds: int
     history: bool
+    empty: frozenset[str] = frozenset()  # streams whose tables hold no rows yet (first_load.py)
 
     def cursor(self, path: str) -> dlt.sources.incremental[pendulum.DateTime]:
         # "include": the rows of `_intercom_rejects` pass through the stream's incremental step
@@ -73,8 +74,12 @@ def _incremental(spec: StreamSpec, ctx: StreamContext, run: RunShape, built: Map
     disposition: dict[str, Any] = {"write_disposition": "merge"}
     if spec.history:
         disposition = history_mode.resource_hints(run.history)
+    columns = spec.hint_columns
+    if spec.name in run.empty and disposition == {"write_disposition": "merge"}:  # not history's scd2
+        disposition, columns = {"write_disposition": first_load.APPEND}, first_load.appended_columns(columns)
+        ctx.appended.add(spec.name)
     resource = dlt.resource(
-        spec.read, name=spec.name, primary_key=spec.primary_key, **disposition, columns=spec.hint_columns,
+        spec.read, name=spec.name, primary_key=spec.primary_key, **disposition, columns=columns,
         selected=spec.name in run.selected or spec.companion_of in run.selected,  # a parent only for its child: not loaded
     )
     bound = resource(ctx, spec, run.cursor(spec.cursor)).parallelize()

@@ -22,7 +22,8 @@ How a split search reads (`windowed_search`):
 4. Then the open tail [T, now) is read as one chain, last: a record updated while the sync runs
    gets a new `updated_at` >= M >= T and is read there even when its old window was already done
    (or had not started yet). Like the single chain before, such a record is then read twice, in
-   its two versions; the merge keeps one row per id.
+   its two versions; the merge keeps one row per id (a first load into empty tables is merged
+   then too, first_load.py).
 
 The number of readers is what the quota leaves to the search: the client's suggested concurrency,
 divided among the calls each record costs (a conversation's detail GET). A detail-bound stream
