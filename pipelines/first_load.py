@@ -1,9 +1,9 @@
 """Which streams' tables the destination holds no rows of yet: the source appends into those
 instead of merging (sources/intercom/first_load.py has why, and why that stays exact).
 
-Asked just before each package is extracted, under the pipeline's lock: every earlier package of
-the run is loaded by then (`finish_pending_packages`, then one `pipeline.run` after another), and no
-other run writes the dataset. A table counts as empty only when the destination says so: a missing
+Asked once, when the run begins, under the pipeline's lock: what an interrupted run left is loaded
+by then (`finish_pending_packages`), and no other run writes the dataset. The run's later packages
+(a split search commits several) know what the earlier ones loaded (`FirstLoad`). A table counts as empty only when the destination says so: a missing
 dataset or table, or a table without a row. Any other answer (the destination unreachable, no
 permission) counts as rows: the stream is merged as always, and the run reports the error itself.
 """

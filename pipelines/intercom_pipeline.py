@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -42,7 +42,7 @@ from intercom_elt.pipelines.reconcile import reconcile_deletes
 from intercom_elt.pipelines.rejects import REJECTS_TABLE, settle_rejects
 from intercom_elt.pipelines.resume import finish_pending_packages
 from intercom_elt.pipelines.summary import RunSummary, stats_to_summary
-from intercom_elt.sources.intercom import intercom_source, windows
+from intercom_elt.sources.intercom import FirstLoad, intercom_source, windows
 from intercom_elt.sources.intercom.api import IntercomClient
 from intercom_elt.sources.intercom.settings import MAX_RETRIES
 from intercom_elt.sources.intercom.specs import SPECS
@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 
 def build_source(
-    settings: SourceSettings, client: IntercomClient | None = None, empty_tables: Sequence[str] = (),
+    settings: SourceSettings, client: IntercomClient | None = None, empty_tables: Mapping[str, FirstLoad] | None = None,
 ) -> DltSource:
     """The dlt source with every setting passed explicitly (no second config lookup).
 
@@ -161,10 +161,11 @@ def run_until_caught_up(
 ) -> list[str]:
     """`pipeline.run` of the source, then again for the streams whose split search stopped at a
     checkpoint (windows.py: a long search commits its progress every `checkpoint_records`), until
-    none is left. Returns the load ids of every part. Streams whose tables are still empty are
-    appended into (first_load.py); a full refresh empties them all."""
+    none is left. Returns the load ids of every part. Streams whose tables are empty when the run
+    begins are appended into (first_load.py); a full refresh empties them all."""
     empty = settings.selected if run_kwargs.get("refresh") else empty_tables(pipeline, settings.selected)
-    pipeline.run(build_source(settings, client, empty), **run_kwargs)
+    first_loads = {name: FirstLoad() for name in empty}  # one for all the run's packages
+    pipeline.run(build_source(settings, client, first_loads), **run_kwargs)
     load_ids = run_load_ids(pipeline)
     run_kwargs.pop("refresh", None)
     seen: list[Any] = []
@@ -174,8 +175,8 @@ def run_until_caught_up(
             logger.warning("split search of %s made no progress; the next run goes on", ", ".join(left))
             break
         seen = copy.deepcopy(progress)
-        empty = empty_tables(pipeline, left)
-        pipeline.run(build_source(replace(settings, streams=left), client, empty), **run_kwargs)
+        still = {name: first for name, first in first_loads.items() if name in left}
+        pipeline.run(build_source(replace(settings, streams=left), client, still), **run_kwargs)
         load_ids += run_load_ids(pipeline)
     return load_ids
 

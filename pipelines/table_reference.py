@@ -58,8 +58,9 @@ def render(schema: dict[str, Any]) -> str:
         )
         if isinstance(disposition, dict):
             disposition = disposition.get("disposition", "?")
-        if disposition == "append" and keys and not parent:
-            # a stream's first load into its empty table is an append (sources/intercom/first_load.py);
+        root_keyed = any(v.get("primary_key") for v in tables.get(root, {}).get("columns", {}).values())
+        if disposition == "append" and root_keyed:
+            # a stream's first load into its empty tables is an append (sources/intercom/first_load.py);
             # every later run merges on the key
             disposition = "merge"
         if keys:

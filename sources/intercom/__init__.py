@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import dlt
 from dlt.sources import DltResource
@@ -34,6 +34,7 @@ from .errors import (
     IntercomPermissionError,
     IntercomRegionError,
 )
+from .first_load import FirstLoad
 from .options import DateLike, IntercomOptions
 from .rejects import REJECTS_TABLE
 from .resources import RunShape, build, in_build_order, wanted
@@ -42,6 +43,7 @@ from .streams import PartsHandOff, StreamContext
 
 __all__ = [
     "ClientStats",
+    "FirstLoad",
     "IntercomAPIError",
     "IntercomAuthError",
     "IntercomClient",
@@ -78,7 +80,7 @@ def intercom_source(
     history: bool = False,
     columnar: bool = True,
     json_lane: bool = True,
-    empty_tables: Sequence[str] = (),
+    empty_tables: Mapping[str, FirstLoad] | None = None,
 ) -> list[DltResource]:
     """Intercom workspace as dlt resources.
 
@@ -102,10 +104,10 @@ def intercom_source(
         json_lane: with `columnar`, whole pages of contacts parsed by Arrow's JSON reader where what
             they hold was seen before (json_lane.py); False (`SOURCES__INTERCOM__JSON_LANE=false`)
             leaves every record to columnar.py.
-        empty_tables: streams whose destination tables hold no rows yet: an incremental one is
-            appended, not merged, unless a record comes twice (first_load.py). The caller checks
-            the destination just before the run (pipelines/first_load.py); a wrong name costs
-            duplicate rows, so leave it empty when unsure.
+        empty_tables: streams whose destination tables held no rows when the run began, each with
+            one `FirstLoad` for all the run's packages: an incremental one is appended, not merged,
+            while no record comes twice (first_load.py). The caller checks the destination
+            (pipelines/first_load.py); a wrong name costs duplicate rows, so leave it out when unsure.
     """
     options = IntercomOptions(
         access_token=access_token, region=region, base_url=base_url, intercom_version=intercom_version,
@@ -130,7 +132,7 @@ def intercom_source(
         json_lane=bool(json_lane),
         secrets=(access_token,) if isinstance(access_token, str) and access_token else (),
     )
-    run = RunShape(tuple(selected), start, end, options.lookback_seconds, options.history, frozenset(empty_tables))
+    run = RunShape(tuple(selected), start, end, options.lookback_seconds, options.history, dict(empty_tables or {}))
     built: dict[str, DltResource] = {}
     for spec in in_build_order(SPECS.values()):
         if not wanted(spec, run.selected) or not spec.available(client.intercom_version, end is not None):

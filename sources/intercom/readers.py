@@ -144,7 +144,8 @@ def read_records(
     types = ctx.custom_types(spec.custom_attributes)
     rejects = ctx.rejects(spec.name)
     changed = incremental_records(ctx, cursor, spec.pages(ctx, cursor), spec.cursor, rejects)
-    watch = RepeatWatch(spec.hint_columns) if spec.name in ctx.appended else None
+    first = ctx.appended.get(spec.name)
+    watch = RepeatWatch(first, spec.hint_columns) if first is not None else None
     if watch is not None:
         changed = watch.pages(changed)
     yield from _changed_rows(ctx, spec, cursor, changed, types, rejects)

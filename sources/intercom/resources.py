@@ -10,7 +10,7 @@ quota idle for seconds at a time).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
@@ -35,7 +35,7 @@ class RunShape:
     end: pendulum.DateTime | None
     lookback_seconds: int
     history: bool
-    empty: frozenset[str] = frozenset()  # streams whose tables hold no rows yet (first_load.py)
+    empty: Mapping[str, first_load.FirstLoad] = field(default_factory=dict)  # tables empty at the run's start (first_load.py)
 
     def cursor(self, path: str) -> dlt.sources.incremental[pendulum.DateTime]:
         # "include": the rows of `_intercom_rejects` pass through the stream's incremental step
@@ -75,9 +75,10 @@ def _incremental(spec: StreamSpec, ctx: StreamContext, run: RunShape, built: Map
     if spec.history:
         disposition = history_mode.resource_hints(run.history)
     columns = spec.hint_columns
-    if spec.name in run.empty and disposition == {"write_disposition": "merge"}:  # not history's scd2
+    first = run.empty.get(spec.name)
+    if first is not None and not first.spent and disposition == {"write_disposition": "merge"}:  # not history's scd2
         disposition, columns = {"write_disposition": first_load.APPEND}, first_load.appended_columns(columns)
-        ctx.appended.add(spec.name)
+        ctx.appended[spec.name] = first
     resource = dlt.resource(
         spec.read, name=spec.name, primary_key=spec.primary_key, **disposition, columns=columns,
         selected=spec.name in run.selected or spec.companion_of in run.selected,  # a parent only for its child: not loaded

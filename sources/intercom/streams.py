@@ -37,6 +37,7 @@ from dlt.extract.incremental import Incremental
 
 from . import schema, settings
 from .api import IntercomClient
+from .first_load import FirstLoad
 from .rejects import Rejects
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ class StreamContext:
     main_thread_steps: dict[str, MainThreadStep] = field(default_factory=dict)  # by stream, arrow_items.py
     secrets: tuple[str, ...] = ()  # redacted from the records kept in the rejects table
     hand_offs: dict[str, PartsHandOff] = field(default_factory=dict)  # by parent stream
-    appended: set[str] = field(default_factory=set)  # streams appended into empty tables (first_load.py)
+    appended: dict[str, FirstLoad] = field(default_factory=dict)  # streams appended into empty tables (first_load.py)
 
     def custom_types(self, model: str | None) -> schema.CustomTypes:
         """The custom attribute types of a data-attribute `model` (none without one)."""

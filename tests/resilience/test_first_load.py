@@ -12,6 +12,7 @@ What a user checks after each kind of run, on DuckDB and Postgres, over real HTT
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,50 @@ def test_a_record_read_twice_in_the_first_sync_is_merged_to_its_newest_version(t
     assert compared["contacts"] == 1_000
     kept = target.warehouse.query(f"select name from contacts where id = '{oldest['id']}'")
     assert kept == [("changed after its page",)]
+
+
+def _loaded_packages(tmp_path: Path) -> int:
+    loaded = tmp_path / "pipelines" / "first_load" / "load" / "loaded"
+    return sum(1 for p in loaded.iterdir() if p.is_dir()) if loaded.is_dir() else 0
+
+
+def _package_dispositions(tmp_path: Path, table: str) -> list[str]:
+    """How each loaded package wrote `table`, in load order (the schema each package was loaded with)."""
+    loaded = tmp_path / "pipelines" / "first_load" / "load" / "loaded"
+    schemas = [json.loads((p / "schema.json").read_text()) for p in sorted(loaded.iterdir(), key=lambda p: float(p.name))]
+    return [s["tables"][table]["write_disposition"] for s in schemas if table in s["tables"]]
+
+
+def test_a_first_sync_in_several_packages_appends_each_and_merges_after_a_repeat(target: Target, tmp_path: Path) -> None:
+    """A split search commits a package every 1,000 contacts. Each is appended while its ids are
+    new to the run; a contact of the first package that changes once it is loaded comes again in
+    the tail, so the package that holds the tail is merged, keeping the newest version."""
+    with EmulatorServer(profile="bench", seed=1, scale=0.15, faults={"latency_ms": 60}) as emu:  # 3,000 contacts
+        ws = emu.workspace
+        oldest = min(ws.ground_truth("contacts"), key=lambda c: (int(c["updated_at"]), str(c["id"])))
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                _sync(emu, target, tmp_path, ("contacts",), start_date=START, checkpoint_records=1_000)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+                failure.append(exc)
+
+        sync = threading.Thread(target=run)
+        sync.start()
+        assert wait_until(lambda: _loaded_packages(tmp_path) >= 1, timeout=60)
+        appended = target.warehouse.query("select count(*) from contacts")[0][0]
+        assert 0 < appended < 3_000 and _staged_rows(target, "contacts") == 0  # the first package: appended
+        ws.update_contact(oldest["id"], name="changed after its package")
+        sync.join(timeout=120)
+        assert not sync.is_alive() and not failure, failure
+        compared = assert_matches_ground_truth(target.warehouse, ws, ("contacts",))
+    assert compared["contacts"] == 3_000
+    dispositions = _package_dispositions(tmp_path, "contacts")
+    assert len(dispositions) >= 3
+    assert dispositions == ["append"] * (len(dispositions) - 1) + ["merge"]  # the tail is the last package's
+    kept = target.warehouse.query(f"select name from contacts where id = '{oldest['id']}'")
+    assert kept == [("changed after its package",)]
 
 
 def test_a_backfill_over_loaded_tables_merges(target: Target, tmp_path: Path) -> None:
