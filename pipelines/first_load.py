@@ -3,9 +3,10 @@ instead of merging (sources/intercom/first_load.py has why, and why that stays e
 
 Asked once, when the run begins, under the pipeline's lock: what an interrupted run left is loaded
 by then (`finish_pending_packages`), and no other run writes the dataset. The run's later packages
-(a split search commits several) know what the earlier ones loaded (`FirstLoad`). A table counts as empty only when the destination says so: a missing
-dataset or table, or a table without a row. Any other answer (the destination unreachable, no
-permission) counts as rows: the stream is merged as always, and the run reports the error itself.
+(a split search commits several) know what the earlier ones loaded (`FirstLoad`). A table counts
+as empty only when the destination says so: a missing dataset or table, or a table without a row.
+Any other answer (the destination unreachable, no permission) counts as rows: the stream is merged
+as always, and the run reports the error itself.
 """
 
 from __future__ import annotations
