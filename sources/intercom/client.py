@@ -357,9 +357,11 @@ class HttpClient:
             sent = time.perf_counter()
             response = self._send(ep.method, target, params, json)
             self._observe_latency(time.perf_counter() - sent)
+            self.limiter.update(response.headers)
         except httpx.TransportError as exc:
             return _transport_failure(ep.template, exc)
-        self.limiter.update(response.headers)
+        finally:
+            self.limiter.settled()
         return self._judge(endpoint, ep, response)
 
     def _judge(self, endpoint: str, ep: settings.Endpoint, response: httpx.Response) -> dict[str, Any] | _Retry:

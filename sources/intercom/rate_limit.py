@@ -55,7 +55,7 @@ class RateLimiter:
     """Thread-safe pacing of requests from the last seen rate-limit headers.
 
     `acquire()` is called before every request and returns the seconds it slept; `update()` after
-    every answer. Below `low_water` remaining calls, requests are spaced (reset - now) / remaining
+    every answer, then `settled()` (also after a request that got no answer). Below `low_water` remaining calls, requests are spaced (reset - now) / remaining
     apart, handing out slots under a lock so concurrent workers queue instead of bursting.
     When a new window starts (the reset passed, or an answer reports a later one), workers still
     sleeping on the old window's slots are woken: the new window's budget is not left idle.
@@ -85,6 +85,7 @@ class RateLimiter:
         self._remaining: int | None = None
         self._reset_at: float | None = None  # on our clock
         self._next_slot = 0.0
+        self._in_flight = 0  # requests acquired and not yet settled
 
     def _low_water(self) -> int:
         if self._limit:
@@ -111,9 +112,17 @@ class RateLimiter:
             ):
                 if self._reset_at is not None and reset_at is not None and reset_at > self._reset_at + 0.5:
                     self._start_window()
-                self._remaining, self._reset_at = remaining, reset_at
+                # the other requests in flight may reach the server after this answer's count: the
+                # window's first answer cannot say, so they are counted as spent (without this, a
+                # new window's budget was overdrawn by up to the workers in flight: 429s)
+                self._remaining, self._reset_at = max(0, remaining - max(0, self._in_flight - 1)), reset_at
             else:
                 self._remaining = min(self._remaining, remaining)
+
+    def settled(self) -> None:
+        """A request acquired before has its answer (after `update`), or failed without one."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
 
     def exhausted(self) -> None:
         """Mark the budget as spent (a 429): every worker waits for the reset."""
@@ -141,6 +150,7 @@ class RateLimiter:
                     self._remaining -= 1
                 else:
                     self._remaining -= 1
+            self._in_flight += 1
             window = self._window
         if wait <= 0:
             return 0.0

@@ -71,6 +71,25 @@ def test_limiter_unit_behaviour() -> None:
     assert lim.acquire() == 0  # window passed
 
 
+def test_a_new_window_counts_the_requests_still_in_flight() -> None:
+    """30 workers send at once and the window's first answer comes back: the server may count the
+    other 29 after it, so the limiter takes them as spent. Before, it took the answer's count as it
+    was and let 39 more go, 69 sends into a window of 40: the rest answered 429."""
+    now = [1000.0]
+    lim = RateLimiter(clock=lambda: now[0], sleep=lambda s: None, jitter=0.0, min_low_water=0, low_water_fraction=0.0)
+    for _ in range(30):
+        assert lim.acquire() == 0  # no headers yet: all go
+    lim.update({"x-ratelimit-limit": "40", "x-ratelimit-remaining": "39", "x-ratelimit-reset": "1010"})
+    lim.settled()
+    more = 0
+    while lim.acquire() == 0 and more < 100:
+        more += 1
+    assert 30 + more <= 40 and more == 10
+    for _ in range(29 + more):  # the others answer, in any order: nothing changes but the count
+        lim.settled()
+    assert lim.snapshot()["remaining"] == 0
+
+
 def test_proxy_from_the_environment_is_used(emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """HTTP_PROXY is honoured: the API host here is a closed port, only the proxy (the emulator,
     which answers absolute-form requests by path) can answer, so success means the proxy was used."""
