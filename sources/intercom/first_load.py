@@ -24,6 +24,7 @@ the merges of later runs find them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -32,6 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.schema.typing import TColumnSchema
 from dlt.common.typing import TDataItem
+
+logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 
@@ -57,7 +60,8 @@ class RepeatWatch:
     """The ids of a stream's records in this package: did one come twice, here or in an earlier
     package of the run?"""
 
-    def __init__(self, load: FirstLoad, columns: Mapping[str, TColumnSchema]) -> None:
+    def __init__(self, stream: str, load: FirstLoad, columns: Mapping[str, TColumnSchema]) -> None:
+        self.stream = stream
         self.load = load
         self._ids: set[int] | None = None if load.spent else set()  # None: a repeat seen, nothing more to learn
         self._sorted = {name: column for name, column in columns.items() if "dedup_sort" in column}
@@ -84,5 +88,8 @@ class RepeatWatch:
             else:
                 load.loaded = pa.concat_arrays([load.loaded, current])
         if ids is None:
+            if not load.spent:
+                logger.info("%s: a record came twice (it changed while the sync read it): this package and the "
+                            "rest of the run are merged, keeping its newest version", self.stream)
             load.spent = True
             yield dlt.mark.with_hints([], dlt.mark.make_hints(write_disposition="merge", columns=self._sorted))

@@ -145,7 +145,7 @@ def read_records(
     rejects = ctx.rejects(spec.name)
     changed = incremental_records(ctx, cursor, spec.pages(ctx, cursor), spec.cursor, rejects)
     first = ctx.appended.get(spec.name)
-    watch = RepeatWatch(first, spec.hint_columns) if first is not None else None
+    watch = RepeatWatch(spec.name, first, spec.hint_columns) if first is not None else None
     if watch is not None:
         changed = watch.pages(changed)
     yield from _changed_rows(ctx, spec, cursor, changed, types, rejects)

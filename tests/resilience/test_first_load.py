@@ -13,6 +13,7 @@ What a user checks after each kind of run, on DuckDB and Postgres, over real HTT
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -98,9 +99,13 @@ def test_first_sync_appends_and_the_next_run_merges(
     assert after == before - 1
 
 
-def test_a_record_read_twice_in_the_first_sync_is_merged_to_its_newest_version(target: Target, tmp_path: Path) -> None:
+def test_a_record_read_twice_in_the_first_sync_is_merged_to_its_newest_version(
+    target: Target, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
     """The oldest contact changes after the first page was served: the search hands it again on
-    the last page (it now sorts last), so the package holds it twice and is merged."""
+    the last page (it now sorts last), so the package holds it twice and is merged (and the log
+    says so)."""
+    caplog.set_level(logging.INFO, logger="intercom_elt")
     with EmulatorServer(**WORKSPACE, faults={"latency_ms": 100}) as emu:
         ws = emu.workspace
         oldest = min(ws.ground_truth("contacts"), key=lambda c: (int(c["updated_at"]), str(c["id"])))
@@ -126,6 +131,9 @@ def test_a_record_read_twice_in_the_first_sync_is_merged_to_its_newest_version(t
     assert compared["contacts"] == 1_000
     kept = target.warehouse.query(f"select name from contacts where id = '{oldest['id']}'")
     assert kept == [("changed after its page",)]
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("contacts: no rows in the destination yet, appended into") for m in said), said
+    assert any(m.startswith("contacts: a record came twice") for m in said), said
 
 
 def _loaded_packages(tmp_path: Path) -> int:
