@@ -165,9 +165,6 @@ def run_until_caught_up(
     begins are appended into (first_load.py); a full refresh empties them all."""
     empty = settings.selected if run_kwargs.get("refresh") else empty_tables(pipeline, settings.selected)
     first_loads = {name: FirstLoad() for name in empty}  # one for all the run's packages
-    if first_loads:
-        logger.info("%s: no rows in the destination yet, appended into (no staging copy, no merge) while no "
-                    "record comes twice", ", ".join(sorted(first_loads)))
     pipeline.run(build_source(settings, client, first_loads), **run_kwargs)
     load_ids = run_load_ids(pipeline)
     run_kwargs.pop("refresh", None)

@@ -55,8 +55,9 @@ class RateLimiter:
     """Thread-safe pacing of requests from the last seen rate-limit headers.
 
     `acquire()` is called before every request and returns the seconds it slept; `update()` after
-    every answer, then `settled()` (also after a request that got no answer). Below `low_water` remaining calls, requests are spaced (reset - now) / remaining
-    apart, handing out slots under a lock so concurrent workers queue instead of bursting.
+    every answer, then `settled()` (also after a request that got no answer). Below `low_water`
+    remaining calls, requests are spaced (reset - now) / remaining apart, handing out slots under
+    a lock so concurrent workers queue instead of bursting.
     When a new window starts (the reset passed, or an answer reports a later one), workers still
     sleeping on the old window's slots are woken: the new window's budget is not left idle.
     """

@@ -9,6 +9,7 @@ quota idle for seconds at a time).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,8 @@ from .readers import read_attributes, read_parts, read_records
 from .rejects import with_rejects_table
 from .specs import StreamSpec
 from .streams import StreamContext
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ def _incremental(spec: StreamSpec, ctx: StreamContext, run: RunShape, built: Map
     if first is not None and not first.spent and disposition == {"write_disposition": "merge"}:  # not history's scd2
         disposition, columns = {"write_disposition": first_load.APPEND}, first_load.appended_columns(columns)
         ctx.appended[spec.name] = first
+        logger.info("%s: no rows in the destination yet, appended into (no staging copy, no merge) while no "
+                    "record comes twice", spec.name)
     resource = dlt.resource(
         spec.read, name=spec.name, primary_key=spec.primary_key, **disposition, columns=columns,
         selected=spec.name in run.selected or spec.companion_of in run.selected,  # a parent only for its child: not loaded
