@@ -26,6 +26,8 @@ import duckdb
 import pendulum
 import pytest
 
+from intercom_elt.pipelines import intercom_pipeline as ip
+from intercom_elt.pipelines.config import SourceSettings
 from intercom_elt.pipelines.config import Target as PipelineTarget
 from intercom_elt.pipelines.destination import pipeline_run_kwargs
 from intercom_elt.sources.intercom import IntercomClient, intercom_source
@@ -280,6 +282,28 @@ def assert_matches_ground_truth(wh: Warehouse, ws: Any, streams: Sequence[str] =
 
 
 # --------------------------------------------------------------------------- saved cursors
+def product_pipeline(target: Target, pipelines_dir: Path, name: str) -> dlt.Pipeline:
+    """A dlt pipeline to `target`, as the product makes one (its own working dir under `pipelines_dir`)."""
+    return dlt.pipeline(
+        pipeline_name=name, destination=target.destination, dataset_name=target.dataset, pipelines_dir=str(pipelines_dir),
+    )
+
+
+def sync_product_path(
+    emu: EmulatorServer, target: Target, pipelines_dir: Path, name: str, streams: Sequence[str], **options: Any,
+) -> tuple[dlt.Pipeline, list[str]]:
+    """The product's run path (`run_until_caught_up`, every part) in this process: the pipeline and
+    the load ids of the run."""
+    pipeline = product_pipeline(target, pipelines_dir, name)
+    settings = SourceSettings(access_token=emu.token, base_url=emu.base_url, streams=list(streams), **options).validated()
+    client = IntercomClient(emu.token, base_url=emu.base_url, backoff_base=0.05)
+    try:
+        loads = ip.run_until_caught_up(pipeline, settings, client, **pipeline_run_kwargs(PipelineTarget(destination=target.kind)))
+    finally:
+        client.close()
+    return pipeline, loads
+
+
 def _decode_dlt_value(value: Any) -> Any:
     """dlt's state JSON prefixes typed values with a private-use char (\\uf027 = datetime)."""
     if isinstance(value, str) and value[:1] == "\uf027":

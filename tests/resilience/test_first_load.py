@@ -22,14 +22,18 @@ import dlt
 import pendulum
 import pytest
 
-from intercom_elt.pipelines import intercom_pipeline as ip
-from intercom_elt.pipelines.config import SourceSettings
 from intercom_elt.pipelines.config import Target as PipelineTarget
 from intercom_elt.pipelines.destination import pipeline_run_kwargs
 from intercom_elt.pipelines.first_load import empty_tables
-from intercom_elt.sources.intercom import IntercomClient
 from intercom_emulator.testing import EmulatorServer
-from tests.resilience.conftest import Target, Warehouse, assert_matches_ground_truth, wait_until
+from tests.resilience.conftest import (
+    Target,
+    Warehouse,
+    assert_matches_ground_truth,
+    product_pipeline,
+    sync_product_path,
+    wait_until,
+)
 
 START = "2020-01-01"
 # 1,000 contacts: 7 search pages, one chain (a search is split into windows from 8 pages)
@@ -37,22 +41,12 @@ WORKSPACE = {"profile": "bench", "seed": 3, "scale": 0.05}
 
 
 def _pipeline(target: Target, tmp_path: Path) -> dlt.Pipeline:
-    return dlt.pipeline(
-        pipeline_name="first_load", destination=target.destination, dataset_name=target.dataset,
-        pipelines_dir=str(tmp_path / "pipelines"),
-    )
+    return product_pipeline(target, tmp_path / "pipelines", "first_load")
 
 
 def _sync(emu: EmulatorServer, target: Target, tmp_path: Path, streams: tuple[str, ...], **options: Any) -> dlt.Pipeline:
     """The product's run path (`run_until_caught_up`), in this process."""
-    pipeline = _pipeline(target, tmp_path)
-    settings = SourceSettings(access_token=emu.token, base_url=emu.base_url, streams=list(streams), **options).validated()
-    client = IntercomClient(emu.token, base_url=emu.base_url, backoff_base=0.05)
-    try:
-        ip.run_until_caught_up(pipeline, settings, client, **pipeline_run_kwargs(PipelineTarget(destination=target.kind)))
-    finally:
-        client.close()
-    return pipeline
+    return sync_product_path(emu, target, tmp_path / "pipelines", "first_load", streams, **options)[0]
 
 
 def _disposition(pipeline: dlt.Pipeline, table: str) -> str:

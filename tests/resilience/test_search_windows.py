@@ -20,14 +20,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import dlt
 import pendulum
 import pytest
 
-from intercom_elt.pipelines import intercom_pipeline as ip
-from intercom_elt.pipelines.config import SourceSettings
-from intercom_elt.pipelines.config import Target as PipelineTarget
-from intercom_elt.pipelines.destination import pipeline_run_kwargs
 from intercom_elt.sources.intercom import IntercomClient, windows
 from intercom_emulator.testing import EmulatorServer
 from tests.resilience.conftest import (
@@ -35,6 +30,7 @@ from tests.resilience.conftest import (
     Target,
     assert_matches_ground_truth,
     subprocess_env,
+    sync_product_path,
     wait_until,
 )
 
@@ -50,20 +46,7 @@ WORKSPACE = {"profile": "bench", "seed": 1, "scale": 0.15}
 
 def _sync(emu: EmulatorServer, target: Target, tmp_path: Path, streams: tuple[str, ...], **options: Any) -> list[str]:
     """The product's run path (`run_until_caught_up`) in this process; returns the load ids."""
-    pipeline = dlt.pipeline(
-        pipeline_name="windows", destination=target.destination, dataset_name=target.dataset,
-        pipelines_dir=str(tmp_path / "pipelines"),
-    )
-    settings = SourceSettings(
-        access_token=emu.token, base_url=emu.base_url, streams=list(streams), **options
-    ).validated()
-    client = IntercomClient(emu.token, base_url=emu.base_url, backoff_base=0.05)
-    try:
-        return ip.run_until_caught_up(
-            pipeline, settings, client, **pipeline_run_kwargs(PipelineTarget(destination=target.kind))
-        )
-    finally:
-        client.close()
+    return sync_product_path(emu, target, tmp_path / "pipelines", "windows", streams, **options)[1]
 
 
 def _windows_logged(caplog: pytest.LogCaptureFixture, endpoint: str) -> int:
