@@ -23,7 +23,7 @@ from .errors import (
     IntercomScrollError,
     IntercomTransientError,
 )
-from .pagers import BodyCursor, NextUrl, PageRequest, QueryCursor, RecordsAt, ScrollPager
+from .pagers import BodyCursor, NextUrl, P, PageParse, PageRequest, QueryCursor, RecordsAt, ScrollPager
 
 logger = logging.getLogger(__name__)
 
@@ -104,15 +104,18 @@ class IntercomClient(HttpClient):
     def search(
         self, endpoint: str, query: Mapping[str, Any], *, sort_field: str = "updated_at",
         per_page: int = settings.SEARCH_PAGE_SIZE, descending: bool = False, pager: BodyCursor | None = None,
-    ) -> Iterator[list[Record]]:
+        parse: PageParse[P] | None = None,
+    ) -> Iterator[list[Record] | P]:
         """Pages of a search endpoint, ascending on `sort_field` (unless `descending`); the cursor
-        travels in the body. A `pager` of the caller's shows each page's `total_count`."""
+        travels in the body. A `pager` of the caller's shows each page's `total_count`; a page
+        `parse` reads is handed on as it made it (arrow_pages.py)."""
         body = {
             "query": query, "sort": {"field": sort_field, "order": "descending" if descending else "ascending"},
             "pagination": {"per_page": per_page},
         }
         yield from self.paginate(
-            endpoint, pager or BodyCursor(), PageRequest(json=body), records=SEARCH_RECORDS.get(endpoint, RecordsAt())
+            endpoint, pager or BodyCursor(), PageRequest(json=body), records=SEARCH_RECORDS.get(endpoint, RecordsAt()),
+            parse=parse,
         )
 
     def list_ids(self, endpoint: str, key: str) -> set[str]:

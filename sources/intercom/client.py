@@ -38,7 +38,7 @@ from .errors import (
     error_for_status,
     no_token_message,
 )
-from .pagers import Pager, PageRequest, RecordsAt
+from .pagers import P, PageParse, Pager, PageRequest, RecordsAt
 from .rate_limit import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -327,11 +327,20 @@ class HttpClient:
         A call that is not `idempotent` (a scroll page: the server may have moved the scroll on
         before the answer was lost) is never resent after a failure; the caller restarts instead.
         """
+        body = self._call(endpoint, path_params, params, json, url, idempotent, None)
+        assert isinstance(body, dict)
+        return body
+
+    def _call(
+        self, endpoint: str, path_params: Mapping[str, str] | None, params: Mapping[str, Any] | None, json: Any,
+        url: str | None, idempotent: bool, parse: PageParse[P] | None,
+    ) -> dict[str, Any] | P:
+        """`request`, with the body read by `parse` when it can (else orjson decodes it)."""
         ep = settings.ENDPOINTS[endpoint]
         target = self._same_origin(url) if url is not None else ep.path.format(**(path_params or {}))
         attempt = limited = 0
         while True:
-            outcome = self._exchange(endpoint, ep, target, params, json)
+            outcome = self._exchange(endpoint, ep, target, params, json, parse)
             if not isinstance(outcome, _Retry):
                 return outcome
             if outcome.rate_limited:
@@ -346,8 +355,9 @@ class HttpClient:
             attempt += 1
 
     def _exchange(
-        self, endpoint: str, ep: settings.Endpoint, target: str, params: Mapping[str, Any] | None, json: Any
-    ) -> dict[str, Any] | _Retry:
+        self, endpoint: str, ep: settings.Endpoint, target: str, params: Mapping[str, Any] | None, json: Any,
+        parse: PageParse[P] | None,
+    ) -> dict[str, Any] | P | _Retry:
         """One attempt: wait for the limiter, send, then judge the answer (body, retry, or raise)."""
         waited = self.limiter.acquire()
         if waited:
@@ -362,9 +372,11 @@ class HttpClient:
             return _transport_failure(ep.template, exc)
         finally:
             self.limiter.settled()
-        return self._judge(endpoint, ep, response)
+        return self._judge(endpoint, ep, response, parse)
 
-    def _judge(self, endpoint: str, ep: settings.Endpoint, response: httpx.Response) -> dict[str, Any] | _Retry:
+    def _judge(
+        self, endpoint: str, ep: settings.Endpoint, response: httpx.Response, parse: PageParse[P] | None,
+    ) -> dict[str, Any] | P | _Retry:
         """The body of a good answer, a `_Retry` for a passing failure, or the error it means."""
         status = response.status_code
         if status == 429:
@@ -375,7 +387,8 @@ class HttpClient:
             return _server_failure(ep.template, response)
         if status >= 400:
             raise api_error(response, endpoint, self.base_url)
-        return _parse_body(ep.template, response)
+        parsed = parse(response.content) if parse is not None else None
+        return parsed if parsed is not None else _parse_body(ep.template, response)
 
     def _wait_after_429(self, outcome: _Retry, limited: int, template: str) -> None:
         """The limiter waits for a known reset on the next acquire; without one, back off."""
@@ -393,29 +406,35 @@ class HttpClient:
         *,
         records: RecordsAt = RecordsAt(),  # noqa: B008 - frozen, shared safely
         max_pages: int | None = None,
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Every page of `endpoint` (its records, dicts only), the next request chosen by `pager`."""
+        parse: PageParse[P] | None = None,
+    ) -> Iterator[list[dict[str, Any]] | P]:
+        """Every page of `endpoint` (its records, dicts only), the next request chosen by `pager`;
+        a page `parse` reads (returns not None) is handed on as it made it."""
         request: PageRequest | None = first or PageRequest()
         pages = 0
         while request is not None:
             if max_pages is not None and pages >= max_pages:
                 logger.warning("%s: stopped after %d pages", settings.ENDPOINTS[endpoint].template, max_pages)
                 return
-            body = self._page(endpoint, pager, request)
-            page = records_in(body, records, settings.ENDPOINTS[endpoint].template)
+            body = self._page(endpoint, pager, request, parse)
+            page: list[dict[str, Any]] | P
+            if isinstance(body, dict):
+                page = records_in(body, records, settings.ENDPOINTS[endpoint].template)
+                envelope: Mapping[str, Any] = body
+            else:
+                page, envelope = body, body.envelope
             pages += 1
             # asked before the page is handed on, so a pager's view of the body (a search's
             # `total_count`) is there when the caller looks at the page
-            request = pager.next_request(request, body, page)
+            request = pager.next_request(request, envelope, page)
             yield page
 
-    def _page(self, endpoint: str, pager: Pager, request: PageRequest) -> dict[str, Any]:
+    def _page(self, endpoint: str, pager: Pager, request: PageRequest, parse: PageParse[P] | None) -> dict[str, Any] | P:
         """One page's body; a failure the pager may wait out (a busy scroll) is resent after the wait."""
         while True:
             try:
-                return self.request(
-                    endpoint, path_params=request.path_params, params=request.params, json=request.json,
-                    url=request.url, idempotent=request.idempotent,
+                return self._call(
+                    endpoint, request.path_params, request.params, request.json, request.url, request.idempotent, parse,
                 )
             except IntercomAPIError as exc:
                 delay = pager.wait_before_retry(exc, request)

@@ -34,6 +34,8 @@ import pyarrow.compute as pc
 from dlt.common.schema.typing import TColumnSchema
 from dlt.common.typing import TDataItem
 
+from .arrow_pages import ArrowPage, Page, records_of
+
 logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
@@ -66,13 +68,16 @@ class RepeatWatch:
         self._ids: set[int] | None = None if load.spent else set()  # None: a repeat seen, nothing more to learn
         self._sorted = {name: column for name, column in columns.items() if "dedup_sort" in column}
 
-    def pages(self, pages: Iterator[list[Record]]) -> Iterator[list[Record]]:
+    def pages(self, pages: Iterator[Page]) -> Iterator[Page]:
         """The pages unchanged, their record ids noted (records screened: each has an id)."""
         for raws in pages:
             ids = self._ids
             if ids is not None:
                 before = len(ids)
-                ids.update(hash(str(raw["id"])) for raw in raws)
+                listed = raws.ids() if isinstance(raws, ArrowPage) else None  # screened: never None
+                if listed is None:
+                    listed = [raw["id"] for raw in records_of(raws)]
+                ids.update(hash(str(record_id)) for record_id in listed)
                 if len(ids) - before < len(raws):  # an id already seen, or twice in this page
                     self._ids = None
             yield raws

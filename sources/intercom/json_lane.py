@@ -3,7 +3,9 @@
 Why (issue 17): turning a decoded contact into rows (columnar.py) and the rows into Arrow tables
 cost about 60 us of Python a contact, holding the GIL the HTTP readers and dlt also need. Arrow's
 JSON reader parses the same records, typed, in C++ that does not hold it: written out again with
-orjson and read back, with the columns made from them, about 25 us (docs/benchmarks.md).
+orjson and read back, with the columns made from them, about 25 us (docs/benchmarks.md). The
+pages of a split search are parsed once instead, from the bytes as served, by the readers that
+fetched them, with the plan the lane hands them (`parser`, arrow_pages.py): `take_parsed`.
 
 Exact by construction, like columnar.py, which stays the judge of every record shape:
 * the reader is given an explicit schema of only what the Columnizer has taken so far
@@ -19,7 +21,7 @@ Exact by construction, like columnar.py, which stays the judge of every record s
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from .arrow_items import timestamps
+from .arrow_pages import ArrowPage, PageParser
 from .column_plans import ID, STAMP, NotColumnar
 from .columnar import Columnizer
 from .lane_schema import Column, Plan, Seen, compile_plan
@@ -58,11 +61,14 @@ class LanePage:
 class JsonLane:
     """Pages of a stream's records as Arrow columns, parsed by Arrow's JSON reader (see module doc)."""
 
-    def __init__(self, columnizer: Columnizer, known: Mapping[str, set[str]], cursor: str) -> None:
+    def __init__(
+        self, columnizer: Columnizer, known: Mapping[str, set[str]], cursor: str, parser: PageParser | None = None,
+    ) -> None:
         self.columnizer = columnizer
         self.layout = columnizer.layout
         self.known = known  # table -> the columns dlt already has
         self.cursor = cursor
+        self.parser = parser  # given the current plan while the lane wants pages (arrow_pages.py)
         self.seen = Seen()
         self.taken = 0  # records taken by the lane
         self._plan: Plan | None = None
@@ -84,25 +90,43 @@ class JsonLane:
         takes them all."""
         if self._skip:
             self._skip -= 1
+            self._publish()
             return None
         if len(raws) < MIN_RECORDS or not self.wants_pages():
             return None
-        if self.seen.changed or self._plan is None:
-            self._plan, self.seen.changed = compile_plan(self.seen, self.columnizer), False
-        plan = self._plan
-        assert plan is not None
-        try:
-            parsed = pa_json.read_json(
+        plan = self._current_plan()
+
+        def parsed() -> pa.StructArray:
+            table = pa_json.read_json(
                 pa.BufferReader(b'{"d":' + orjson.dumps(raws) + b"}"),
                 read_options=pa_json.ReadOptions(use_threads=False, block_size=1 << 30),
                 parse_options=pa_json.ParseOptions(explicit_schema=plan.schema, unexpected_field_behavior="error"),
             )
-            page = self._columns(plan, parsed.column("d").chunk(0).flatten())
+            return table.column("d").chunk(0).flatten()
+
+        return self._read(plan, parsed, len(raws))
+
+    def take_parsed(self, pages: Sequence[ArrowPage]) -> LanePage | None:
+        """The records of pages the readers parsed with one plan (arrow_pages.py) the lane can
+        take, as columns; None: the Columnizer takes them all."""
+        self._current_plan()  # a record the Columnizer took since may widen the plan the readers get
+        records = pa.concat_arrays([page.records for page in pages]) if len(pages) > 1 else pages[0].records
+        return self._read(pages[0].plan, lambda: records, len(records))
+
+    def _current_plan(self) -> Plan:
+        if self.seen.changed or self._plan is None:
+            self._plan, self.seen.changed = compile_plan(self.seen, self.columnizer), False
+        return self._plan
+
+    def _read(self, plan: Plan, parsed: Callable[[], pa.StructArray], count: int) -> LanePage | None:
+        """`parsed` records as columns (see `_columns`); a refusal rests the lane a while."""
+        try:
+            page = self._columns(plan, parsed())
         except NotYetKnown as exc:  # the Columnizer's records bring it, and the next batch hands it to dlt
-            logger.debug("%s: %d records left to the Columnizer: %s", self.layout.root, len(raws), exc)
+            logger.debug("%s: %d records left to the Columnizer: %s", self.layout.root, count, exc)
             return None
         except (pa.ArrowInvalid, NotColumnar) as exc:  # a key, type or value not seen: the reader refused
-            logger.debug("%s: %d records left to the Columnizer: %s", self.layout.root, len(raws), exc)
+            logger.debug("%s: %d records left to the Columnizer: %s", self.layout.root, count, exc)
             self._refused += 1
             self._skip = min(_MAX_SKIP, 2 ** (self._refused - 1)) - 1
             return None
@@ -111,9 +135,16 @@ class JsonLane:
                            "are read one by one instead, to the same rows", self.layout.root, type(exc).__name__, exc)
             self._stopped = True
             return None
+        finally:
+            self._publish()
         self._refused = 0
         self.taken += len(page.taken)
         return page
+
+    def _publish(self) -> None:
+        """The readers parse pages with the current plan while the lane wants pages, else not."""
+        if self.parser is not None:
+            self.parser.plan = self._plan if self.wants_pages() else None
 
     def _columns(self, plan: Plan, records: pa.StructArray) -> LanePage:
         """The parsed records as the columns of their table and child tables, but for those with a

@@ -19,14 +19,28 @@ object with `starting_after` and/or `url`, or anything else meaning "no next pag
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from . import settings
 from .errors import IntercomAPIError, IntercomScrollError
 
-Records = list[dict[str, Any]]
+Records = Sized  # a page's records: the pagers only ask whether there are any
+
+
+class ParsedPage(Protocol):
+    """A page a caller's parser read instead of orjson (a search page read by Arrow, arrow_pages.py):
+    its envelope for the pager; its records are the caller's."""
+
+    @property
+    def envelope(self) -> Mapping[str, Any]: ...
+
+    def __len__(self) -> int: ...
+
+
+P = TypeVar("P", bound=ParsedPage)
+PageParse = Callable[[bytes], P | None]  # a page's bytes as the caller reads them; None: orjson decodes them
 
 
 @dataclass(frozen=True)

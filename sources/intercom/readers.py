@@ -26,6 +26,7 @@ from dlt.extract.incremental import Incremental
 from . import arrow_items, json_lane, relations, schema, settings
 from .api import IntercomClient
 from .arrow_items import ArrowBatch, MainThreadStep
+from .arrow_pages import PAGE_PARSER, ArrowPage, Page, PageParser, records_of
 from .column_plans import Layout, NotColumnar
 from .columnar import Columnizer
 from .first_load import RepeatWatch
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
-Pages = Callable[[StreamContext, Incremental[Any]], Iterator[list[Record]]]
+Pages = Callable[[StreamContext, Incremental[Any]], Iterator[Page]]
 
 
 # ------------------------------------------------------------------------- page sources
@@ -143,19 +144,25 @@ def read_records(
     assert spec.pages is not None
     types = ctx.custom_types(spec.custom_attributes)
     rejects = ctx.rejects(spec.name)
+    # the JSON lane's plan, handed to the readers of a split search (arrow_pages.py)
+    parser = (
+        PageParser(spec.cursor, spec.complete.lists if spec.complete is not None else None)
+        if ctx.columnar and ctx.json_lane and spec.record_shape is not None else None
+    )
+    PAGE_PARSER.set(parser)
     changed = incremental_records(ctx, cursor, spec.pages(ctx, cursor), spec.cursor, rejects)
     first = ctx.appended.get(spec.name)
     watch = RepeatWatch(spec.name, first, spec.hint_columns) if first is not None else None
     if watch is not None:
         changed = watch.pages(changed)
-    yield from _changed_rows(ctx, spec, cursor, changed, types, rejects)
+    yield from _changed_rows(ctx, spec, cursor, changed, types, rejects, parser)
     if watch is not None:
         yield from watch.last_items()
 
 
 def _changed_rows(
-    ctx: StreamContext, spec: StreamSpec, cursor: Incremental[Any], changed: Iterator[list[Record]],
-    types: schema.CustomTypes, rejects: Rejects,
+    ctx: StreamContext, spec: StreamSpec, cursor: Incremental[Any], changed: Iterator[Page],
+    types: schema.CustomTypes, rejects: Rejects, parser: PageParser | None,
 ) -> Iterator[TDataItem]:
     """The changed records' rows: completed, then the fast path, the usual way or with parts."""
     assert spec.shape is not None
@@ -164,18 +171,20 @@ def _changed_rows(
         changed = relations.completed_meanwhile(spec.complete, ctx.client, changed, ctx.max_workers)
     if spec.parts is None:
         shape, how = spec.shape, schema.Shaping(types, None, ctx.keep_nulls)
-        fast = _columnar(ctx, spec, types)
+        fast = _columnar(ctx, spec, types, parser)
         if fast is not None:
             yield from fast.read(changed, lambda raw: shape(raw, how), hints, rejects, cursor)
             return
-        for raws in changed:
-            rows = rejects.shaped(raws, lambda raw: shape(raw, how))
+        for page in changed:
+            rows = rejects.shaped(records_of(page), lambda raw: shape(raw, how))
             yield from rows_and_rejects(hints(rows) if rows else rows, rejects)
         return
-    yield from _with_parts(ctx, spec, spec.parts, changed, types, hints, rejects)
+    yield from _with_parts(ctx, spec, spec.parts, (records_of(page) for page in changed), types, hints, rejects)
 
 
-def _columnar(ctx: StreamContext, spec: StreamSpec, types: schema.CustomTypes) -> ColumnarRecords | None:
+def _columnar(
+    ctx: StreamContext, spec: StreamSpec, types: schema.CustomTypes, parser: PageParser | None,
+) -> ColumnarRecords | None:
     """The fast path of a stream with a `record_shape`, when this run can take it (columnar.py)."""
     scope, step = EXTRACT_SCOPE.get(), ctx.main_thread_steps.get(spec.name)
     if not ctx.columnar or spec.record_shape is None or scope is None or step is None:
@@ -190,7 +199,7 @@ def _columnar(ctx: StreamContext, spec: StreamSpec, types: schema.CustomTypes) -
     columnizer = Columnizer(spec.record_shape, types, layout)
     stored = {table: set(scope.schema.tables[table].get("columns", {})) for table in tables if table in scope.schema.tables}
     batch = ArrowBatch(layout, scope.load_id, list(hinted.values()), stored)
-    lane = JsonLane(columnizer, batch.sent, spec.cursor) if ctx.json_lane else None
+    lane = JsonLane(columnizer, batch.sent, spec.cursor, parser) if ctx.json_lane else None
     return ColumnarRecords(columnizer, batch, spec.cursor, step, lane)
 
 
@@ -210,40 +219,89 @@ class ColumnarRecords:
         self.newest: int | None = None  # Unix seconds of the newest record handed on so far
         self.columnar = 0  # records taken by the fast path
         self.usual = 0  # records shaped the usual way (a value the fast path does not take)
+        self.parsed = 0  # records the lane took from pages the readers parsed (arrow_pages.py)
 
     def read(
-        self, changed: Iterator[list[Record]], shape: Callable[[Record], Record], hints: FirstPageHints,
+        self, changed: Iterator[Page], shape: Callable[[Record], Record], hints: FirstPageHints,
         rejects: Rejects, cursor: Incremental[Any],
     ) -> Iterator[TDataItem]:
-        held: list[Record] = []  # pages held for the JSON lane, read at once (json_lane.BATCH_RECORDS)
-        for raws in changed:
-            if self.lane is not None and self.lane.wants_pages():
+        # pages held for the JSON lane, read at once (json_lane.BATCH_RECORDS): decoded ones, or
+        # ones the readers parsed with one plan (arrow_pages.py)
+        held: list[Record] = []
+        parsed: list[ArrowPage] = []
+        steps = (shape, hints, rejects, cursor)
+        for page in changed:
+            lane = self.lane
+            if isinstance(page, ArrowPage) and lane is not None and lane.wants_pages():
+                if held or (parsed and parsed[0].plan is not page.plan):
+                    yield from self._held(held, parsed, *steps)
+                    held, parsed = [], []
+                parsed.append(page)
+                if sum(len(p) for p in parsed) >= json_lane.BATCH_RECORDS:
+                    yield from self._held(held, parsed, *steps)
+                    parsed = []
+                continue
+            raws = records_of(page)
+            if parsed:
+                yield from self._held(held, parsed, *steps)
+                parsed = []
+            if lane is not None and lane.wants_pages():
                 held.extend(raws)
                 if len(held) < json_lane.BATCH_RECORDS:
                     continue
                 raws, held = held, []
-            yield from self._records(raws, shape, hints, rejects, cursor)
-        yield from self._records(held, shape, hints, rejects, cursor)  # also hands on any rejects left
+            yield from self._records(raws, *steps)
+        yield from self._held(held, parsed, *steps)  # also hands on any rejects left
         yield from self._flush(hints, cursor)
+        parser = self.lane.parser if self.lane is not None else None
         logger.info("%s: %d records built as Arrow tables, %d shaped the usual way (%d of the first read by "
-                    "Arrow's JSON reader)", self.batch.layout.root, self.columnar, self.usual,
-                    self.lane.taken if self.lane is not None else 0)
+                    "Arrow's JSON reader, of them %d in the %d pages the readers parsed; %d pages refused)",
+                    self.batch.layout.root, self.columnar, self.usual, self.lane.taken if self.lane is not None else 0,
+                    self.parsed, parser.parsed if parser else 0, parser.refused if parser else 0)
+
+    def _held(
+        self, held: list[Record], parsed: list[ArrowPage], shape: Callable[[Record], Record], hints: FirstPageHints,
+        rejects: Rejects, cursor: Incremental[Any],
+    ) -> Iterator[TDataItem]:
+        """The pages held for the lane (one kind at a time): decoded ones, or the readers' parsed ones."""
+        if not parsed:
+            yield from self._records(held, shape, hints, rejects, cursor)
+            return
+        lane = self.lane
+        page = lane.take_parsed(parsed) if lane is not None else None
+        if page is None:
+            rest = [raw for p in parsed for raw in p.decoded()]
+        else:
+            self._took(page)
+            self.parsed += len(page.taken)
+            rest = _left_out(parsed, page.taken)
+        yield from self._rows(rest, sum(len(p) for p in parsed), shape, hints, rejects, cursor)
 
     def _records(
         self, raws: list[Record], shape: Callable[[Record], Record], hints: FirstPageHints, rejects: Rejects,
         cursor: Incremental[Any],
     ) -> Iterator[TDataItem]:
-        """One page's records (or several pages' for the lane): the lane's, then the Columnizer's,
-        then the usual way's; the batch handed on when full."""
-        lane = self.lane
-        leftovers = []
-        page = lane.take(raws) if lane is not None else None
+        """One page's records (or several pages' for the lane): the lane's, then `_rows`."""
+        page = self.lane.take(raws) if self.lane is not None else None
         rest = raws
         if page is not None:
-            self.batch.add_page(page)
-            self._saw(page.newest)
+            self._took(page)
             taken = set(page.taken)
             rest = [raw for i, raw in enumerate(raws) if i not in taken] if len(taken) < len(raws) else []
+        yield from self._rows(rest, len(raws), shape, hints, rejects, cursor)
+
+    def _took(self, page: json_lane.LanePage) -> None:
+        self.batch.add_page(page)
+        self._saw(page.newest)
+
+    def _rows(
+        self, rest: list[Record], count: int, shape: Callable[[Record], Record], hints: FirstPageHints,
+        rejects: Rejects, cursor: Incremental[Any],
+    ) -> Iterator[TDataItem]:
+        """The records the lane left (of `count`): the Columnizer's, then the usual way's; the
+        batch handed on when full."""
+        lane = self.lane
+        leftovers = []
         for raw in rest:
             try:
                 record = self.columnizer.rows(raw)
@@ -254,7 +312,7 @@ class ColumnarRecords:
             self._saw(record.row.get(self.cursor_field))
             if lane is not None:
                 lane.learn(raw)
-        self.columnar += len(raws) - len(leftovers)
+        self.columnar += count - len(leftovers)
         self.usual += len(leftovers)
         rows = rejects.shaped(leftovers, shape)
         for row in rows:
@@ -283,6 +341,18 @@ class ColumnarRecords:
         """Have the cursor moved to the newest record handed on, in dlt's thread (`MainThreadStep`)."""
         if self.newest is not None:
             self.step.move_cursor(cursor, pendulum.from_timestamp(self.newest))
+
+
+def _left_out(pages: list[ArrowPage], taken: list[int]) -> list[Record]:
+    """The records of `pages` (read as one) at positions not in `taken`, decoded."""
+    kept = set(taken)
+    rest: list[Record] = []
+    offset = 0
+    for page in pages:
+        if any(i not in kept for i in range(offset, offset + len(page))):
+            rest += [raw for i, raw in enumerate(page.decoded(), offset) if i not in kept]
+        offset += len(page)
+    return rest
 
 
 def _with_parts(

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .api import IntercomClient
+from .arrow_pages import ArrowPage, Page, records_of
 from .errors import IntercomNotFoundError
 from .pagers import NextUrlOrCursor, PageRequest, RecordsAt
 
@@ -135,6 +136,7 @@ class Completion:
 
     record: Callable[[IntercomClient, dict[str, Any]], dict[str, Any]]
     wanted: Callable[[dict[str, Any]], bool]
+    lists: tuple[str, ...] | None = None  # `wanted` only for a list cut among these (None: any record may be)
 
     def todo(self, raws: Sequence[dict[str, Any]]) -> list[int]:
         """The positions of the records that need requests."""
@@ -148,14 +150,16 @@ class Completion:
 
 
 # a contact's tag and company lists when cut at 10; every company's segments (one request each)
-CONTACTS = Completion(complete_contact, lambda r: any(needs_completion(r.get(f)) for f in CONTACT_LISTS))
+CONTACTS = Completion(
+    complete_contact, lambda r: any(needs_completion(r.get(f)) for f in CONTACT_LISTS), tuple(CONTACT_LISTS),
+)
 COMPANIES = Completion(complete_company, lambda r: r.get("id") is not None)
 
 
 def completed_meanwhile(
-    completion: Completion, client: IntercomClient, pages: Iterable[list[dict[str, Any]]], max_workers: int,
+    completion: Completion, client: IntercomClient, pages: Iterable[Page], max_workers: int,
     behind: int = 32, pages_at_once: int = 8,
-) -> Iterator[list[dict[str, Any]]]:
+) -> Iterator[Page]:
     """Pages with their records completed; a page that needs requests is completed in a pool (up to
     `pages_at_once` pages at a time) and handed on `behind` pages later, the others at once.
 
@@ -168,12 +172,14 @@ def completed_meanwhile(
     with ThreadPoolExecutor(max_workers=pages_at_once, thread_name_prefix="intercom-complete") as pool:
         waiting: deque[tuple[int, Future[list[dict[str, Any]]]]] = deque()
         try:
-            for n, raws in enumerate(pages):
+            for n, page in enumerate(pages):
+                whole = isinstance(page, ArrowPage) and completion.lists is not None and not page.lists_cut(completion.lists)
+                raws = [] if whole else records_of(page)  # an Arrow page with no list cut stays one
                 todo = completion.todo(raws)
                 if todo:
                     waiting.append((n + behind, pool.submit(completion.page, client, raws, max_workers, todo)))
                 else:
-                    yield raws
+                    yield page if whole else raws
                 while waiting and waiting[0][0] <= n:
                     yield waiting.popleft()[1].result()
             while waiting:

@@ -37,6 +37,7 @@ from dlt.extract.incremental import Incremental
 
 from . import schema, settings
 from .api import IntercomClient
+from .arrow_pages import ArrowPage, Page
 from .first_load import FirstLoad
 from .rejects import Rejects
 
@@ -234,11 +235,12 @@ def with_details(
 def incremental_records(
     ctx: StreamContext,
     inc: Incremental[Any],
-    pages: Iterator[list[dict[str, Any]]],
+    pages: Iterator[Page],
     cursor_field: str,
     rejects: Rejects,
-) -> Iterator[list[dict[str, Any]]]:
+) -> Iterator[Page]:
     """Pages of the records in range and changed since loaded (as the API sent them); maintains the map.
+    A page parsed by Arrow (arrow_pages.py) stays one when its ids and cursors are all usable.
 
     A record without a usable id or cursor goes to `rejects` first: nothing downstream (the map,
     detail fetches, dlt's merge key) can handle it, and without a cursor it would silently never load.
@@ -256,6 +258,24 @@ def incremental_records(
     end = inc.end_value.timestamp() if inc.end_value is not None else None
     try:
         for page in pages:
+            if isinstance(page, ArrowPage):
+                ids, epochs = page.ids(), page.epochs()
+                if ids is not None and epochs is not None:  # every record has a usable id and cursor
+                    kept = []
+                    for i, (rid, epoch) in enumerate(zip(ids, epochs, strict=True)):
+                        if (start is not None and epoch < start) or (end is not None and epoch >= end):
+                            continue
+                        record_id = str(rid)
+                        if not backfill and recent.unchanged(record_id, epoch):
+                            skipped += 1
+                            continue
+                        kept.append(i)
+                        if not backfill:
+                            recent.record(record_id, epoch)
+                    if kept or rejects.rows:
+                        yield page.take(kept)
+                    continue
+                page = page.decoded()
             raws = []
             for raw in rejects.screened(page, cursor_field=cursor_field):
                 record_id = str(raw["id"])

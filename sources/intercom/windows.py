@@ -49,6 +49,7 @@ from dlt.extract.incremental import Incremental
 
 from . import schema, settings
 from .api import IntercomClient
+from .arrow_pages import PAGE_PARSER, ArrowPage, Page, PageParser
 from .pagers import BodyCursor
 from .streams import (
     DAY_MARGIN,
@@ -155,10 +156,11 @@ class Units:
 STATE_KEY = "search_windows"  # resource state: {"from": epoch, "done_until": epoch, "more": bool}
 
 
-def windowed_search(endpoint: str, split: SearchSplit) -> Callable[[StreamContext, Incremental[Any]], Iterator[list[Record]]]:
-    """The page source of a search stream that may be read as concurrent windows (see module doc)."""
+def windowed_search(endpoint: str, split: SearchSplit) -> Callable[[StreamContext, Incremental[Any]], Iterator[Page]]:
+    """The page source of a search stream that may be read as concurrent windows (see module doc).
+    The windows' pages are parsed by the stream's `PAGE_PARSER` when it can (arrow_pages.py)."""
 
-    def pages(ctx: StreamContext, cursor: Incremental[Any]) -> Iterator[list[Record]]:
+    def pages(ctx: StreamContext, cursor: Incremental[Any]) -> Iterator[Page]:
         client, progress = ctx.client, _Progress(cursor)
         tz = client.workspace_timezone()
         lower = progress.resume_from()
@@ -176,7 +178,9 @@ def windowed_search(endpoint: str, split: SearchSplit) -> Callable[[StreamContex
                 yield progress.kept(page)
             return
         chain.close()
-        plan = _Plan(client, endpoint, Units(split.unit, tz), cursor, lower, total, _readers(client, split))
+        plan = _Plan(
+            client, endpoint, Units(split.unit, tz), cursor, lower, total, _readers(client, split), PAGE_PARSER.get(),
+        )
         yield from plan.pages(first, progress, ctx.checkpoint_records)
 
     return pages
@@ -217,11 +221,11 @@ class _Progress:
             return datetime.fromtimestamp(self.done_until, ZoneInfo("UTC"))
         return datetime.fromtimestamp(self.start, ZoneInfo("UTC")) if self.start is not None else None
 
-    def kept(self, page: list[Record]) -> list[Record]:
+    def kept(self, page: Page) -> Page:
         """A resumed backfill's records below its saved progress were loaded: dropped."""
         if self.done_until is None:
             return page
-        return [r for r in page if Window(self.done_until, None).holds(r)]
+        return _within(page, Window(self.done_until, None))
 
     def more(self, done_until: int) -> None:
         self.state[STATE_KEY] = {"from": self.start, "done_until": done_until, "more": True}
@@ -249,11 +253,12 @@ class _Plan:
     lower: datetime | None
     total: int
     readers: int
+    parse: PageParser | None
 
     def _query(self) -> dict[str, Any]:
         return build_search_query(self.lower, self.cursor.end_value, self.units.tz)
 
-    def pages(self, first: list[Record], progress: _Progress, checkpoint_records: int) -> Iterator[list[Record]]:
+    def pages(self, first: list[Record], progress: _Progress, checkpoint_records: int) -> Iterator[Page]:
         units = self.units
         scouted = _last_epoch(first)
         if scouted is None:  # nothing to place windows with: one chain
@@ -287,7 +292,7 @@ class _Plan:
         )
         part, rest = windows[:per_part], windows[per_part:]
         mean_pages = max(settings.SEARCH_WINDOW_MIN_PAGES, self.total / settings.SEARCH_PAGE_SIZE / max(1, len(windows)))
-        yield from _concurrently(self.client, self.endpoint, units, part, self.readers, mean_pages)
+        yield from _concurrently(self.client, self.endpoint, units, part, self.readers, mean_pages, self.parse)
         if rest:
             assert part[-1].hi is not None
             progress.more(part[-1].hi)
@@ -295,8 +300,8 @@ class _Plan:
         progress.finished()
         if backfill_end is None or end < backfill_end:  # what changes while the sync runs lands here
             tail = Window(max(start, end), None)
-            for page in self.client.search(self.endpoint, units.query(tail)):
-                yield [r for r in page if tail.holds(r)]
+            for page in self.client.search(self.endpoint, units.query(tail), parse=self.parse):
+                yield _within(page, tail)
 
 
 @dataclass(frozen=True)
@@ -306,15 +311,32 @@ class _Added:
     windows: int
 
 
-def _last_epoch(page: list[Record]) -> int | None:
+def _last_epoch(page: Page) -> int | None:
     """The newest usable `updated_at` of a page (ascending: its last), None when none is usable."""
+    if isinstance(page, ArrowPage):
+        seconds = page.epochs()
+        if seconds is not None:
+            return max(seconds) if seconds else None
+        page = page.decoded()
     epochs = [e for e in (schema.to_epoch(r.get("updated_at")) for r in page) if e is not None]
     return max(epochs) if epochs else None
 
 
+def _within(page: Page, window: Window) -> Page:
+    """The records of a page inside `window` (one without a usable cursor passes: screened later)."""
+    if isinstance(page, ArrowPage):
+        epochs = page.epochs()
+        if epochs is not None:
+            lo, hi = window.lo, window.hi
+            return page.take([i for i, e in enumerate(epochs) if lo <= e and (hi is None or e < hi)])
+        page = page.decoded()
+    return [r for r in page if window.holds(r)]
+
+
 def _concurrently(
-    client: IntercomClient, endpoint: str, units: Units, windows: list[Window], readers: int, mean_pages: float
-) -> Iterator[list[Record]]:
+    client: IntercomClient, endpoint: str, units: Units, windows: list[Window], readers: int, mean_pages: float,
+    parse: PageParser | None = None,
+) -> Iterator[Page]:
     """The pages of every window, as they come; about one page per reader held.
 
     Windows are even in time, records are not (a workspace's recent days hold the most), and one
@@ -334,7 +356,7 @@ def _concurrently(
     pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="intercom-window")
     futures: list[Future[None]] = []
 
-    def share_of(window: Window, first: list[Record], pager: BodyCursor) -> Window:
+    def share_of(window: Window, first: Page, pager: BodyCursor) -> Window:
         """The part of `window` this chain keeps; the rest is submitted as new windows."""
         pages = math.ceil((pager.total_count or 0) / settings.SEARCH_PAGE_SIZE)
         if window.hi is None or pages <= mean_pages or _last_epoch(first) is None:
@@ -351,13 +373,13 @@ def _concurrently(
 
     def read(window: Window) -> None:
         pager = BodyCursor()
-        chain = client.search(endpoint, units.query(window), pager=pager)
+        chain = client.search(endpoint, units.query(window), pager=pager, parse=parse)
         try:
             kept = window
             for n, page in enumerate(chain):
                 if n == 0:
                     kept = share_of(window, page, pager)
-                if not ahead.put([r for r in page if kept.holds(r)]):
+                if not ahead.put(_within(page, kept)):
                     return
                 if kept is not window and kept.hi is not None and (_last_epoch(page) or 0) >= kept.hi:
                     break  # ascending: every record of the kept share was on this page or before

@@ -1,0 +1,250 @@
+"""Search pages parsed once, by Arrow's JSON reader, in the thread that read them (issue 17).
+
+Why: the JSON lane (json_lane.py) took pages that orjson had already decoded into Python objects
+(13 us a contact, under the GIL), wrote them out again (2 us) and parsed them a second time. A page
+the lane's current plan can read is now parsed from the bytes as served, by the window reader that
+fetched it, where Arrow's reader releases the GIL.
+
+The stages between that reader and the lane (window bounds, a resumed backfill's progress, the
+screening and cursor filter, the first load's ids, completion of cut lists) read only the ids and
+cursors of such a page, or whether one of its lists is cut. A page with anything they treat
+otherwise (a record without a usable id or cursor, a cursor not in plain seconds, a cut list) is
+decoded as before (`ArrowPage.decoded`), and takes the usual path from there. So every record
+still reaches the same stage with the same verdict; only where it is parsed moved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+
+from .lane_schema import Plan
+from .schema import LARGEST_SECONDS
+
+logger = logging.getLogger(__name__)
+
+Record = dict[str, Any]
+_MAX_REST = 64  # pages left to orjson after repeated refusals (a drifting workspace)
+
+# a search page's envelope, as Intercom sends it (docs/emulator-contract.md); any other key or
+# shape is refused, and orjson decodes the page
+_NEXT = pa.struct([("page", pa.int64()), ("starting_after", pa.string())])
+_PAGES = pa.struct([
+    ("type", pa.string()), ("page", pa.int64()), ("per_page", pa.int64()), ("total_pages", pa.int64()),
+    ("next", _NEXT),
+])
+
+
+@dataclass
+class ArrowPage:
+    """A page's records as parsed by the plan of `plan`, with the bytes they came from.
+
+    `positions`: where the records sit in the page as served, once some were dropped (None: all).
+    Its ids, cursors and cut lists are read once (by the reader that parsed it, `PageParser.warm`).
+    """
+
+    content: bytes
+    records: pa.StructArray
+    plan: Plan
+    envelope: dict[str, Any]  # the body without its records (`total_count`, `pages`): what the pager reads
+    cursor_field: str
+    positions: tuple[int, ...] | None = None
+    _epochs: list[int] | None = field(default=None, repr=False)
+    _ids: list[str | int] | None = field(default=None, repr=False)
+    _read: set[str] = field(default_factory=set, repr=False)  # which of the two were read
+    _cut: dict[tuple[str, ...], bool] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def decoded(self) -> list[Record]:
+        """The records as orjson decodes them: for a stage that needs more than ids and cursors."""
+        data = orjson.loads(self.content)["data"]  # a list of objects: the reader read it as one
+        return data if self.positions is None else [data[i] for i in self.positions]
+
+    def epochs(self) -> list[int] | None:
+        """Each record's cursor in Unix seconds; None when one is absent or not plain seconds
+        (such a record is rejected, or read as a date, on the usual path)."""
+        if "epochs" not in self._read:
+            self._epochs, self._read = _epochs(self.records, self.cursor_field), self._read | {"epochs"}
+        return self._epochs
+
+    def ids(self) -> list[str | int] | None:
+        """Each record's id; None when one is absent or empty (a reject, on the usual path)."""
+        if "ids" not in self._read:
+            self._ids, self._read = _ids(self.records), self._read | {"ids"}
+        return self._ids
+
+    def lists_cut(self, fields: tuple[str, ...]) -> bool:
+        """Whether a record's embedded list under one of `fields` may hold fewer elements than
+        exist (relations.needs_completion); True also when the page cannot tell (decode it)."""
+        cut = self._cut.get(fields)
+        if cut is None:
+            cut = self._cut[fields] = _lists_cut(self.records, fields)
+        return cut
+
+    def take(self, indices: Sequence[int]) -> ArrowPage:
+        """The records at `indices` (of this page), as a page of their own."""
+        if len(indices) == len(self.records):
+            return self
+        positions = self.positions
+        kept = tuple(indices) if positions is None else tuple(positions[i] for i in indices)
+        records = self.records.take(pa.array(indices, pa.int64()))
+        epochs, ids = self._epochs, self._ids
+        return ArrowPage(
+            self.content, records, self.plan, self.envelope, self.cursor_field, kept,
+            None if epochs is None else [epochs[i] for i in indices], None if ids is None else [ids[i] for i in indices],
+            self._read, {k: v for k, v in self._cut.items() if not v},  # a part of an uncut page is uncut
+        )
+
+
+def _epochs(records: pa.StructArray, cursor_field: str) -> list[int] | None:
+    try:
+        values = records.field(cursor_field)
+    except KeyError:
+        return None
+    if values.type != pa.int64() or values.null_count:
+        return None
+    if len(values):
+        low, high = pc.min_max(values).values()
+        if low.as_py() <= 0 or high.as_py() > LARGEST_SECONDS:
+            return None
+    return values.to_pylist()
+
+
+def _ids(records: pa.StructArray) -> list[str | int] | None:
+    try:
+        values = records.field("id")
+    except KeyError:
+        return None
+    if values.type not in (pa.string(), pa.int64()) or values.null_count:
+        return None
+    if values.type == pa.string() and len(values) and pc.any(pc.equal(values, "")).as_py():
+        return None
+    return values.to_pylist()
+
+
+def _lists_cut(records: pa.StructArray, fields: Iterable[str]) -> bool:
+    for name in fields:
+        try:
+            envelope = records.field(name)
+        except KeyError:
+            continue
+        if not pa.types.is_struct(envelope.type):
+            return True
+        kinds = {envelope.type.field(i).name: envelope.type.field(i).type for i in range(envelope.type.num_fields)}
+        if "has_more" in kinds:
+            more = pc.struct_field(envelope, "has_more")
+            if more.type != pa.bool_() or pc.any(more).as_py():
+                return True
+        if "total_count" in kinds:
+            total = pc.struct_field(envelope, "total_count")
+            if total.type != pa.int64():
+                return True
+            shown = pc.list_value_length(pc.struct_field(envelope, "data")) if "data" in kinds else None
+            if shown is not None and not pa.types.is_integer(shown.type):
+                return True
+            if pc.any(pc.greater(total, shown.fill_null(0) if shown is not None else 0)).as_py():
+                return True
+    return False
+
+
+Page = list[Record] | ArrowPage
+
+
+def records_of(page: Page) -> list[Record]:
+    """A page's records as dicts (an Arrow page decoded)."""
+    return page.decoded() if isinstance(page, ArrowPage) else page
+
+
+@dataclass
+class PageParser:
+    """A stream's search pages as `ArrowPage`s, by the JSON lane's current plan (`plan`, set by the
+    lane; None: orjson decodes every page). Called from the readers' threads."""
+
+    cursor_field: str
+    lists: tuple[str, ...] | None = None  # embedded lists whose cut a later stage asks about (relations.py)
+    plan: Plan | None = None
+    parsed: int = 0  # pages parsed here
+    refused: int = 0  # pages the reader refused (orjson decoded them)
+    _schemas: dict[int, tuple[Plan, pa.Schema]] = field(default_factory=dict)
+    _refused: int = 0  # refusals in a row, by `_refused_by`
+    _refused_by: Plan | None = None
+    _rest: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, content: bytes) -> ArrowPage | None:
+        plan = self.plan
+        if plan is None or self._resting(plan):
+            return None
+        try:
+            table = pa_json.read_json(
+                pa.BufferReader(content),
+                read_options=pa_json.ReadOptions(use_threads=False, block_size=max(1 << 20, 2 * len(content))),
+                parse_options=pa_json.ParseOptions(explicit_schema=self._schema(plan), unexpected_field_behavior="error"),
+            )
+        except pa.ArrowException as exc:  # a key, type or shape the plan has not seen: orjson decodes it
+            logger.debug("a page left to orjson: %s", exc)
+            self._refusal(plan)
+            return None
+        data = table.column("data")
+        if table.num_rows != 1 or data.null_count or data.num_chunks != 1:
+            return None  # not a page of records (the usual path says how)
+        records = data.chunk(0).flatten()
+        if records.null_count:
+            return None  # a null element: the usual path skips it, with a warning
+        with self._lock:
+            self._refused = 0
+            self.parsed += 1
+        envelope = {"total_count": table.column("total_count")[0].as_py(), "pages": table.column("pages")[0].as_py()}
+        page = ArrowPage(content, records, plan, envelope, self.cursor_field)
+        self.warm(page)
+        return page
+
+    def warm(self, page: ArrowPage) -> None:
+        """Read what the later stages ask of a page here, in the reader's thread."""
+        page.epochs()
+        page.ids()
+        if self.lists is not None:
+            page.lists_cut(self.lists)
+
+    def _schema(self, plan: Plan) -> pa.Schema:
+        known = self._schemas.get(id(plan))
+        if known is None or known[0] is not plan:
+            records = plan.schema.field("d").type
+            known = (plan, pa.schema([
+                ("type", pa.string()), ("data", records), ("total_count", pa.int64()), ("pages", _PAGES),
+            ]))
+            self._schemas = {id(plan): known}
+        return known[1]
+
+    def _resting(self, plan: Plan) -> bool:
+        with self._lock:
+            if self._refused_by is not plan:  # a new plan (the lane learnt new keys): tried at once
+                self._refused, self._rest = 0, 0
+            if self._rest:
+                self._rest -= 1
+                return True
+            return False
+
+    def _refusal(self, plan: Plan) -> None:
+        """After repeated refusals by one plan, leave pages to orjson a while (1, 2, 4 ... up to 64 pages)."""
+        with self._lock:
+            self.refused += 1
+            self._refused += 1
+            self._refused_by = plan
+            self._rest = min(_MAX_REST, 2 ** (self._refused - 1)) - 1
+
+
+# the parser of the stream whose pages this thread reads (readers.read_records sets it; the split
+# search's readers run in a copy of its context)
+PAGE_PARSER: ContextVar[PageParser | None] = ContextVar("intercom_page_parser", default=None)
