@@ -263,9 +263,11 @@ class ColumnarRecords:
         self, held: list[Record], parsed: list[ArrowPage], shape: Callable[[Record], Record], hints: FirstPageHints,
         rejects: Rejects, cursor: Incremental[Any],
     ) -> Iterator[TDataItem]:
-        """The pages held for the lane (one kind at a time): decoded ones, or the readers' parsed ones."""
-        if not parsed:
+        """The pages held for the lane: decoded ones, then the readers' parsed ones (with none at
+        all: the rejects gathered are handed on)."""
+        if held or not parsed:
             yield from self._records(held, shape, hints, rejects, cursor)
+        if not parsed:
             return
         lane = self.lane
         page = lane.take_parsed(parsed) if lane is not None else None
@@ -345,6 +347,8 @@ class ColumnarRecords:
 
 def _left_out(pages: list[ArrowPage], taken: list[int]) -> list[Record]:
     """The records of `pages` (read as one) at positions not in `taken`, decoded."""
+    if len(taken) == sum(len(page) for page in pages):
+        return []
     kept = set(taken)
     rest: list[Record] = []
     offset = 0

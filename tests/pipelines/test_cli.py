@@ -477,6 +477,28 @@ def test_sync_tunes_the_garbage_collector_unless_the_process_chose(tmp_path: Pat
         gc.set_threshold(*before)
 
 
+def test_sync_hands_the_gil_on_sooner_unless_the_process_chose(tmp_path: Path) -> None:
+    """The product hands the GIL on every millisecond rather than every 5 (a sync's threads return
+    from Arrow, sockets and DuckDB to a little Python each time); dlt's defaults leave Python's
+    interval alone, and so does a process that set its own."""
+    import sys
+
+    from intercom_elt.pipelines.destination import SWITCH_INTERVAL_SECONDS, build_pipeline
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        build_pipeline(_bench_target(tmp_path, "baseline", tuned=False))
+        assert sys.getswitchinterval() == 0.005
+        build_pipeline(_bench_target(tmp_path, "product"))
+        assert sys.getswitchinterval() == SWITCH_INTERVAL_SECONDS == 0.001
+        sys.setswitchinterval(0.002)
+        build_pipeline(_bench_target(tmp_path, "own"))
+        assert sys.getswitchinterval() == 0.002
+    finally:
+        sys.setswitchinterval(before)
+
+
 def test_sync_gives_arrow_the_system_allocator_unless_the_process_chose(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
