@@ -84,6 +84,13 @@ class ArrowPage:
             self._ids, self._read = _ids(self.records), self._read | {"ids"}
         return self._ids
 
+    def keys(self) -> list[tuple[str, float | None]] | None:
+        """Each record's id as text and its cursor; None when one of either is not usable."""
+        ids, epochs = self.ids(), self.epochs()
+        if ids is None or epochs is None:
+            return None
+        return list(zip(map(str, ids), epochs, strict=True))
+
     def lists_cut(self, fields: tuple[str, ...]) -> bool:
         """Whether a record's embedded list under one of `fields` may hold fewer elements than
         exist (relations.needs_completion); True also when the page cannot tell (decode it)."""

@@ -37,7 +37,7 @@ from dlt.extract.incremental import Incremental
 
 from . import schema, settings
 from .api import IntercomClient
-from .arrow_pages import ArrowPage, Page
+from .arrow_pages import ArrowPage, Page, records_of
 from .first_load import FirstLoad
 from .rejects import Rejects
 
@@ -258,39 +258,26 @@ def incremental_records(
     end = inc.end_value.timestamp() if inc.end_value is not None else None
     try:
         for page in pages:
-            if isinstance(page, ArrowPage):
-                ids, epochs = page.ids(), page.epochs()
-                if ids is not None and epochs is not None:  # every record has a usable id and cursor
-                    kept = []
-                    for i, (rid, epoch) in enumerate(zip(ids, epochs, strict=True)):
-                        if (start is not None and epoch < start) or (end is not None and epoch >= end):
-                            continue
-                        record_id = str(rid)
-                        if not backfill and recent.unchanged(record_id, epoch):
-                            skipped += 1
-                            continue
-                        kept.append(i)
-                        if not backfill:
-                            recent.record(record_id, epoch)
-                    if kept or rejects.rows:
-                        yield page.take(kept)
-                    continue
-                page = page.decoded()
-            raws = []
-            for raw in rejects.screened(page, cursor_field=cursor_field):
-                record_id = str(raw["id"])
-                seconds = schema.to_seconds(raw.get(cursor_field))
+            screened: Page
+            keys: list[tuple[str, float | None]] | None = page.keys() if isinstance(page, ArrowPage) else None
+            if keys is not None:  # every record has a usable id and cursor: the page stays parsed
+                screened = page
+            else:
+                screened = rejects.screened(records_of(page), cursor_field=cursor_field)
+                keys = [(str(raw["id"]), schema.to_seconds(raw.get(cursor_field))) for raw in screened]
+            kept = []
+            for i, (record_id, seconds) in enumerate(keys):
                 if seconds is None or (start is not None and seconds < start) or (end is not None and seconds >= end):
                     continue
                 epoch = int(seconds)
                 if not backfill and recent.unchanged(record_id, epoch):
                     skipped += 1
                     continue
-                raws.append(raw)
+                kept.append(i)
                 if not backfill:
                     recent.record(record_id, epoch)
-            if raws or rejects.rows:
-                yield raws
+            if kept or rejects.rows:
+                yield screened.take(kept) if isinstance(screened, ArrowPage) else [screened[i] for i in kept]
     finally:
         # once, not per page: pruning scans the whole map
         if not backfill:
