@@ -209,9 +209,6 @@ class PageParser:
         records = data.chunk(0).flatten()
         if records.null_count:
             return None  # a null element: the usual path skips it, with a warning
-        with self._lock:
-            self._refused = 0
-            self.parsed += 1
         envelope = {"total_count": table.column("total_count")[0].as_py(), "pages": table.column("pages")[0].as_py()}
         page = ArrowPage(content, records, plan, envelope, self.cursor_field)
         try:
@@ -219,6 +216,9 @@ class PageParser:
         except pa.ArrowException as exc:  # a shape the checks did not foresee: orjson decodes the page
             logger.debug("a page left to orjson: %s", exc)
             return None
+        with self._lock:
+            self._refused = 0
+            self.parsed += 1
         return page
 
     def warm(self, page: ArrowPage) -> None:

@@ -110,8 +110,10 @@ class JsonLane:
         """The records of pages the readers parsed with one plan (arrow_pages.py) the lane can
         take, as columns; None: the Columnizer takes them all."""
         self._current_plan()  # a record the Columnizer took since may widen the plan the readers get
-        records = pa.concat_arrays([page.records for page in pages]) if len(pages) > 1 else pages[0].records
-        return self._read(pages[0].plan, lambda: records, len(records))
+        def parsed() -> pa.StructArray:
+            return pa.concat_arrays([page.records for page in pages]) if len(pages) > 1 else pages[0].records
+
+        return self._read(pages[0].plan, parsed, sum(len(page) for page in pages))
 
     def _current_plan(self) -> Plan:
         if self.seen.changed or self._plan is None:
