@@ -46,21 +46,22 @@ _PAGES = pa.struct([
 
 @dataclass
 class ArrowPage:
-    """A page's records as parsed by the plan of `plan`, with the bytes they came from.
+    """A page's records as parsed by the plan of `plan`, with the bytes they came from, and what the
+    stages after the readers ask of them, read once by the reader that parsed it.
 
-    `positions`: where the records sit in the page as served, once some were dropped (None: all).
-    Its ids, cursors and cut lists are read once (by the reader that parsed it, `PageParser.warm`).
+    `epochs`: each record's cursor in Unix seconds; None when one is absent or not plain seconds
+    (such a record is rejected, or read as a date, on the usual path). `ids`: each record's id;
+    None when one is absent or empty (a reject, on the usual path). `positions`: where the records
+    sit in the page as served, once some were dropped (None: all).
     """
 
     content: bytes
     records: pa.StructArray
     plan: Plan
     envelope: dict[str, Any]  # the body without its records (`total_count`, `pages`): what the pager reads
-    cursor_field: str
+    epochs: list[int] | None
+    ids: list[str | int] | None
     positions: tuple[int, ...] | None = None
-    _epochs: list[int] | None = field(default=None, repr=False)
-    _ids: list[str | int] | None = field(default=None, repr=False)
-    _read: set[str] = field(default_factory=set, repr=False)  # which of the two were read
     _cut: dict[tuple[str, ...], bool] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -71,22 +72,9 @@ class ArrowPage:
         data = orjson.loads(self.content)["data"]  # a list of objects: the reader read it as one
         return data if self.positions is None else [data[i] for i in self.positions]
 
-    def epochs(self) -> list[int] | None:
-        """Each record's cursor in Unix seconds; None when one is absent or not plain seconds
-        (such a record is rejected, or read as a date, on the usual path)."""
-        if "epochs" not in self._read:
-            self._epochs, self._read = _epochs(self.records, self.cursor_field), self._read | {"epochs"}
-        return self._epochs
-
-    def ids(self) -> list[str | int] | None:
-        """Each record's id; None when one is absent or empty (a reject, on the usual path)."""
-        if "ids" not in self._read:
-            self._ids, self._read = _ids(self.records), self._read | {"ids"}
-        return self._ids
-
     def keys(self) -> list[tuple[str, float | None]] | None:
         """Each record's id as text and its cursor; None when one of either is not usable."""
-        ids, epochs = self.ids(), self.epochs()
+        ids, epochs = self.ids, self.epochs
         if ids is None or epochs is None:
             return None
         return list(zip(map(str, ids), epochs, strict=True))
@@ -106,11 +94,11 @@ class ArrowPage:
         positions = self.positions
         kept = tuple(indices) if positions is None else tuple(positions[i] for i in indices)
         records = self.records.take(pa.array(indices, pa.int64()))
-        epochs, ids = self._epochs, self._ids
+        epochs, ids = self.epochs, self.ids
         return ArrowPage(
-            self.content, records, self.plan, self.envelope, self.cursor_field, kept,
+            self.content, records, self.plan, self.envelope,
             None if epochs is None else [epochs[i] for i in indices], None if ids is None else [ids[i] for i in indices],
-            self._read, {k: v for k, v in self._cut.items() if not v},  # a part of an uncut page is uncut
+            kept, {k: v for k, v in self._cut.items() if not v},  # a part of an uncut page is uncut
         )
 
 
@@ -183,7 +171,7 @@ class PageParser:
     plan: Plan | None = None
     parsed: int = 0  # pages parsed here
     refused: int = 0  # pages the reader refused (orjson decoded them)
-    _schemas: dict[int, tuple[Plan, pa.Schema]] = field(default_factory=dict)
+    _schema_of: tuple[Plan, pa.Schema] | None = None
     _refused: int = 0  # refusals in a row, by `_refused_by`
     _refused_by: Plan | None = None
     _rest: int = 0
@@ -210,9 +198,10 @@ class PageParser:
         if records.null_count:
             return None  # a null element: the usual path skips it, with a warning
         envelope = {"total_count": table.column("total_count")[0].as_py(), "pages": table.column("pages")[0].as_py()}
-        page = ArrowPage(content, records, plan, envelope, self.cursor_field)
-        try:
-            self.warm(page)
+        try:  # what the later stages ask of the page, read here in the reader's thread
+            page = ArrowPage(content, records, plan, envelope, _epochs(records, self.cursor_field), _ids(records))
+            if self.lists is not None:
+                page.lists_cut(self.lists)
         except pa.ArrowException as exc:  # a shape the checks did not foresee: orjson decodes the page
             logger.debug("a page left to orjson: %s", exc)
             return None
@@ -221,21 +210,14 @@ class PageParser:
             self.parsed += 1
         return page
 
-    def warm(self, page: ArrowPage) -> None:
-        """Read what the later stages ask of a page here, in the reader's thread."""
-        page.epochs()
-        page.ids()
-        if self.lists is not None:
-            page.lists_cut(self.lists)
-
     def _schema(self, plan: Plan) -> pa.Schema:
-        known = self._schemas.get(id(plan))
+        """The page's schema: the envelope around the plan's records (built once per plan)."""
+        known = self._schema_of
         if known is None or known[0] is not plan:
             records = plan.schema.field("d").type
-            known = (plan, pa.schema([
+            known = self._schema_of = (plan, pa.schema([
                 ("type", pa.string()), ("data", records), ("total_count", pa.int64()), ("pages", _PAGES),
             ]))
-            self._schemas = {id(plan): known}
         return known[1]
 
     def _resting(self, plan: Plan) -> bool:

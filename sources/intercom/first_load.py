@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 import dlt
 import pyarrow as pa
@@ -37,8 +36,6 @@ from dlt.common.typing import TDataItem
 from .arrow_pages import ArrowPage, Page, records_of
 
 logger = logging.getLogger(__name__)
-
-Record = dict[str, Any]
 
 APPEND = "append"
 
@@ -74,7 +71,7 @@ class RepeatWatch:
             ids = self._ids
             if ids is not None:
                 before = len(ids)
-                listed = raws.ids() if isinstance(raws, ArrowPage) else None  # screened: never None
+                listed = raws.ids if isinstance(raws, ArrowPage) else None  # screened: never None
                 if listed is None:
                     listed = [raw["id"] for raw in records_of(raws)]
                 ids.update(hash(str(record_id)) for record_id in listed)

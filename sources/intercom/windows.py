@@ -314,7 +314,7 @@ class _Added:
 def _last_epoch(page: Page) -> int | None:
     """The newest usable `updated_at` of a page (ascending: its last), None when none is usable."""
     if isinstance(page, ArrowPage):
-        seconds = page.epochs()
+        seconds = page.epochs
         if seconds is not None:
             return max(seconds) if seconds else None
         page = page.decoded()
@@ -325,7 +325,7 @@ def _last_epoch(page: Page) -> int | None:
 def _within(page: Page, window: Window) -> Page:
     """The records of a page inside `window` (one without a usable cursor passes: screened later)."""
     if isinstance(page, ArrowPage):
-        epochs = page.epochs()
+        epochs = page.epochs
         if epochs is not None:
             lo, hi = window.lo, window.hi
             return page.take([i for i, e in enumerate(epochs) if lo <= e and (hi is None or e < hi)])
