@@ -151,6 +151,7 @@ class FaultConfig:
     scroll_error_on_page: int = 0  # 500 when serving page k (1-based) of a companies scroll
     scroll_error_times: int = 1  # how many scrolls get that 500
     force_scroll_exists: bool = False  # a new scroll answers 400 scroll_exists
+    search_cursor_once: bool = False  # a search cursor sent a second time answers 400 (as a stateful one would)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], base: FaultConfig | None = None) -> FaultConfig:
@@ -183,6 +184,10 @@ class Fate:
     extra_fields_rate: float = 0.0
     type_drift_rate: float = 0.0
     shape: ShapeRates = field(default_factory=ShapeRates)
+    search_cursor_once: bool = False
+
+
+ONCE_MARK = "~"  # not a base64url character: ends a cursor's own text
 
 
 @dataclass
@@ -199,6 +204,8 @@ class FaultInjector:
         self._counters: dict[str, int] = {}
         self.scroll_errors_fired = 0
         self.served_invalid = ServedInvalid()  # what shape drift served invalid (tests' ground truth)
+        self._cursors_issued = 0  # `search_cursor_once`: each cursor handed out is unique ...
+        self._cursors_sent: set[str] = set()  # ... and taken once
 
     def config_for(self, template: str) -> FaultConfig:
         """The per-endpoint config when one is set, else the global one."""
@@ -223,9 +230,25 @@ class FaultInjector:
         self._counters = {}
         self.scroll_errors_fired = 0
         self.served_invalid.clear()
+        self._cursors_sent.clear()
+        self._cursors_issued = 0
         if seed is not None:
             self.seed = seed
         self.rng = random.Random(self.seed)
+
+    def issue_cursor(self, cursor: str) -> str:
+        """`search_cursor_once`: the cursor made unique to the answer that hands it out."""
+        with self._lock:
+            self._cursors_issued += 1
+            return f"{cursor}{ONCE_MARK}{self._cursors_issued}"
+
+    def take_cursor(self, cursor: str) -> str | None:
+        """`search_cursor_once`: the cursor as issued, or None when it was sent before."""
+        with self._lock:
+            if cursor in self._cursors_sent:
+                return None
+            self._cursors_sent.add(cursor)
+        return cursor.split(ONCE_MARK, 1)[0]
 
     def decide(self, template: str) -> Fate:
         """Draw this request's fate; the 429 burst counter is per endpoint when it has its own config."""
@@ -235,6 +258,7 @@ class FaultInjector:
             fate = Fate(
                 extra_fields_rate=cfg.extra_fields_rate, type_drift_rate=cfg.type_drift_rate,
                 shape=ShapeRates(cfg.shape_drift_rate, cfg.missing_id_rate, cfg.missing_cursor_rate),
+                search_cursor_once=cfg.search_cursor_once,
             )
             rng = self.rng
             if cfg.latency_ms or cfg.latency_jitter_ms:

@@ -27,7 +27,7 @@ from intercom_emulator.routes.cursor import (
     updated_range,
     updated_slice,
 )
-from intercom_emulator.state import ApiError, json_response
+from intercom_emulator.state import FATE_KEY, ApiError, json_response
 
 SEARCH_MODELS = {
     "contacts": ("list", "data", 50),
@@ -96,7 +96,16 @@ def _search(request: web.Request, model: str, body: dict[str, Any]) -> web.Respo
             state.search_cache.put(cache_key, ordered)
     except search.SearchError as err:
         raise ApiError(400, err.code, err.message) from err
-    chunk, pages = cursor_page(ordered, descending, per_page, pagination.get("starting_after"))
+    cursor = pagination.get("starting_after")
+    fate = request.get(FATE_KEY)
+    once = fate is not None and fate.search_cursor_once  # a cursor as a stateful one: taken once
+    if once and isinstance(cursor, str):
+        cursor = state.faults.take_cursor(cursor)
+        if cursor is None:
+            raise ApiError(400, "parameter_invalid", "starting_after was sent before")
+    chunk, pages = cursor_page(ordered, descending, per_page, cursor)
+    if once and isinstance(pages.get("next"), dict):
+        pages["next"]["starting_after"] = state.faults.issue_cursor(pages["next"]["starting_after"])
     if model != "tickets":
         return page_response(request, model, ordered, chunk, list_type, items_key, pages)
     # real ticket search items embed their parts (unlike conversations)

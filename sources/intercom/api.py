@@ -104,14 +104,18 @@ class IntercomClient(HttpClient):
     def search(
         self, endpoint: str, query: Mapping[str, Any], *, sort_field: str = "updated_at",
         per_page: int = settings.SEARCH_PAGE_SIZE, descending: bool = False, pager: BodyCursor | None = None,
-        parse: PageParse[P] | None = None,
+        parse: PageParse[P] | None = None, starting_after: str | None = None,
     ) -> Iterator[list[Record] | P]:
         """Pages of a search endpoint, ascending on `sort_field` (unless `descending`); the cursor
         travels in the body. A `pager` of the caller's shows each page's `total_count`; a page
-        `parse` reads is handed on as it made it (arrow_pages.py)."""
+        `parse` reads is handed on as it made it (arrow_pages.py); `starting_after` starts the chain
+        at a cursor an earlier chain was given."""
+        pagination: dict[str, Any] = {"per_page": per_page}
+        if starting_after is not None:
+            pagination["starting_after"] = starting_after
         body = {
             "query": query, "sort": {"field": sort_field, "order": "descending" if descending else "ascending"},
-            "pagination": {"per_page": per_page},
+            "pagination": pagination,
         }
         yield from self.paginate(
             endpoint, pager or BodyCursor(), PageRequest(json=body), records=SEARCH_RECORDS.get(endpoint, RecordsAt()),

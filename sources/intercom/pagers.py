@@ -94,15 +94,20 @@ class BodyCursor(_NoRetry):
     """Search endpoints: the cursor travels in the body's `pagination.starting_after`.
 
     Keeps the last page's `total_count` (the records the query matches), which sizes search
-    windows (windows.py).
+    windows, and the cursor that page was asked with, from which a chain that ended can be asked
+    again for what sorted after it since (window_readers.py).
     """
 
     def __init__(self) -> None:
         self.total_count: int | None = None
+        self.asked_after: str | None = None  # the last page's `starting_after` (None: the first page)
 
     def next_request(self, sent: PageRequest, body: Mapping[str, Any], records: Records) -> PageRequest | None:
         total = body.get("total_count")
         self.total_count = total if isinstance(total, int) and not isinstance(total, bool) else None
+        pagination = (sent.json or {}).get("pagination")
+        asked = pagination.get("starting_after") if isinstance(pagination, Mapping) else None
+        self.asked_after = asked if isinstance(asked, str) else None
         cursor = next_cursor(body)
         if cursor is None or not records:
             return None

@@ -25,7 +25,7 @@ import orjson
 import pendulum
 import pytest
 
-from intercom_elt.sources.intercom import arrow_items, arrow_pages, json_lane, windows
+from intercom_elt.sources.intercom import arrow_items, arrow_pages, json_lane, window_readers
 from intercom_elt.sources.intercom.arrow_pages import Page, records_of
 from intercom_elt.sources.intercom.first_load import FirstLoad, RepeatWatch
 from intercom_elt.sources.intercom.rejects import Rejects
@@ -111,21 +111,25 @@ def test_pages_parsed_by_the_readers_land_as_decoded_ones(
     assert "no 'updated_at'" in reasons, reasons
 
 
-def _stage_outputs(pages: list[Page], window: windows.Window, start: int, state: dict[str, Any]) -> dict[str, Any]:
+def _stage_outputs(pages: list[Page], window: window_readers.Window, start: int, state: dict[str, Any]) -> dict[str, Any]:
     """What the stages between the readers and the lane make of `pages`: the window's records and
-    newest cursor, the screened and filtered records (a scheduled run's, with its lookback map),
-    their rejects, and the ids the first load notes."""
+    newest cursor, what a tail asked again keeps of them (without the versions of their first
+    half, taken decoded; without their own), the screened and filtered records (a scheduled run's,
+    with its lookback map), their rejects, and the ids the first load notes."""
     inc = SimpleNamespace(start_value=pendulum.from_timestamp(start), end_value=None)  # dlt's cursor, as read there
     rejects = Rejects("contacts")
-    within = [windows._within(page, window) for page in pages]
-    newest = [windows._last_epoch(page) for page in pages]
+    within = [window_readers.within(page, window) for page in pages]
+    newest = [window_readers.last_epoch(page) for page in pages]
+    first_half = frozenset().union(*(window_readers.versions(records_of(page)[:75]) for page in pages))
+    unseen = [records_of(window_readers.unseen(page, first_half)) for page in pages]
+    seen_twice = [records_of(window_readers.unseen(page, window_readers.versions(page))) for page in pages]
     context = contextvars.copy_context()
     context.run(RESOURCE_STATE.set, state)
     screened = context.run(lambda: list(incremental_records(StreamContext(client=None), inc, iter(within), "updated_at", rejects)))  # type: ignore[arg-type]
     watch = RepeatWatch("contacts", FirstLoad(), {})
     list(watch.pages(iter(screened)))
     return {
-        "within": [records_of(page) for page in within], "newest": newest,
+        "within": [records_of(page) for page in within], "newest": newest, "unseen": unseen, "seen twice": seen_twice,
         "screened": [records_of(page) for page in screened], "kinds": [type(page).__name__ for page in screened],
         "rejects": [(row["reason"], row["record_id"]) for row in rejects.rows], "noted": watch._ids, "state": state,
     }
@@ -152,7 +156,7 @@ def test_odd_ids_and_cursors_in_parsed_pages_take_the_usual_path(
     monkeypatch.setattr(arrow_pages.PageParser, "__call__", parse)
     body = orjson.loads(content)
     epochs = sorted(r["updated_at"] for r in body["data"])
-    window = windows.Window(epochs[10], epochs[-10])  # some records of the page on each side
+    window = window_readers.Window(epochs[10], epochs[-10])  # some records of the page on each side
     odd: dict[str, Any] = {
         "plain": {}, "id empty": {"id": ""}, "id null": {"id": None}, "cursor null": {"updated_at": None},
         "cursor in milliseconds": {"updated_at": epochs[50] * 1000}, "cursor zero": {"updated_at": 0},

@@ -1,6 +1,6 @@
 """Search windows partition time exactly under Intercom's date comparison, across DST changes.
 
-The window queries (sources/intercom/windows.py) are compiled by the emulator's own search
+The window queries (sources/intercom/window_readers.py) are compiled by the emulator's own search
 predicate (intercom_emulator/search.py), day-granular as contacts search is, or to the second:
 every timestamp around a DST change falls in exactly one window, and each window's query matches
 at least its records (with day units in a known zone: exactly them, no page wasted).
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from intercom_elt.sources.intercom.windows import Units, Window
+from intercom_elt.sources.intercom.window_readers import Units, Window
 from intercom_emulator import search
 
 # New York springs forward at 02:00; Santiago at midnight (its change day starts at 01:00);

@@ -1,4 +1,4 @@
-"""Search streams read as concurrent `updated_at` windows (sources/intercom/windows.py).
+"""Search streams read as concurrent `updated_at` windows (sources/intercom/windows.py, window_readers.py).
 
 A large search (contacts, conversations, tickets) is split into disjoint windows read side by
 side, whole local days for contacts (the search compares dates by calendar day in the workspace
@@ -23,7 +23,7 @@ from typing import Any
 import pendulum
 import pytest
 
-from intercom_elt.sources.intercom import IntercomClient, windows
+from intercom_elt.sources.intercom import IntercomClient, window_readers
 from intercom_emulator.testing import EmulatorServer
 from tests.resilience.conftest import (
     TOKEN,
@@ -39,6 +39,7 @@ SEARCHED = ("contacts", "conversations", "tickets")
 START = "2020-01-01"
 PAGE = 150
 WINDOWS_LOG = "intercom_elt.sources.intercom.windows"
+READERS_LOG = "intercom_elt.sources.intercom.window_readers"
 # bench profile at 0.15: 3,000 contacts, 1,500 conversations, 2,000 tickets, over two years: every
 # search is larger than the 8 pages below which a search stays one chain
 WORKSPACE = {"profile": "bench", "seed": 1, "scale": 0.15}
@@ -180,25 +181,76 @@ def test_crowded_windows_are_split_among_the_readers(caplog: pytest.LogCaptureFi
     mean of 3 pages a window, each window over it keeps its first share and hands the rest of its
     range on, down to single days; every contact still comes exactly once, and the requests stay
     within one partial last page per window started."""
-    caplog.set_level(logging.DEBUG, logger=WINDOWS_LOG)
+    caplog.set_level(logging.DEBUG, logger=READERS_LOG)
     with EmulatorServer(**WORKSPACE, faults={"latency_ms": 5}) as emu:
         truth = emu.workspace.ground_truth("contacts")
         client = IntercomClient(emu.token, base_url=emu.base_url, backoff_base=0.05)
         try:
-            units = windows.Units("day", client.workspace_timezone())
+            units = window_readers.Units("day", client.workspace_timezone())
             epochs = [int(r["updated_at"]) for r in truth]
             cuts = units.cuts(units.floor(min(epochs)), units.ceil(max(epochs) + 1), 3)
-            planned = [windows.Window(lo, hi) for lo, hi in zip(cuts, cuts[1:], strict=False)]
+            planned = [window_readers.Window(lo, hi) for lo, hi in zip(cuts, cuts[1:], strict=False)]
             emu.reset_log()
-            pages = list(windows._concurrently(client, "contacts_search", units, planned, readers=4, mean_pages=3))
+            pages = list(window_readers.read_concurrently(client, "contacts_search", units, planned, readers=4, mean_pages=3))
         finally:
             client.close()
         searches = emu.request_log["POST /contacts/search"]
     splits = [int(r.getMessage().rsplit(" ", 1)[1]) for r in caplog.records
-              if r.name == WINDOWS_LOG and " split in " in r.getMessage()]
+              if r.name == READERS_LOG and " split in " in r.getMessage()]
     ids = [r["id"] for page in pages for r in page]
     assert len(planned) == 3 and len(splits) >= 3, splits
     assert len(ids) == len(set(ids)) == len(truth) == 3_000
     assert set(ids) == {r["id"] for r in truth}
     started = len(planned) + sum(n - 1 for n in splits)
     assert math.ceil(3_000 / PAGE) < searches <= math.ceil(3_000 / PAGE) + started
+
+
+
+@pytest.mark.parametrize("cursor_once", [False, True], ids=["cursor sent again", "cursor refused twice"])
+def test_contacts_changed_after_the_tail_was_read_come_from_its_second_ask(cursor_once: bool) -> None:
+    """The tail (the newest days, open-ended) is read beside the windows, so it ends before they
+    do. Contacts changed after that, in a window not read yet, leave the window and sort past the
+    tail's end: once every window is done, the tail's last page is asked again with its cursor (or,
+    where a cursor is refused the second time, the tail from its start). Each contact comes exactly
+    once, the changed ones in their new version, none of the tail's records twice."""
+    faults = {"latency_ms": 5, "search_cursor_once": cursor_once}
+    with EmulatorServer(**WORKSPACE, faults=faults) as emu:
+        ws = emu.workspace
+        truth = ws.ground_truth("contacts")
+        client = IntercomClient(emu.token, base_url=emu.base_url, backoff_base=0.05)
+        try:
+            units = window_readers.Units("day", client.workspace_timezone())
+            epochs = [int(r["updated_at"]) for r in truth]
+            days = units.cuts(units.floor(min(epochs)), units.ceil(max(epochs) + 1), 10_000)
+            tail_lo = max(d for d in days if sum(e >= d for e in epochs) > 2 * PAGE)  # a tail of 3+ pages
+            in_tail = sum(e >= tail_lo for e in epochs)
+            cuts = units.cuts(units.floor(min(epochs)), tail_lo, 3)
+            planned = [window_readers.Window(lo, hi) for lo, hi in zip(cuts, cuts[1:], strict=False)]
+            changed = [r["id"] for r in truth if planned[-1].lo <= int(r["updated_at"]) < planned[-1].hi][::10]
+            emu.reset_log()
+            # two readers: the tail and the first window; the last window starts once one is done,
+            # and the readers wait for this loop to take their pages
+            got: list[dict[str, Any]] = []
+            pages = window_readers.read_concurrently(
+                client, "contacts_search", units, planned, readers=2, mean_pages=1_000, tail=window_readers.Window(tail_lo, None),
+            )
+            for page in pages:
+                got.extend(page)
+                if sum(int(r["updated_at"]) >= tail_lo for r in got) == in_tail and changed[0] not in {r["id"] for r in got}:
+                    for ident in changed:  # the tail's chain has ended: all its records came
+                        ws.update_contact(ident, name="changed after the tail")
+        finally:
+            client.close()
+        searches = emu.request_log["POST /contacts/search"]
+        refused = emu.log.count("POST /contacts/search", 400)
+        truth = ws.ground_truth("contacts")
+    ids = [r["id"] for r in got]
+    assert len(changed) >= 10 and len(planned) == 3 and in_tail <= 4 * PAGE
+    assert len(ids) == len(set(ids)) == len(truth)  # none missed, none twice
+    assert {r["id"]: r["updated_at"] for r in got} == {r["id"]: r["updated_at"] for r in truth}
+    assert sorted(r["id"] for r in got if r["name"] == "changed after the tail") == sorted(changed)
+    pages_read = math.ceil(len(truth) / PAGE) + len(planned) + 1  # + a part page a window, the tail's
+    if cursor_once:  # refused once, then the tail again from its start
+        assert refused == 1 and pages_read < searches <= pages_read + 2 + math.ceil(in_tail / PAGE)
+    else:  # the tail's last page asked again
+        assert refused == 0 and searches <= pages_read + 2
