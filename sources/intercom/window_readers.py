@@ -211,7 +211,7 @@ def read_concurrently(
     which split again the same way (down to one unit: a day of contacts). `mean_pages`: the
     planned windows' mean. A free reader takes the newest window waiting, shares handed on before
     any other: the long chains start first, and the last ones to start are short (read oldest
-    first, the readers tapered off from 27 requests in flight to 1 over the last 1.3 s of 9.6).
+    first, the readers tapered off from 18 requests in flight to 1 over the last 1.3 s of 9.6).
 
     The tail (a whole day of contacts, read last it took 1 s of 11 at 100 ms) is read first, beside
     the windows. A record changed meanwhile sorts after every other (its `updated_at` is the
