@@ -201,7 +201,7 @@ def read_concurrently(
     client: IntercomClient, endpoint: str, units: Units, windows: list[Window], readers: int, mean_pages: float,
     parse: PageParser | None = None, tail: Window | None = None,
 ) -> Iterator[Page]:
-    """The pages of every window, and of the open `tail`, as they come; about one page per reader held.
+    """The pages of every window, and of the open `tail`, as they come; one page per reader held, and `_HANDED_ON_PAGES`.
 
     Windows are even in time, records are not (a workspace's recent days hold the most), and one
     window's pages come one round trip after another: at 200,000 contacts the newest of 61 even
