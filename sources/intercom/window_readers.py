@@ -127,7 +127,7 @@ class _Added:
     windows: int
 
 
-Version = tuple[str, int] | bytes
+Version = tuple[str, float | None] | bytes  # `ArrowPage.keys()`'s (id, cursor), else a record's JSON
 
 
 @dataclass(frozen=True)
@@ -142,9 +142,9 @@ class _TailEnded:
 def versions(page: Page) -> frozenset[Version]:
     """Each record's version on a page: its id and `updated_at`, else (one unusable) its whole JSON."""
     if isinstance(page, ArrowPage):
-        ids, epochs = page.ids, page.epochs
-        if ids is not None and epochs is not None:
-            return frozenset(zip(map(str, ids), epochs, strict=True))
+        keys = page.keys()
+        if keys is not None:
+            return frozenset(keys)
         page = page.decoded()
     return frozenset(_version(r) for r in page)
 
@@ -168,9 +168,9 @@ def unseen(page: Page, seen: AbstractSet[Version]) -> Page:
     if not seen:
         return page
     if isinstance(page, ArrowPage):
-        ids, epochs = page.ids, page.epochs
-        if ids is not None and epochs is not None:
-            return page.take([i for i, key in enumerate(zip(map(str, ids), epochs, strict=True)) if key not in seen])
+        keys = page.keys()
+        if keys is not None:
+            return page.take([i for i, key in enumerate(keys) if key not in seen])
         page = page.decoded()
     return [r for r in page if _version(r) not in seen]
 
