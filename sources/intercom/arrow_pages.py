@@ -24,7 +24,6 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from .lane_schema import Plan
@@ -102,6 +101,12 @@ class ArrowPage:
         )
 
 
+# What the stages after the readers ask of a page is read below without Arrow's compute functions:
+# each call of one releases the GIL, and with 27 readers, the lane and dlt's thread all wanting it,
+# each release was a context switch or two (about 20 a page; docs/benchmarks.md). A page's 150
+# values as Python objects cost less than that.
+
+
 def _epochs(records: pa.StructArray, cursor_field: str) -> list[int] | None:
     try:
         values = records.field(cursor_field)
@@ -109,11 +114,10 @@ def _epochs(records: pa.StructArray, cursor_field: str) -> list[int] | None:
         return None
     if values.type != pa.int64() or values.null_count:
         return None
-    if len(values):
-        low, high = pc.min_max(values).values()
-        if low.as_py() <= 0 or high.as_py() > LARGEST_SECONDS:
-            return None
-    return values.to_pylist()
+    epochs: list[int] = values.to_pylist()
+    if epochs and (min(epochs) <= 0 or max(epochs) > LARGEST_SECONDS):
+        return None
+    return epochs
 
 
 def _ids(records: pa.StructArray) -> list[str | int] | None:
@@ -123,9 +127,8 @@ def _ids(records: pa.StructArray) -> list[str | int] | None:
         return None
     if values.type not in (pa.string(), pa.int64()) or values.null_count:
         return None
-    if values.type == pa.string() and len(values) and pc.any(pc.equal(values, "")).as_py():
-        return None
-    return values.to_pylist()
+    ids: list[str | int] = values.to_pylist()
+    return None if "" in ids else ids
 
 
 def _lists_cut(records: pa.StructArray, fields: Iterable[str]) -> bool:
@@ -134,21 +137,28 @@ def _lists_cut(records: pa.StructArray, fields: Iterable[str]) -> bool:
             envelope = records.field(name)
         except KeyError:
             continue
-        if not pa.types.is_struct(envelope.type):
-            return True
+        if not pa.types.is_struct(envelope.type) or envelope.null_count:
+            return True  # a null envelope: the page is decoded, and the usual path tells
         kinds = {envelope.type.field(i).name: envelope.type.field(i).type for i in range(envelope.type.num_fields)}
         if "has_more" in kinds:
-            more = pc.struct_field(envelope, "has_more")
-            if more.type != pa.bool_() or pc.any(more).as_py():
+            more = envelope.field("has_more")
+            if more.type != pa.bool_() or more.true_count:
                 return True
         if "total_count" in kinds:
-            total = pc.struct_field(envelope, "total_count")
+            total = envelope.field("total_count")
             if total.type != pa.int64():
                 return True
             if "data" in kinds and not pa.types.is_list(kinds["data"]):
                 return True
-            shown = pc.list_value_length(pc.struct_field(envelope, "data")) if "data" in kinds else None
-            if pc.any(pc.greater(total, shown.fill_null(0) if shown is not None else 0)).as_py():
+            if "data" in kinds:
+                data = envelope.field("data")
+                if data.null_count:
+                    return True
+                offsets = data.offsets.to_pylist()
+                shown = [end - start for start, end in zip(offsets, offsets[1:], strict=False)]
+            else:
+                shown = [0] * len(total)
+            if any(t is not None and t > s for t, s in zip(total.to_pylist(), shown, strict=True)):
                 return True
     return False
 
@@ -194,7 +204,9 @@ class PageParser:
         data = table.column("data")
         if table.num_rows != 1 or data.null_count or data.num_chunks != 1:
             return None  # not a page of records (the usual path says how)
-        records = data.chunk(0).flatten()
+        chunk = data.chunk(0)  # one page, one list: its elements, without a compute call (see _lists_cut)
+        start, end = chunk.offsets.to_pylist()
+        records = chunk.values.slice(start, end - start)
         if records.null_count:
             return None  # a null element: the usual path skips it, with a warning
         envelope = {"total_count": table.column("total_count")[0].as_py(), "pages": table.column("pages")[0].as_py()}

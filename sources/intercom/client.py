@@ -40,6 +40,7 @@ from .errors import (
 )
 from .pagers import P, PageParse, Pager, PageRequest, RecordsAt
 from .rate_limit import RateLimiter
+from .transport import ConnectionPerThread
 
 logger = logging.getLogger(__name__)
 
@@ -274,10 +275,11 @@ class HttpClient:
             "Intercom-Version": intercom_version,
             "User-Agent": "intercom-elt/0.1 (dlt)",
         }
-        # Requests go straight to the transport (see `_send`) unless the environment names a
-        # proxy, which only httpx.Client knows how to route; both paths share one pool.
+        # Requests go straight to the transport (see `_send`), a connection per thread
+        # (transport.py), unless the environment names a proxy, which only httpx.Client knows how
+        # to route: then httpx.Client's own pool serves every thread.
         if transport is None and not getproxies():
-            transport = httpx.HTTPTransport(limits=limits)
+            transport = ConnectionPerThread()
         self._direct: httpx.BaseTransport | None = transport
         self._headers = httpx.Headers(headers)
         self._json_headers = httpx.Headers({**headers, "Content-Type": "application/json"})

@@ -23,12 +23,14 @@ from typing import Any
 
 import orjson
 import pendulum
+import pyarrow as pa
 import pytest
 
 from intercom_elt.sources.intercom import arrow_items, arrow_pages, json_lane, window_readers
 from intercom_elt.sources.intercom.arrow_pages import Page, records_of
 from intercom_elt.sources.intercom.first_load import FirstLoad, RepeatWatch
 from intercom_elt.sources.intercom.rejects import Rejects
+from intercom_elt.sources.intercom.relations import needs_completion
 from intercom_elt.sources.intercom.streams import RESOURCE_STATE, StreamContext, incremental_records
 from intercom_emulator.testing import EmulatorServer
 from tests.connector.conftest import Sync
@@ -173,3 +175,23 @@ def test_odd_ids_and_cursors_in_parsed_pages_take_the_usual_path(
         kinds = parsed_way.pop("kinds"), usual_way.pop("kinds")
         assert parsed_way == usual_way, name
         assert kinds[0] == (["ArrowPage"] if name == "plain" else ["list"]), (name, kinds)
+
+
+@pytest.mark.parametrize(("tags", "cut"), [
+    ({"data": [{"id": "1"}] * 10, "total_count": 10, "has_more": False}, False),
+    ({"data": [{"id": "1"}] * 10, "total_count": 12, "has_more": False}, True),  # more exist than shown
+    ({"data": [{"id": "1"}] * 10, "total_count": 10, "has_more": True}, True),
+    ({"data": [], "total_count": 0}, False),
+    ({"total_count": 3}, True),  # no list shown at all
+    ({"data": None, "total_count": 0, "has_more": False}, True),  # cannot tell from the columns: decoded
+    (None, True),
+])
+def test_a_cut_list_is_seen_in_the_parsed_columns(tags: dict[str, Any] | None, cut: bool) -> None:
+    """The readers' check of embedded lists (arrow_pages._lists_cut) agrees with the decoded path
+    (relations.needs_completion), or sends the page there; a whole list beside it changes nothing."""
+    whole = {"data": [{"id": "2"}], "total_count": 1, "has_more": False}
+    records = pa.array([{"id": "a", "tags": whole}, {"id": "b", "tags": tags}]).flatten()
+    records = pa.StructArray.from_arrays(records, names=["id", "tags"])
+    assert arrow_pages._lists_cut(records, ("tags",)) is cut
+    if tags is not None and tags.get("data") is not None:
+        assert needs_completion(tags) is cut

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -21,6 +23,7 @@ from intercom_elt.sources.intercom import (
 from intercom_elt.sources.intercom.errors import IntercomScrollError
 from intercom_elt.sources.intercom.rate_limit import RateLimiter
 from intercom_elt.sources.intercom.specs import check_scopes
+from intercom_elt.sources.intercom.transport import ConnectionPerThread
 from intercom_emulator.testing import EmulatorServer
 
 SECRET = "tok_RECOGNISABLE_s3cr3t_4242"
@@ -99,6 +102,41 @@ def test_proxy_from_the_environment_is_used(emu: EmulatorServer, monkeypatch: py
     with IntercomClient(emu.token, base_url="http://localhost:9", max_retries=0) as client:
         assert client.me()["type"] == "admin"
         assert client.search("contacts_search", {"field": "updated_at", "operator": ">", "value": "0"}).__next__()
+
+
+def test_each_thread_keeps_its_own_connection_until_it_ends(emu: EmulatorServer) -> None:
+    """transport.py: a thread's requests share one keep-alive connection, no two threads share
+    one, and a thread's connection is closed when the thread ends (a split search's readers come
+    and go with each stream), as every one still open is when the client closes."""
+    client = _client(emu)
+    transport = client._direct
+    assert isinstance(transport, ConnectionPerThread)
+    ports: dict[str, set[int]] = {}
+    open_together: list[int] = []
+    all_asked = threading.Barrier(4, action=lambda: open_together.append(transport.connections))
+
+    def ask() -> None:
+        name = threading.current_thread().name
+        for _ in range(3):
+            response = client._send("GET", "/teams", None, None)
+            assert response.status_code == 200
+            ports.setdefault(name, set()).add(response.extensions["network_stream"].get_extra_info("client_addr")[1])
+        all_asked.wait()
+
+    threads = [threading.Thread(target=ask, name=f"reader-{i}") for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert open_together == [4]  # the four threads' connections, open at once
+    assert sorted(len(p) for p in ports.values()) == [1, 1, 1, 1]  # one connection per thread, kept alive
+    assert len(set().union(*ports.values())) == 4  # and none shared
+    gc.collect()
+    assert transport.connections == 0  # the ended threads' connections were closed
+    client.me()  # this thread's own
+    assert transport.connections == 1
+    client.close()
+    assert transport.connections == 0
 
 
 def test_detail_pool_is_sized_from_what_one_process_can_send(emu: EmulatorServer) -> None:
