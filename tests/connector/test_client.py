@@ -8,10 +8,13 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import dlt
 import pytest
 
+from intercom_elt.pipelines.config import SourceSettings
+from intercom_elt.pipelines.preflight import check_workspace
 from intercom_elt.sources.intercom import (
     IntercomAuthError,
     IntercomClient,
@@ -20,9 +23,10 @@ from intercom_elt.sources.intercom import (
     intercom_source,
     settings,
 )
+from intercom_elt.sources.intercom.client import HttpClient
 from intercom_elt.sources.intercom.errors import IntercomScrollError
 from intercom_elt.sources.intercom.rate_limit import RateLimiter
-from intercom_elt.sources.intercom.specs import check_scopes
+from intercom_elt.sources.intercom.specs import SPECS, check_scopes
 from intercom_elt.sources.intercom.transport import ConnectionPerThread
 from intercom_emulator.testing import EmulatorServer
 
@@ -165,6 +169,37 @@ def test_permission_error_names_the_permission(emu: EmulatorServer) -> None:
     assert scopes["tags"] is None
     assert "Read and list users and companies" in (scopes["contacts"] or "")
     assert "Read conversations" in (scopes["conversation_parts"] or "")
+
+
+def test_preflight_sends_me_and_every_probe_together(emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's preflight (/me and one probe per endpoint, eleven calls for every stream) was a
+    second of latency one call after another; the calls are now in flight together. A spy counts
+    the requests open at once, around the real exchange with the emulator (200 ms each)."""
+    emu.configure(faults={"latency_ms": 200})
+    open_now, most = 0, 0
+    lock = threading.Lock()
+    send = HttpClient._send
+
+    def counted(self: HttpClient, *args: Any) -> Any:
+        nonlocal open_now, most
+        with lock:
+            open_now += 1
+            most = max(most, open_now)
+        try:
+            return send(self, *args)
+        finally:
+            with lock:
+                open_now -= 1
+
+    monkeypatch.setattr(HttpClient, "_send", counted)
+    settings = SourceSettings(access_token=emu.token, base_url=emu.base_url)
+    with _client(emu) as client:
+        report = check_workspace(settings, None, client)
+        requests = client.stats.total_requests
+    assert report.me["type"] == "admin" and all(report.allowed.values())
+    probes = len({spec.probe for spec in SPECS.values() if spec.companion_of is None})
+    assert requests == probes + 1
+    assert most == min(probes, 8) + 1, (most, probes)  # the probes' pool of 8 beside /me
 
 
 def test_invalid_token_and_wrong_region(emu: EmulatorServer) -> None:
