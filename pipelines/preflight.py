@@ -4,7 +4,6 @@ requested stream fails in seconds with the permission's name, before anything is
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,14 +83,9 @@ def check_workspace(
     with translate_errors(settings):
         own = client is None
         checking = make_client(settings) if client is None else client
-        try:  # /me and the probes together: a run's first second was these calls one by one
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="intercom-me") as pool:
-                asked = pool.submit(checking.me)
-                try:
-                    scopes = specs.check_scopes(checking, streams)
-                finally:
-                    me = asked.result()  # a token or host /me refuses: its error, as when asked alone
-            allowed, missing = _scope_result(scopes)
+        try:  # /me first: a revoked token or a wrong region costs one call; then the probes, together
+            me = checking.me()
+            allowed, missing = _scope_result(specs.check_scopes(checking, streams))
             stats = checking.stats.as_dict()
         finally:
             if own:
