@@ -3,7 +3,8 @@ and the one page loop (`paginate`, driven by the pagers of `pagers.py`).
 
 Intercom's endpoints (what to ask, where the records are) are catalogued above it, in `api.py`.
 It knows nothing of dlt. One instance serves every stream and is thread-safe, so the
-conversation-detail pool shares its connection pool, its rate limiter and its statistics.
+conversation-detail pool shares its rate limiter and its statistics; each thread keeps its own
+connection (transport.py).
 The access token lives only in the request headers (the httpx client's defaults and the header
 sets `_send` reuses): it is never logged, never put into an exception message and never shown by
 `repr`.

@@ -3,11 +3,10 @@
 Why not one httpx pool for all threads: httpcore's pool walks every connection it holds, under one
 lock, when a request starts and again when its response closes, and asks each idle connection's
 socket whether the server closed it (a `poll`, which releases the GIL). With the 27 readers of a
-split contacts search that is about 54 polls a request, each a GIL hand-off while the other threads
-parse pages: 60 context switches a page, 2.5 s of system CPU in a 200,000-contact sync
-(docs/benchmarks.md). A thread sends one request at a time and reads it to the end (`_send`), so
-its own pool of one connection is all it needs, and that pool's walk is one connection long.
-"""
+split contacts search that was about 54 polls a request, 79,000 in a 200,000-contact sync (12,500
+with this transport; docs/benchmarks.md). A thread sends one request at a time and reads it to the
+end (`_send`), so its own pool of one connection is all it needs, and that pool's walk is one
+connection long."""
 
 from __future__ import annotations
 
