@@ -487,9 +487,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {_redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted; the next run resumes from the last saved cursors", file=sys.stderr)
+        print(f"error: {failures.INTERRUPTED}", file=sys.stderr)
         return errors.EXIT_INTERRUPTED
     except Exception as exc:  # unexpected: one line, traceback with --debug
+        if failures.interrupted(exc):  # Ctrl-C inside a dlt step, wrapped by dlt
+            print(f"error: {failures.INTERRUPTED}", file=sys.stderr)
+            return errors.EXIT_INTERRUPTED
         mapped = failures.explain(exc)
         if args.debug:
             traceback.print_exc()

@@ -229,7 +229,9 @@ def _failure(context: AssetExecutionContext, exc: Exception, token: str) -> Fail
 
     context.log.debug(redact(traceback.format_exc()))
     mapped = exc if isinstance(exc, errors.UserError) else failures.explain(exc)
-    if mapped is None:
+    if failures.interrupted(exc):
+        line, code = failures.INTERRUPTED, errors.EXIT_INTERRUPTED
+    elif mapped is None:
         line, code = failures.describe_failure(exc), errors.EXIT_FAILURE
     else:
         line, code = str(mapped), mapped.exit_code

@@ -34,6 +34,16 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
                 todo.append(nxt)
 
 
+INTERRUPTED = "interrupted; the next run resumes from the last saved cursors"
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether Ctrl-C is behind `exc`. Why look down the chain: a KeyboardInterrupt raised inside a
+    dlt step arrives wrapped in PipelineStepFailed, and it must end the run the same way (exit 130,
+    the same line) wherever the signal happened to land."""
+    return any(isinstance(cur, KeyboardInterrupt) for cur in _chain(exc))
+
+
 def describe_failure(exc: BaseException) -> str:
     """One line for an unexpected failure: the failing dlt step, the stream and the real cause."""
     step = getattr(exc, "step", None)

@@ -70,13 +70,11 @@ class RunRecorder:
     def fail(self, exc: BaseException) -> None:
         """Record the exit code and the one line the CLI prints for `exc` (same mapping as cli.main).
 
-        Ctrl-C inside a dlt step arrives wrapped (dlt's PipelineStepFailed): the CLI then exits 1,
-        and the row keeps that exit code but says `interrupted`.
+        Ctrl-C is `interrupted` with exit 130 whether it arrived bare or wrapped by a dlt step.
         """
-        if isinstance(exc, KeyboardInterrupt):
-            self.exit_code, self.failure, self.interrupted = 130, "interrupted", True
+        if failures.interrupted(exc):
+            self.exit_code, self.failure, self.interrupted = errors.EXIT_INTERRUPTED, failures.INTERRUPTED, True
             return
-        self.interrupted = _caused_by_interrupt(exc)
         mapped = exc if isinstance(exc, errors.UserError) else failures.explain(exc)
         if mapped is not None:
             self.exit_code, self.failure = mapped.exit_code, str(mapped)
@@ -180,21 +178,6 @@ class RunRecorder:
                 logger.warning(
                     "the run was not recorded in %s: %s", RUNS_TABLE, self._redact(failures.describe_failure(exc))
                 )
-
-
-def _caused_by_interrupt(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        cur = todo.pop()
-        if cur is None or id(cur) in seen:
-            continue
-        if isinstance(cur, KeyboardInterrupt):
-            return True
-        seen.add(id(cur))
-        inner = getattr(cur, "exception", None)
-        todo += [cur.__cause__, cur.__context__, inner if isinstance(inner, BaseException) else None]
-    return False
 
 
 def _text(value: object) -> str | None:

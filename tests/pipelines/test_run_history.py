@@ -20,9 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dlt
 import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
 
+from intercom_elt.pipelines import failures
 from intercom_elt.pipelines.cli import main
+from intercom_elt.pipelines.config import Target
+from intercom_elt.pipelines.errors import EXIT_INTERRUPTED
+from intercom_elt.pipelines.run_history import RunRecorder
 from intercom_elt.pipelines.run_history_table import COLUMNS, readme_table
 from intercom_emulator.testing import EmulatorServer
 from tests.pipelines.browser import offline_browser, open_page
@@ -274,9 +280,45 @@ def _cli_stopped_mid_extract(tmp_path: Path, sig: signal.Signals) -> tuple[int, 
 
 def test_ctrl_c_in_the_extract_is_recorded_interrupted(tmp_path):
     code, wh = _cli_stopped_mid_extract(tmp_path, signal.SIGINT)
+    assert code == EXIT_INTERRUPTED
     rows = wh.query("select status, exit_code, failure from _intercom_runs order by started_at")
-    assert [r[:2] for r in rows] == [("succeeded", 0), ("interrupted", code)]
-    assert "KeyboardInterrupt" in rows[1][2]
+    assert rows == [
+        ("succeeded", 0, None),
+        ("interrupted", 130, "interrupted; the next run resumes from the last saved cursors"),
+    ]
+
+
+def _wrapped_by_a_dlt_step(exc: BaseException, tmp_path: Path) -> BaseException:
+    """What a real dlt pipeline raises when `exc` is raised inside its extract step."""
+
+    @dlt.resource
+    def stopped() -> Iterator[dict[str, int]]:
+        yield {"id": 1}
+        raise exc
+
+    pipeline = dlt.pipeline(
+        "wrapped",
+        pipelines_dir=str(tmp_path),
+        destination=dlt.destinations.duckdb(str(tmp_path / "w.duckdb")),
+    )
+    with pytest.raises(BaseException) as raised:
+        pipeline.run(stopped())
+    return raised.value
+
+
+def test_ctrl_c_is_one_outcome_wherever_it_lands(tmp_path):
+    """Ctrl-C outside a dlt step arrives bare, inside one wrapped in PipelineStepFailed (which of
+    the two a stopped run meets depends on the moment): both are exit 130 and the same row."""
+    wrapped = _wrapped_by_a_dlt_step(KeyboardInterrupt(), tmp_path)
+    assert isinstance(wrapped, PipelineStepFailed)
+    for exc in (KeyboardInterrupt(), wrapped):
+        rec = RunRecorder(target=Target(), command="run")
+        rec.fail(exc)
+        assert (rec.status, rec.exit_code, rec.failure) == ("interrupted", 130, failures.INTERRUPTED)
+    other = RunRecorder(target=Target(), command="run")
+    other.fail(_wrapped_by_a_dlt_step(RuntimeError("boom"), tmp_path))
+    assert (other.status, other.exit_code) == ("failed", 1)
+    assert other.failure == "the extract step failed in stream stopped: RuntimeError: boom"
 
 
 def test_a_run_killed_before_the_destination_leaves_no_row(tmp_path):
