@@ -65,6 +65,8 @@ def test_joined_pages_are_byte_for_byte_the_pages_of_records_built_on_each_read(
     cached = Workspace(profile="tiny", seed=1, anchor=1_760_000_000, cache_records=True)
     assert not built._cache["contacts"], "the limit did not make the tiny workspace a big one"
     assert len(cached._cache["contacts"]) == cached.count("contacts"), "contacts were not built at start"
+    cached.clock = built.clock  # one frozen clock: both changes are stamped the same second
+    built.clock.freeze()
     for ws in (built, cached):  # a changed and a deleted record, after the first reads
         serve_all(ws)
         ids = ws.ids("contacts")
