@@ -320,7 +320,7 @@ class ColumnarRecords:
         for row in rows:
             self.columnizer.leave_to_usual(row)
             self._saw(schema.to_epoch(row.get(self.cursor_field)))
-        if self.batch.records >= arrow_items.BATCH_RECORDS:
+        if self.batch.full:
             yield from self._flush(hints, cursor)
         if rows:
             self._advance(cursor)
