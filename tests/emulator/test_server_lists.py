@@ -211,10 +211,11 @@ def test_companies_scroll_rules(emulator: EmulatorServer, api: httpx.Client) -> 
 
 
 def test_companies_scroll_expires_after_idle_timeout(emulator: EmulatorServer, api: httpx.Client) -> None:
-    emulator.configure(scroll_idle_timeout=0.3, scroll_page_size=2)
+    # a second of idle time: a busy machine's stall between the first two calls must not expire it
+    emulator.configure(scroll_idle_timeout=1.0, scroll_page_size=2)
     param = json_body(api.get("/companies/scroll"))["scroll_param"]
     assert api.get("/companies/scroll", params={"scroll_param": param}).status_code == 200
-    time.sleep(0.5)
+    time.sleep(1.3)
     resp = api.get("/companies/scroll", params={"scroll_param": param})
     assert resp.status_code == 404
     assert error_code(resp) == "scroll_parameter_not_found"
