@@ -88,11 +88,17 @@ def tune_arrow_memory() -> None:
 # glibc's malloc raises its mmap threshold to the size of any large block freed (up to 32 MiB), and
 # its trim threshold to twice that. After the first few megabyte buffers (a page of records written
 # out for Arrow's JSON reader, the Arrow columns read from it, parquet row groups) every later one
-# comes from the heap, and the freed heap stays in the process. Fixed at glibc's own initial
-# 128 KiB: contacts-heavy --scale 20 (400,000 contacts, JSON lane on) peaked at 473 MB with the
-# dynamic thresholds and 387 MB with fixed ones (445 MB without the lane). MALLOC_MMAP_THRESHOLD_ or
-# MALLOC_TRIM_THRESHOLD_ in the environment, read by glibc at start, win.
-MALLOC_THRESHOLD_BYTES = 128 * 1024
+# comes from the heap, and the freed heap stays in the process. Fixed thresholds keep it bounded:
+# contacts-heavy --scale 20 (400,000 contacts) peaked at 473 MB with the dynamic ones and 387 MB
+# with both fixed at glibc's initial 128 KiB.
+# The mmap threshold is 1 MiB, not 128 KiB: each search page (about 280 KB) passed through several
+# buffers of that size (the socket's reads, the body, Arrow's), and each one mmapped fresh was
+# about 70 page faults. contacts-heavy --scale 10, no latency, alternating: 320,000 page faults
+# against 490,000, system CPU 1.55 against 1.9 s, the sync 10.9 against 11.5 CPU-s; peak RSS the
+# same (420 MB), and at --scale 50 the same too (430 MB), for 51.4 against 55.3 CPU-s.
+# MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ in the environment, read by glibc at start, win.
+MALLOC_MMAP_THRESHOLD_BYTES = 1024 * 1024
+MALLOC_TRIM_THRESHOLD_BYTES = 128 * 1024
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
 
 
@@ -104,8 +110,8 @@ def tune_malloc() -> None:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc (musl, macOS): their allocators do not do this
         return
-    mallopt(_M_TRIM_THRESHOLD, MALLOC_THRESHOLD_BYTES)
-    mallopt(_M_MMAP_THRESHOLD, MALLOC_THRESHOLD_BYTES)
+    mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD_BYTES)
+    mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD_BYTES)
 
 
 # CPython hands the GIL to a waiting thread only every `sys.getswitchinterval()` (5 ms by default). A
