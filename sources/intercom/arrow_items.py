@@ -140,10 +140,14 @@ class _RowIds:
     _PREFIX_BYTES = 12 - _COUNT_BYTES
 
     def __init__(self, per_prefix: int = 1 << 24) -> None:
-        self._lock = threading.Lock()
         self._per_prefix = min(per_prefix, 1 << 24)  # the count's 3 bytes hold no more
+        self.restart()
+
+    def restart(self) -> None:
+        """A new prefix on next use (also in a forked child: it must not count on from its parent's)."""
+        self._lock = threading.Lock()
         self._prefix = b""
-        self._next = self._per_prefix  # a prefix is drawn on first use
+        self._next = self._per_prefix
 
     def encoded(self, count: int) -> bytes:
         """`count` new ids, 16 base64 characters each, end to end."""
@@ -163,6 +167,8 @@ class _RowIds:
 
 
 _ROW_IDS = _RowIds()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ROW_IDS.restart)
 
 
 def _new_ids(count: int) -> list[str]:

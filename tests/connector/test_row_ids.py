@@ -4,7 +4,10 @@ characters of 12 bytes, but a shared random prefix and a count, which DuckDB com
 from __future__ import annotations
 
 import base64
+import os
 import threading
+
+import pytest
 
 from intercom_elt.sources.intercom.arrow_items import _new_id_array, _new_ids, _RowIds
 
@@ -50,3 +53,21 @@ def test_threads_drawing_at_once_get_distinct_ids():
         t.join()
     every = [i for mine in drawn for i in mine]
     assert len(every) == 40_000 and len(set(every)) == 40_000
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: POSIX only")
+def test_a_forked_child_does_not_count_on_from_its_parents_prefix():
+    _new_ids(1)  # the parent has drawn its prefix
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids, then out
+        os.write(write, "".join(_new_ids(4)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        text = pipe.read()
+    child = [text[i : i + 16] for i in range(0, len(text), 16)]
+    parent = _new_ids(4)
+    assert len(child) == 4
+    assert {base64.b64decode(i)[:9] for i in child}.isdisjoint({base64.b64decode(i)[:9] for i in parent})
