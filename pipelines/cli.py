@@ -486,11 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {_redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"error: {failures.INTERRUPTED}", file=sys.stderr)
-        return errors.EXIT_INTERRUPTED
-    except Exception as exc:  # unexpected: one line, traceback with --debug
-        if failures.interrupted(exc):  # Ctrl-C inside a dlt step, wrapped by dlt
+    except (KeyboardInterrupt, Exception) as exc:  # unexpected: one line, traceback with --debug
+        if failures.interrupted(exc):  # Ctrl-C, bare or wrapped by a dlt step
             print(f"error: {failures.INTERRUPTED}", file=sys.stderr)
             return errors.EXIT_INTERRUPTED
         mapped = failures.explain(exc)
