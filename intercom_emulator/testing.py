@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -61,6 +62,7 @@ class EmulatorServer:
         profile: str = "tiny",
         seed: int = 1,
         port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
         **knobs: Any,
     ) -> None:
         if workspace is None:
@@ -72,6 +74,7 @@ class EmulatorServer:
         self.state: EmulatorState = build_state(workspace, **knobs)
         self.token = next(iter(self.state.tokens)) if DEFAULT_TOKEN not in self.state.tokens else DEFAULT_TOKEN
         self._port = port
+        self._ssl_context = ssl_context  # serve https, as Intercom does (tests of the client's TLS)
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -81,8 +84,8 @@ class EmulatorServer:
 
     @property
     def base_url(self) -> str:
-        """http://127.0.0.1:<port>."""
-        return f"http://127.0.0.1:{self.port}"
+        """http://127.0.0.1:<port> (https:// when serving TLS)."""
+        return f"{'https' if self._ssl_context is not None else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def headers(self) -> dict[str, str]:
@@ -140,7 +143,7 @@ class EmulatorServer:
         try:
             self._runner = web.AppRunner(create_app(self.state), access_log=None, handle_signals=False)
             loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", self._port, backlog=1024)
+            site = web.TCPSite(self._runner, "127.0.0.1", self._port, backlog=1024, ssl_context=self._ssl_context)
             loop.run_until_complete(site.start())
             self.port = int(self._runner.addresses[0][1])
         except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
