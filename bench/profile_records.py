@@ -11,6 +11,7 @@ disturbs least; wall seconds are printed beside them.
     python bench/profile_records.py --scale 2 --destination postgres
     python bench/profile_records.py --scale 2 --profile             # + the breakdown by phase
     python bench/profile_records.py --scale 2 --threads             # + CPU by thread and by step
+    python bench/profile_records.py --scale 10 --threads --latency-ms 100 --quota 10000   # contacts-heavy's
 """
 
 from __future__ import annotations
@@ -170,10 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="run the sync under yappi and print phases")
     parser.add_argument("--threads", action="store_true", help="print the sync's CPU by thread and by step")
     parser.add_argument("--keep", help="keep the work directory here (DuckDB file, profile)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="the emulator's latency (0: none)")
+    parser.add_argument("--quota", type=int, default=UNLIMITED_PER_MINUTE,
+                        help="the emulator's calls a minute (default: no quota); 10000 is contacts-heavy's")
     args = parser.parse_args(argv)
     pg_url = os.environ.get("INTERCOM_TEST_POSTGRES", DEFAULT_PG)
     dataset = f"profile_records_{os.getpid()}"
-    with emulator(args.profile_name, args.seed, args.scale, 0, UNLIMITED_PER_MINUTE, workspace_quota=0) as emu:
+    workspace_quota = 0 if args.quota == UNLIMITED_PER_MINUTE else 25_000
+    with emulator(args.profile_name, args.seed, args.scale, args.latency_ms, args.quota, workspace_quota=workspace_quota) as emu:
         for run in range(args.runs):
             workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="profile-records-"))
             workdir.mkdir(parents=True, exist_ok=True)
