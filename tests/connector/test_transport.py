@@ -73,9 +73,11 @@ def test_dropped_and_slow_answers_are_retried_and_reported_by_their_httpx_name(e
 
 
 def test_an_unreachable_host_is_a_connect_error(emu: EmulatorServer) -> None:
-    with _client("http://127.0.0.1:9", emu.token, max_retries=0) as client:
-        with pytest.raises(IntercomTransientError, match=r"ConnectError persisted after 1 attempts"):
-            client.me()
+    with (
+        _client("http://127.0.0.1:9", emu.token, max_retries=0) as client,
+        pytest.raises(IntercomTransientError, match=r"ConnectError persisted after 1 attempts"),
+    ):
+        client.me()
 
 
 def _openssl_or_skip() -> str:
@@ -110,9 +112,11 @@ def test_https_pages_come_through_verified(certificate: tuple[Path, Path], monke
     served.load_cert_chain(cert, key)
     with EmulatorServer(profile="tiny", seed=1, ssl_context=served) as emu:
         assert emu.base_url.startswith("https://")
-        with _client(emu.base_url, emu.token, max_retries=0) as untrusting:
-            with pytest.raises(IntercomTransientError, match=r"ConnectError persisted.*CERTIFICATE_VERIFY_FAILED"):
-                untrusting.me()
+        with (
+            _client(emu.base_url, emu.token, max_retries=0) as untrusting,
+            pytest.raises(IntercomTransientError, match=r"ConnectError persisted.*CERTIFICATE_VERIFY_FAILED"),
+        ):
+            untrusting.me()
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
         with _client(emu.base_url, emu.token, max_retries=0) as client:
             response = client._send("GET", "/me", None, None)
