@@ -177,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pg_url = os.environ.get("INTERCOM_TEST_POSTGRES", DEFAULT_PG)
     dataset = f"profile_records_{os.getpid()}"
-    workspace_quota = 0 if args.quota == UNLIMITED_PER_MINUTE else 25_000
-    with emulator(args.profile_name, args.seed, args.scale, args.latency_ms, args.quota, workspace_quota=workspace_quota) as emu:
+    no_quota = {"workspace_quota": 0} if args.quota == UNLIMITED_PER_MINUTE else {}  # else the emulator's default
+    with emulator(args.profile_name, args.seed, args.scale, args.latency_ms, args.quota, **no_quota) as emu:
         for run in range(args.runs):
             workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="profile-records-"))
             workdir.mkdir(parents=True, exist_ok=True)

@@ -150,8 +150,6 @@ def _failure(
     otherwise: type[httpx.TransportError],
 ) -> httpx.TransportError:
     """The httpx exception a failure of the socket or of the exchange means (client.py retries them)."""
-    if isinstance(exc, httpx.TransportError):
-        return exc
     if isinstance(exc, TimeoutError):
         failure: httpx.TransportError = on_timeout(str(exc) or "timed out")
     elif isinstance(exc, http.client.IncompleteRead):
