@@ -2,8 +2,9 @@
 
 Why: the JSON lane (json_lane.py) took pages that orjson had already decoded into Python objects
 (13 us a contact, under the GIL), wrote them out again (2 us) and parsed them a second time. A page
-the lane's current plan can read is now parsed from the bytes as served, by the window reader that
-fetched it, where Arrow's reader releases the GIL.
+the lane's current plan can read is now parsed from the bytes as served, by the window readers,
+where Arrow's reader releases the GIL: pages that come at about the same moment by one call of it
+(read_together.py), since each call costs about a third of a page before it reads a byte.
 
 The stages between that reader and the lane (window bounds, a resumed backfill's progress, the
 screening and cursor filter, the first load's ids, completion of cut lists) read only the ids and
@@ -27,12 +28,20 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from .lane_schema import Plan
+from .read_together import ReadTogether
 from .schema import LARGEST_SECONDS
 
 logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 _MAX_REST = 64  # pages left to orjson after repeated refusals (a drifting workspace)
+# Pages read by one call of Arrow's reader (read_together.py): a reader waits up to 5 ms for this
+# many. One thread, 20 search pages of 150 contacts, the product's allocator: 1.83 ms a page read
+# alone, 1.71 two at a time, 1.50 four, 1.41 ten (joined pages over 1 MiB are mmapped: about 100
+# page faults a page from four on). contacts-heavy --scale 10 (100 ms, 10,000/min): about 3.5
+# pages a call, the same wall (docs/benchmarks.md).
+GATHER_SECONDS = 0.005
+GATHER_PAGES = 4
 
 # a search page's envelope, as Intercom sends it (docs/emulator-contract.md); any other key or
 # shape is refused, and orjson decodes the page
@@ -163,6 +172,32 @@ def _lists_cut(records: pa.StructArray, fields: Iterable[str]) -> bool:
     return False
 
 
+# a page read: its records and envelope; None: not a page of records (the usual path says how);
+# an Arrow error: the plan refused it
+_Read = tuple[pa.StructArray, dict[str, Any]] | pa.ArrowException | None
+
+
+def _pages_of(table: pa.Table) -> list[_Read]:
+    """Each row's records (one row a page) and envelope, without a compute call (see _lists_cut)."""
+    data = table.column("data")
+    if data.num_chunks != 1:
+        return [None] * table.num_rows
+    chunk = data.chunk(0)
+    offsets = chunk.offsets.to_pylist()
+    totals, pages = table.column("total_count").to_pylist(), table.column("pages").to_pylist()
+    reads: list[_Read] = []
+    for row in range(table.num_rows):
+        if chunk.null_count and not chunk[row].is_valid:
+            reads.append(None)
+            continue
+        records = chunk.values.slice(offsets[row], offsets[row + 1] - offsets[row])
+        if records.null_count:  # a null element: the usual path skips it, with a warning
+            reads.append(None)
+            continue
+        reads.append((records, {"total_count": totals[row], "pages": pages[row]}))
+    return reads
+
+
 Page = list[Record] | ArrowPage
 
 
@@ -186,30 +221,31 @@ class PageParser:
     _refused_by: Plan | None = None
     _rest: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    gather: float = GATHER_SECONDS  # how long, and for how many pages, a page waits for company
+    gather_pages: int = GATHER_PAGES
+    _together: ReadTogether[Plan, _Read] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._together = ReadTogether(self._read_pages, gather=self.gather, enough=self.gather_pages)
+
+    @property
+    def reads(self) -> int:
+        """Reads of the pages queued together (read_together.py); a read one page refused is made again
+        page by page, so that only that page is refused."""
+        return self._together.calls
 
     def __call__(self, content: bytes) -> ArrowPage | None:
         plan = self.plan
         if plan is None or self._resting(plan):
             return None
-        try:
-            table = pa_json.read_json(
-                pa.BufferReader(content),
-                read_options=pa_json.ReadOptions(use_threads=False, block_size=max(1 << 20, 2 * len(content))),
-                parse_options=pa_json.ParseOptions(explicit_schema=self._schema(plan), unexpected_field_behavior="error"),
-            )
-        except pa.ArrowException as exc:  # a key, type or shape the plan has not seen: orjson decodes it
-            logger.debug("a page left to orjson: %s", exc)
+        read = self._together.read(content, plan)
+        if isinstance(read, pa.ArrowException):  # a key, type or shape the plan has not seen: orjson decodes it
+            logger.debug("a page left to orjson: %s", read)
             self._refusal(plan)
             return None
-        data = table.column("data")
-        if table.num_rows != 1 or data.null_count or data.num_chunks != 1:
+        if read is None:
             return None  # not a page of records (the usual path says how)
-        chunk = data.chunk(0)  # one page, one list: its elements, without a compute call (see _lists_cut)
-        start, end = chunk.offsets.to_pylist()
-        records = chunk.values.slice(start, end - start)
-        if records.null_count:
-            return None  # a null element: the usual path skips it, with a warning
-        envelope = {"total_count": table.column("total_count")[0].as_py(), "pages": table.column("pages")[0].as_py()}
+        records, envelope = read
         try:  # what the later stages ask of the page, read here in the reader's thread
             page = ArrowPage(content, records, plan, envelope, _epochs(records, self.cursor_field), _ids(records))
             if self.lists is not None:
@@ -231,6 +267,38 @@ class PageParser:
                 ("type", pa.string()), ("data", records), ("total_count", pa.int64()), ("pages", _PAGES),
             ]))
         return known[1]
+
+    def _read_pages(self, contents: Sequence[bytes], plan: Plan) -> list[_Read]:
+        """Each page read by the plan: several joined as lines, read by one call of Arrow's reader
+        (read_together.py); alone when it holds a line break, or when the plan refuses one of the
+        joined pages (so only that one is refused)."""
+        lines = [i for i, content in enumerate(contents) if b"\n" not in content and b"\r" not in content]
+        joined = self._read_joined(contents, lines, plan) if len(lines) > 1 else {}
+        return [joined[i] if i in joined else self._read_alone(content, plan) for i, content in enumerate(contents)]
+
+    def _read_joined(self, contents: Sequence[bytes], rows: list[int], plan: Plan) -> dict[int, _Read]:
+        """The pages at `rows`, one a line, read by one call; none when the plan refuses one."""
+        try:
+            table = self._read_json(b"\n".join(contents[i] for i in rows), plan)
+        except pa.ArrowException:
+            return {}
+        if table.num_rows != len(rows):
+            return {}
+        return dict(zip(rows, _pages_of(table), strict=True))
+
+    def _read_alone(self, content: bytes, plan: Plan) -> _Read:
+        try:
+            table = self._read_json(content, plan)
+        except pa.ArrowException as exc:
+            return exc
+        return _pages_of(table)[0] if table.num_rows == 1 else None
+
+    def _read_json(self, content: bytes, plan: Plan) -> pa.Table:
+        return pa_json.read_json(
+            pa.BufferReader(content),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=max(1 << 20, 2 * len(content))),
+            parse_options=pa_json.ParseOptions(explicit_schema=self._schema(plan), unexpected_field_behavior="error"),
+        )
 
     def _resting(self, plan: Plan) -> bool:
         with self._lock:

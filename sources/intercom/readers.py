@@ -255,9 +255,10 @@ class ColumnarRecords:
         yield from self._flush(hints, cursor)
         parser = self.lane.parser if self.lane is not None else None
         logger.info("%s: %d records built as Arrow tables, %d shaped the usual way (%d of the first read by "
-                    "Arrow's JSON reader, of them %d in the %d pages the readers parsed; %d pages refused)",
-                    self.batch.layout.root, self.columnar, self.usual, self.lane.taken if self.lane is not None else 0,
-                    self.parsed, parser.parsed if parser else 0, parser.refused if parser else 0)
+                    "Arrow's JSON reader, of them %d in the %d pages the readers parsed; %d pages refused; "
+                    "read by %d calls)", self.batch.layout.root, self.columnar, self.usual,
+                    self.lane.taken if self.lane is not None else 0, self.parsed, parser.parsed if parser else 0,
+                    parser.refused if parser else 0, parser.reads if parser else 0)
 
     def _held(
         self, held: list[Record], parsed: list[ArrowPage], shape: Callable[[Record], Record], hints: FirstPageHints,

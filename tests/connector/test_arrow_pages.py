@@ -15,6 +15,7 @@ import contextvars
 import logging
 import re
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,3 +203,71 @@ def test_a_cut_list_is_seen_in_the_parsed_columns(tags: dict[str, Any] | None, c
     assert arrow_pages._lists_cut(records, ("tags",)) is cut
     if tags is not None and tags.get("data") is not None:
         assert needs_completion(tags) is cut
+
+
+def test_pages_read_together_are_the_pages_read_alone(
+    workspace: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pages the readers queue at once are parsed by one call of Arrow's reader (read_together.py),
+    each then a slice of the call's records: every stage makes of such a page what it makes of the
+    page decoded. A page the plan refuses is refused alone; one with line breaks is read alone."""
+    captured: list[tuple[arrow_pages.PageParser, bytes]] = []
+    parse = arrow_pages.PageParser.__call__
+
+    def capture(parser: arrow_pages.PageParser, content: bytes) -> arrow_pages.ArrowPage | None:
+        page = parse(parser, content)
+        if page is not None and len(page) == 150:
+            captured.append((parser, content))
+        return page
+
+    monkeypatch.setattr(arrow_pages.PageParser, "__call__", capture)
+    Sync(workspace, tmp_path / "lane", dataset="parsed").run(streams=STREAMS)
+    monkeypatch.setattr(arrow_pages.PageParser, "__call__", parse)
+    assert len(captured) >= 4, f"{len(captured)} pages parsed by the readers"
+    lane = captured[0][0]
+    contents = [content for _, content in captured[:4]]
+    pretty = orjson.dumps(orjson.loads(contents[1]), option=orjson.OPT_INDENT_2)
+    unknown = orjson.loads(contents[0])
+    unknown["data"][3]["a_key_never_seen"] = 1
+
+    # four pages and a pretty-printed one: the four read by one call, the pretty one alone
+    parser = arrow_pages.PageParser(lane.cursor_field, lane.lists, lane.plan, gather=5.0, gather_pages=5)
+    pages = _read_at_once(parser, [*contents, pretty])
+    assert (parser.reads, parser.refused) == (1, 0)
+    assert any(page is not None and page.records.offset > 0 for page in pages), "no page was a slice of a joint read"
+    for page, content in zip(pages, [*contents, pretty], strict=True):
+        assert page is not None
+        alone = parse(parser, content)
+        assert alone is not None and page.records.equals(alone.records) and page.envelope == alone.envelope
+        decoded = orjson.loads(content)["data"]
+        epochs = sorted(r["updated_at"] for r in decoded)
+        window = window_readers.Window(epochs[10], epochs[-10])
+        parsed_way, usual_way = _stage_outputs([page], window, epochs[20], {}), _stage_outputs([decoded], window, epochs[20], {})
+        assert (parsed_way.pop("kinds"), usual_way.pop("kinds")) == (["ArrowPage"], ["list"])  # stayed parsed
+        assert parsed_way == usual_way
+
+    # a page with a key the plan never saw, among two plain ones: only it is refused
+    parser = arrow_pages.PageParser(lane.cursor_field, lane.lists, lane.plan, gather=5.0, gather_pages=3)
+    pages = _read_at_once(parser, [contents[2], orjson.dumps(unknown), contents[3]])
+    assert (parser.reads, parser.refused) == (1, 1)
+    assert pages[1] is None  # decoded by orjson, as ever
+    for page, content in zip([pages[0], pages[2]], [contents[2], contents[3]], strict=True):
+        alone = parse(parser, content)
+        assert page is not None and alone is not None and page.records.equals(alone.records)
+
+
+def _read_at_once(parser: arrow_pages.PageParser, served: list[bytes]) -> list[arrow_pages.ArrowPage | None]:
+    """`parser` called with each page in a thread of its own, all at once (as the window readers do)."""
+    pages: list[arrow_pages.ArrowPage | None] = [None] * len(served)
+    start = threading.Barrier(len(served))
+
+    def read(i: int) -> None:
+        start.wait()
+        pages[i] = parser(served[i])
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(served))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return pages
