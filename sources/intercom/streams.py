@@ -112,27 +112,37 @@ class RecentWindow:
         self._entries: dict[str, int] = {str(k): int(v) for k, v in (entries or {}).items()}
         self._lookback = lookback_seconds
         self._newest: int | None = max(self._entries.values()) if self._entries else None
-        # pruned as it grows (amortized O(1) per record): a full sync of 1M contacts would
-        # otherwise hold every id and re-scan them all on every page
+        # pruned as it grows: a full sync of 1M contacts would otherwise hold every id
         self._prune_at = max(self._MIN_PRUNE_SIZE, 2 * len(self._entries))
 
     @classmethod
     def load(cls, state: Mapping[str, Any], lookback_seconds: int) -> RecentWindow:
         return cls(state.get(cls.STATE_KEY), lookback_seconds)
 
-    def unchanged(self, record_id: str, epoch: int | None) -> bool:
-        return epoch is not None and self._entries.get(record_id) == epoch
-
-    def record(self, record_id: str, epoch: int | None) -> None:
-        if epoch is None:
-            return
-        self._entries[record_id] = epoch
-        if self._newest is None or epoch > self._newest:
-            self._newest = epoch
-        if len(self._entries) >= self._prune_at:
-            # entries below the floor of the newest so far are below the final floor too
+    def changed(
+        self, keys: list[tuple[str, float | None]], start: float | None, end: float | None,
+    ) -> tuple[list[int], int]:
+        """The positions of the records (id, cursor in seconds) in [start, end) not loaded as they
+        are, each noted; and how many were. The map is pruned as it grows (amortized O(1) a record)."""
+        entries, newest = self._entries, self._newest
+        kept: list[int] = []
+        unchanged = 0
+        for i, (record_id, seconds) in enumerate(keys):
+            if seconds is None or (start is not None and seconds < start) or (end is not None and seconds >= end):
+                continue
+            epoch = int(seconds)
+            if entries.get(record_id) == epoch:
+                unchanged += 1
+                continue
+            kept.append(i)
+            entries[record_id] = epoch
+            if newest is None or epoch > newest:
+                newest = epoch
+        self._newest = newest
+        if len(entries) >= self._prune_at:
             self._entries = self.pruned()
             self._prune_at = max(self._MIN_PRUNE_SIZE, 2 * len(self._entries))
+        return kept, unchanged
 
     def pruned(self) -> dict[str, int]:
         """Entries still inside the lookback window of the newest entry (what the next run re-reads)."""
@@ -265,17 +275,12 @@ def incremental_records(
             else:
                 screened = rejects.screened(records_of(page), cursor_field=cursor_field)
                 keys = [(str(raw["id"]), schema.to_seconds(raw.get(cursor_field))) for raw in screened]
-            kept = []
-            for i, (record_id, seconds) in enumerate(keys):
-                if seconds is None or (start is not None and seconds < start) or (end is not None and seconds >= end):
-                    continue
-                epoch = int(seconds)
-                if not backfill and recent.unchanged(record_id, epoch):
-                    skipped += 1
-                    continue
-                kept.append(i)
-                if not backfill:
-                    recent.record(record_id, epoch)
+            if backfill:
+                kept = [i for i, (_, seconds) in enumerate(keys)
+                        if seconds is not None and (start is None or seconds >= start) and (end is None or seconds < end)]
+            else:
+                kept, unchanged = recent.changed(keys, start, end)
+                skipped += unchanged
             if kept or rejects.rows:
                 yield screened.take(kept) if isinstance(screened, ArrowPage) else [screened[i] for i in kept]
     finally:
