@@ -67,8 +67,10 @@ class ReadTogether(Generic[Key, Result]):
                 self._turn.wait()
             else:
                 return mine.result
-            taken = self._take()
+        taken: list[_Queued[Key, Result]] = []
         try:
+            with self._lock:
+                taken = self._take()
             for key, group in _by_key(taken):
                 results = self._read_many([queued.content for queued in group], key)
                 for queued, result in zip(group, results, strict=True):

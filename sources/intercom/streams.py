@@ -140,6 +140,7 @@ class RecentWindow:
                 newest = epoch
         self._newest = newest
         if len(entries) >= self._prune_at:
+            # entries below the floor of the newest so far are below the final floor too
             self._entries = self.pruned()
             self._prune_at = max(self._MIN_PRUNE_SIZE, 2 * len(self._entries))
         return kept, unchanged
