@@ -12,10 +12,10 @@ every table, type, row and reject equals a sync without the lane, on a first syn
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import re
 import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +37,7 @@ from intercom_emulator.testing import EmulatorServer
 from tests.connector.conftest import Sync
 from tests.connector.test_columnar import Warehouse, _assert_same
 from tests.connector.test_json_lane import ANCHOR
+from tests.connector.test_read_together import at_once
 
 STREAMS = ["contacts"]
 # served without a cursor, with the emulator's own key beside: such pages are refused by the readers.
@@ -258,16 +259,6 @@ def test_pages_read_together_are_the_pages_read_alone(
 
 def _read_at_once(parser: arrow_pages.PageParser, served: list[bytes]) -> list[arrow_pages.ArrowPage | None]:
     """`parser` called with each page in a thread of its own, all at once (as the window readers do)."""
-    pages: list[arrow_pages.ArrowPage | None] = [None] * len(served)
-    start = threading.Barrier(len(served))
-
-    def read(i: int) -> None:
-        start.wait()
-        pages[i] = parser(served[i])
-
-    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(served))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return pages
+    pages = at_once([functools.partial(parser, content) for content in served])
+    assert not any(isinstance(page, Exception) for page in pages), pages
+    return pages  # type: ignore[return-value]

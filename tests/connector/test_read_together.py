@@ -3,9 +3,10 @@ and a thread alone is not kept waiting (read_together.py)."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -28,24 +29,29 @@ class Reads:
         return [content.upper() for content in contents]
 
 
-def _in_threads(together: ReadTogether[str, bytes], items: list[tuple[bytes, str]]) -> list[object]:
-    """`together.read` of each item in its own thread, all started at once; each one's result or error."""
-    results: list[object] = [None] * len(items)
-    start = threading.Barrier(len(items))
+def at_once(calls: Sequence[Callable[[], object]]) -> list[object]:
+    """Each call in a thread of its own, all started at once (as the window readers call); each
+    one's result, or the error it raised."""
+    results: list[object] = [None] * len(calls)
+    start = threading.Barrier(len(calls))
 
     def run(i: int) -> None:
         start.wait()
         try:
-            results[i] = together.read(*items[i])
+            results[i] = calls[i]()
         except Exception as exc:  # noqa: BLE001 - the test looks at it
             results[i] = exc
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(items))]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=10)
+        thread.join(timeout=30)
     return results
+
+
+def _in_threads(together: ReadTogether[str, bytes], items: list[tuple[bytes, str]]) -> list[object]:
+    return at_once([functools.partial(together.read, content, key) for content, key in items])
 
 
 def test_pages_queued_together_are_read_by_one_call() -> None:
