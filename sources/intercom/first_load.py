@@ -74,7 +74,7 @@ class RepeatWatch:
                 listed = raws.ids if isinstance(raws, ArrowPage) else None  # screened: never None
                 if listed is None:
                     listed = [raw["id"] for raw in records_of(raws)]
-                ids.update(map(hash, map(str, listed)))
+                ids.update(hash(str(record_id)) for record_id in listed)
                 if len(ids) - before < len(raws):  # an id already seen, or twice in this page
                     self._ids = None
             yield raws
