@@ -139,9 +139,8 @@ def test_upper_bound_includes_end_day_and_no_now_bound() -> None:
 
 def test_recent_window_keeps_what_changed_and_prunes_outside_lookback() -> None:
     w = RecentWindow({"a": 1000, "b": 1850}, lookback_seconds=900)
-    # a as loaded, c new, d without a cursor, e before the start
-    assert w.changed([("a", 1000), ("c", 2000), ("d", None), ("e", 500)], 600, None) == ([1], 1)
-    assert w.changed([("a", 1001), ("b", 1850)], None, 1900) == ([0], 1)  # a changed since
+    assert w.changed([(0, "a", 1000), (1, "c", 2000)]) == ([1], 1)  # a as loaded, c new
+    assert w.changed([(0, "a", 1001), (3, "b", 1850)]) == ([0], 1)  # a changed since
     assert w.pruned() == {"b": 1850, "c": 2000}  # a (1001) is past the lookback of the newest
 
 
